@@ -1,0 +1,56 @@
+# translate: every target creates the virtual environment on first use.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+MODEL ?=
+DATA ?=
+EXPERIMENT ?=
+ARGS ?=
+CKPT ?=
+
+# Hydra overrides assembled from the friendly variables above.
+TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(ARGS)
+EMPTY :=
+COMMA := ,
+EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(ARGS)
+
+.PHONY: setup venv test lint data train eval compare bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '$(TORCH)'
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check translate scripts tests
+
+data: $(STAMP)
+	$(PY) -m translate.data.report $(ARGS)
+
+train: $(STAMP)
+	$(PY) -m translate.train $(TRAIN_OVERRIDES)
+
+eval: $(STAMP)
+	$(PY) -m translate.evaluate $(EVAL_OVERRIDES)
+
+compare: $(STAMP)
+	$(PY) scripts/compare.py $(ARGS)
+
+bench: $(STAMP)
+	$(PY) scripts/bench_attention.py
+	$(PY) scripts/bench_train.py
+	$(PY) scripts/bench_decode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

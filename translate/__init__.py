@@ -1,0 +1,3 @@
+"""translate: neural machine translation on one attention core."""
+
+__version__ = "0.1.0"
