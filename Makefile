@@ -12,9 +12,7 @@ ARGS ?=
 CKPT ?=
 
 # Hydra overrides assembled from the friendly variables above.
-TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(ARGS)
-EMPTY :=
-COMMA := ,
+TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(ARGS)
 
 .PHONY: setup venv test lint data train eval compare bench clean
