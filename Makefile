@@ -19,7 +19,6 @@ EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(ARGS)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q '$(TORCH)'
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
