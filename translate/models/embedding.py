@@ -1,0 +1,81 @@
+"""Token embeddings and position encodings for the Transformer (Vaswani et al. 2017, section 3.4-3.5).
+
+Legend: B batch, T sequence length, E model dim, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from translate.data.vocab import PAD_ID
+
+
+class ScaledEmbedding(nn.Embedding):
+    """Token embedding multiplied by sqrt(E), so it is not drowned by the unit-scale position encoding."""
+
+    def __init__(self, num_embeddings: int, embed_dim: int):
+        super().__init__(num_embeddings, embed_dim, padding_idx=PAD_ID)
+        nn.init.normal_(self.weight, mean=0.0, std=embed_dim**-0.5)
+        with torch.no_grad():
+            self.weight[PAD_ID].zero_()
+        self.scale = math.sqrt(embed_dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(ids) * self.scale  # (B,T) -> (B,T,E)
+
+
+def sinusoid_table(num_positions: int, embed_dim: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/E)), PE(pos, 2i+1) = cos(...): (num_positions, E)."""
+    pos = torch.arange(num_positions, dtype=torch.float32).unsqueeze(1)  # (P,1)
+    inv_freq = torch.exp(
+        torch.arange(0, embed_dim, 2, dtype=torch.float32) * (-math.log(10000.0) / embed_dim)
+    )
+    table = torch.zeros(num_positions, embed_dim)
+    table[:, 0::2] = torch.sin(pos * inv_freq)
+    table[:, 1::2] = torch.cos(pos * inv_freq[: embed_dim // 2])
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoids; the table grows on demand, so any length works (no parameters)."""
+
+    def __init__(self, embed_dim: int, max_positions: int = 1024):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.register_buffer("table", sinusoid_table(max_positions, embed_dim), persistent=False)
+
+    def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        """Encodings of positions offset .. offset+length-1: (length, E)."""
+        end = offset + length
+        if end > self.table.size(0):
+            self.table = sinusoid_table(max(end, 2 * self.table.size(0)), self.embed_dim).to(
+                self.table.device
+            )
+        return self.table[offset:end]
+
+
+class LearnedPositions(nn.Module):
+    """Learned position embeddings (the paper's variant in table 3, row E); limited to max_positions."""
+
+    def __init__(self, embed_dim: int, max_positions: int = 1024):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_positions, embed_dim) * embed_dim**-0.5)
+
+    def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        end = offset + length
+        if end > self.weight.size(0):
+            raise ValueError(
+                f"position {end - 1} beyond max_positions={self.weight.size(0)} (model.max_positions)"
+            )
+        return self.weight[offset:end]
+
+
+def build_positions(kind: str, embed_dim: int, max_positions: int) -> nn.Module:
+    if kind == "sinusoidal":
+        return SinusoidalPositions(embed_dim, max_positions)
+    if kind == "learned":
+        return LearnedPositions(embed_dim, max_positions)
+    raise ValueError(f"model.positions={kind!r}: expected 'sinusoidal' or 'learned'")

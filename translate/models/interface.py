@@ -1,0 +1,74 @@
+"""The one interface every translation model speaks, so training and search never ask which model they drive.
+
+Legend: B batch, S source length, T target length, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+from torch import nn
+
+State = dict[str, Any]
+
+
+def reorder(value: Any, index: torch.Tensor) -> Any:
+    """Select rows `index` (B',) on the batch dimension (dim 0) of every tensor or cache in a decoder state.
+
+    Tensors, objects with a `reorder(index)` method (the attention core's KVCache), and lists, tuples
+    and dicts of them are reordered; anything else (a step counter) is batch-independent and passes through.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.index_select(0, index)
+    if hasattr(value, "reorder"):
+        out = value.reorder(index)
+        return value if out is None else out
+    if isinstance(value, dict):
+        return {k: reorder(v, index) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(reorder(v, index) for v in value)
+    return value
+
+
+class Seq2Seq(nn.Module, abc.ABC):
+    """Encoder-decoder over token ids; padding is PAD_ID and every mask is derived from it."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+
+    @abc.abstractmethod
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: src (B,S), tgt_in (B,T) -> logits (B,T,V)."""
+
+    @abc.abstractmethod
+    def encode(self, src: torch.Tensor) -> State:
+        """src (B,S) -> decoder state holding everything step() needs (batch on dim 0 of every tensor)."""
+
+    @abc.abstractmethod
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One incremental decoding step: previous tokens (B,) -> logits (B,V) and the next state.
+
+        Caches inside `state` may be updated in place: always continue from the returned state.
+        """
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        """Keep/duplicate/permute rows: index (B',) into the current B rows (beam search, finished rows)."""
+        return reorder(state, index)
+
+    @abc.abstractmethod
+    def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Teacher-forced attention maps for plots, e.g. {"additive": (B,T,S)}; {} without attention."""
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Distinct parameters (tied weights counted once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def describe(self) -> str:
+        """One line for logs: class, size and vocabularies."""
+        n = self.num_parameters()
+        return (
+            f"{type(self).__name__}: {n:,} parameters ({n / 1e6:.2f}M), "
+            f"vocab src {self.src_vocab_size} / tgt {self.tgt_vocab_size}"
+        )
