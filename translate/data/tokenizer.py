@@ -1,0 +1,210 @@
+"""SentencePiece subwords: one joint model or one per language, trained on the training split only.
+
+The serialized model protos travel inside checkpoints (state_dict() holds bytes), so `translate` needs no
+separate tokenizer file. Trained models are cached under cache_dir by a hash of the training text and the
+settings: a rerun with the same corpus and config loads the model instead of retraining it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from translate.data.errors import DataError
+from translate.data.vocab import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, UNK_ID, UNK_PIECE
+
+log = logging.getLogger(__name__)
+
+SIDES = ("src", "tgt")
+STATE_VERSION = 1
+
+
+class Tokenizer:
+    """Wraps one joint (shared=True) or two per-language SentencePiece models with the fixed special ids."""
+
+    def __init__(self, src_model: bytes, tgt_model: bytes | None = None):
+        self.shared = tgt_model is None
+        self._protos = {"src": bytes(src_model), "tgt": bytes(src_model if tgt_model is None else tgt_model)}
+        self._procs = {"src": _processor(self._protos["src"])}
+        self._procs["tgt"] = self._procs["src"] if self.shared else _processor(self._protos["tgt"])
+        self.src_vocab_size = self._procs["src"].get_piece_size()
+        self.tgt_vocab_size = self._procs["tgt"].get_piece_size()
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the model protos: keys the on-disk cache of encoded datasets."""
+        h = hashlib.sha256(b"joint" if self.shared else b"split")
+        for side in SIDES:
+            h.update(self._protos[side])
+        return h.hexdigest()[:16]
+
+    def _proc(self, side: str) -> spm.SentencePieceProcessor:
+        if side not in SIDES:
+            raise ValueError(f"side must be 'src' or 'tgt', got {side!r}")
+        return self._procs[side]
+
+    def encode(self, text: str, side: str) -> list[int]:
+        """Subword ids of one sentence, without BOS/EOS (batching adds them)."""
+        return self._proc(side).encode(text, out_type=int)
+
+    def encode_batch(self, texts: Sequence[str], side: str) -> list[list[int]]:
+        return self._proc(side).encode(list(texts), out_type=int)
+
+    def encode_pieces(self, text: str, side: str) -> list[str]:
+        """Piece strings (e.g. '▁the'), for the labels of alignment plots."""
+        return self._proc(side).encode(text, out_type=str)
+
+    def decode(self, ids: Iterable[int], side: str) -> str:
+        """Text of ids up to the first EOS; PAD and BOS are dropped."""
+        kept = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i not in (PAD_ID, BOS_ID):
+                kept.append(i)
+        return self._proc(side).decode(kept)
+
+    def id_to_piece(self, i: int, side: str) -> str:
+        return self._proc(side).id_to_piece(int(i))
+
+    def state_dict(self) -> dict:
+        """Plain values only (str/int/bool/bytes): safe for torch.load(weights_only=True).
+
+        A joint tokenizer stores no "tgt_model" key (an empty bytes object would pickle as a call to
+        `bytes`, which weights_only refuses).
+        """
+        d = {"version": STATE_VERSION, "shared": self.shared, "src_model": self._protos["src"]}
+        if not self.shared:
+            d["tgt_model"] = self._protos["tgt"]
+        return d
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> Tokenizer:
+        if d.get("version") != STATE_VERSION:
+            raise DataError(f"tokenizer state: unsupported version {d.get('version')!r}")
+        return cls(d["src_model"], None if d["shared"] else d["tgt_model"])
+
+    def __repr__(self) -> str:
+        kind = "joint" if self.shared else "per-language"
+        return f"Tokenizer({kind}, src_vocab={self.src_vocab_size}, tgt_vocab={self.tgt_vocab_size})"
+
+
+def _processor(proto: bytes) -> spm.SentencePieceProcessor:
+    proc = spm.SentencePieceProcessor()
+    try:
+        proc.load_from_serialized_proto(proto)
+    except (RuntimeError, OSError) as e:
+        raise DataError(f"tokenizer: not a SentencePiece model ({e})") from None
+    fixed = (proc.pad_id(), proc.unk_id(), proc.bos_id(), proc.eos_id())
+    if fixed != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+        raise DataError(f"tokenizer: special ids (pad, unk, bos, eos) are {fixed}, expected (0, 1, 2, 3)")
+    return proc
+
+
+def _settings(tok_cfg) -> dict:
+    """The settings that change the trained model (hashed into the cache key)."""
+    model_type = str(tok_cfg.model_type)
+    if model_type not in ("unigram", "bpe"):
+        raise DataError(f"data.tokenizer.model_type: expected unigram or bpe, got {model_type!r}")
+    return {
+        "model_type": model_type,
+        "vocab_size": int(tok_cfg.vocab_size),
+        "joint": bool(tok_cfg.joint),
+        "character_coverage": float(tok_cfg.character_coverage),
+        "input_sentence_size": int(tok_cfg.input_sentence_size),
+        "seed": int(tok_cfg.seed),
+    }
+
+
+def corpus_key(src: Sequence[str], tgt: Sequence[str], settings: dict) -> str:
+    """Hash of the training text and the settings: the cache key of the trained models."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for side in (src, tgt):
+        h.update(b"\x00side\x00")
+        for line in side:
+            h.update(line.encode("utf-8"))
+            h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def _train_proto(sentences: Sequence[str], s: dict) -> bytes:
+    """Train one SentencePiece model quietly, in memory, with the fixed special ids."""
+    spm.set_random_generator_seed(s["seed"])
+    out = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=out,
+            model_type=s["model_type"],
+            vocab_size=s["vocab_size"],
+            hard_vocab_limit=False,  # a tiny corpus yields a smaller vocabulary instead of an error
+            character_coverage=s["character_coverage"],
+            input_sentence_size=s["input_sentence_size"],
+            shuffle_input_sentence=True,
+            num_threads=min(16, os.cpu_count() or 1),
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_piece=PAD_PIECE,
+            unk_piece=UNK_PIECE,
+            bos_piece=BOS_PIECE,
+            eos_piece=EOS_PIECE,
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise DataError(f"sentencepiece training failed: {e}") from None
+    return out.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def train_tokenizer(
+    src: Sequence[str], tgt: Sequence[str], tok_cfg, cache_dir: str | Path
+) -> tuple[Tokenizer, dict]:
+    """Train (or load from cache_dir/spm/) the tokenizer for these training sentences.
+
+    Returns the tokenizer and info: {"cached": bool, "key": str, "seconds": float}.
+    """
+    s = _settings(tok_cfg)
+    key = corpus_key(src, tgt, s)
+    base = Path(cache_dir) / "spm"
+    names = ["joint"] if s["joint"] else ["src", "tgt"]
+    paths = {n: base / f"{key}.{n}.model" for n in names}
+    t0 = time.perf_counter()
+    cached = all(p.exists() for p in paths.values())
+    if cached:
+        log.info("tokenizer: reusing %s", ", ".join(str(p) for p in paths.values()))
+        protos = {n: p.read_bytes() for n, p in paths.items()}
+    else:
+        kind = "joint" if s["joint"] else "per-language"
+        log.info("tokenizer: training %s %s (vocab %d) on %d pairs", kind, s["model_type"], s["vocab_size"],
+                 len(src))
+        if s["joint"]:
+            protos = {"joint": _train_proto(list(src) + list(tgt), s)}
+        else:
+            protos = {"src": _train_proto(src, s), "tgt": _train_proto(tgt, s)}
+        for n, p in paths.items():
+            _write_atomic(p, protos[n])
+    tok = Tokenizer(protos["joint"]) if s["joint"] else Tokenizer(protos["src"], protos["tgt"])
+    return tok, {"cached": cached, "key": key, "seconds": time.perf_counter() - t0}
