@@ -1,0 +1,7 @@
+"""Search over the Seq2Seq interface: greedy, beam and sampling, plus whole-dataset translation."""
+
+from translate.search.beam import Hypothesis, beam_search, length_penalty
+from translate.search.greedy import greedy_search
+from translate.search.sampling import filter_logits, sample
+
+__all__ = ["Hypothesis", "beam_search", "filter_logits", "greedy_search", "length_penalty", "sample"]

@@ -1,0 +1,69 @@
+"""One decoding step over the Seq2Seq interface, with or without the incremental (KV) cache.
+
+Search algorithms only ever call `Stepper.step` and `Stepper.reorder`, so the same greedy, beam and sampling
+code runs with the cache (`model.step`, one new token per call) or without it (`model.forward` over the whole
+prefix at every step, the way JoeyNMT decodes), which is what scripts/bench_decode.py compares.
+
+Legend: B batch (live rows), S source length, T target prefix length, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from translate.data.vocab import BOS_ID, PAD_ID
+
+
+def max_lengths(src: torch.Tensor, max_len_a: float, max_len_b: int, cap: int | None = None) -> torch.Tensor:
+    """Per-sentence limit on generated tokens (EOS excluded): a * source length (no PAD) + b."""
+    src_len = (src != PAD_ID).sum(1)  # (B,) includes the source EOS
+    limit = torch.floor(max_len_a * src_len.double() + max_len_b).long().clamp(min=1)
+    if cap is not None:
+        limit = limit.clamp(max=cap)
+    return limit  # (B,)
+
+
+def target_positions(model) -> int | None:
+    """How many target positions the model can embed (None = unbounded), minus one for BOS."""
+    n = getattr(model, "max_positions", None)
+    return None if n is None else int(n) - 1
+
+
+class Stepper:
+    """Feeds one token per live row and returns next-token logits; rows can be reordered or dropped."""
+
+    def __init__(self, model, src: torch.Tensor, *, use_cache: bool = True):
+        self.model = model
+        self.use_cache = use_cache
+        if use_cache:
+            self.state = model.encode(src)
+        else:
+            self.src = src  # (B, S)
+            self.prefix = src.new_empty(src.size(0), 0)  # (B, T)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B,) -> logits (B, V) for the next position."""
+        if self.use_cache:
+            logits, self.state = self.model.step(tokens, self.state)
+            return logits
+        self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)  # (B, T+1)
+        return self.model(self.src, self.prefix)[:, -1]  # (B, T+1, V) -> (B, V)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep rows `index` (B',) in that order: beam reorder/expansion, dropping finished rows."""
+        if self.use_cache:
+            self.state = self.model.reorder_state(self.state, index)
+        else:
+            self.src = self.src.index_select(0, index)
+            self.prefix = self.prefix.index_select(0, index)
+
+
+def bos(batch_size: int, device) -> torch.Tensor:
+    return torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device)
+
+
+def mask_specials(logits: torch.Tensor) -> torch.Tensor:
+    """Never generate PAD or BOS. logits (B, V), float, edited in place and returned."""
+    logits[:, PAD_ID] = float("-inf")
+    logits[:, BOS_ID] = float("-inf")
+    return logits
