@@ -1,0 +1,61 @@
+"""Additive attention (Bahdanau et al. 2014): score(s, h) = v^T tanh(W s + U h).
+
+Legend: B batch, T queries (decoder steps), S source positions, Dq query dim, Dk key dim, A hidden dim.
+U h does not depend on the decoder step, so precompute() runs it once per source sentence and each
+decoding step only projects its own query.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from translate.attention.backend import BACKENDS, additive_attention
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau attention over keys (B,S,Dk), which are also the values (the encoder annotations)."""
+
+    def __init__(self, query_dim: int, key_dim: int, attn_dim: int, backend: str = "auto") -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)  # W
+        self.key_proj = nn.Linear(key_dim, attn_dim)  # U (its bias is the score's only bias)
+        self.v = nn.Parameter(torch.empty(attn_dim))  # v
+        nn.init.uniform_(self.v, -1.0 / math.sqrt(attn_dim), 1.0 / math.sqrt(attn_dim))
+
+    def precompute(self, keys: Tensor) -> Tensor:
+        """keys (B,S,Dk) -> U h (B,S,A); pass it as precomputed= at every decoding step."""
+        return self.key_proj(keys)
+
+    def forward(
+        self,
+        query: Tensor,
+        keys: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        precomputed: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """query (B,Dq) or (B,T,Dq), keys (B,S,Dk) -> (context (B,[T,]Dk), weights (B,[T,]S) | None)."""
+        one_step = query.dim() == 2
+        if one_step:
+            query = query[:, None]  # (B,Dq) -> (B,1,Dq)
+        uk = self.precompute(keys) if precomputed is None else precomputed  # (B,S,A)
+        context, weights = additive_attention(
+            self.query_proj(query),  # (B,T,A)
+            uk,
+            self.v,
+            keys,
+            key_padding_mask=key_padding_mask,
+            backend=self.backend,
+            need_weights=need_weights,
+        )  # (B,T,Dk), (B,T,S) | None
+        if one_step:
+            context = context[:, 0]
+            weights = None if weights is None else weights[:, 0]
+        return context, weights

@@ -1,0 +1,90 @@
+"""Multi-head attention: the projections around the core; one module for self- and cross-attention.
+
+Legend: B batch, T queries, S keys, E model dim, H heads, D head dim (E = H * D).
+The attention itself is backend.scaled_dot_product; this module owns only the four projections and the
+head split/merge, and keeps no per-call state (decoding state lives in the KVCache the caller passes).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from translate.attention.backend import BACKENDS, scaled_dot_product
+from translate.attention.cache import KVCache
+from translate.attention.masks import check_window
+
+
+class MultiHeadAttention(nn.Module):
+    """Vaswani et al. (2017) multi-head attention with padding, causal and sliding-window masks.
+
+    window (optional): each query sees only keys within +-window of its position (local attention).
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        backend: str = "auto",
+        window: int | None = None,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
+        if backend not in BACKENDS:
+            raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+        check_window(window)
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.dropout, self.backend, self.window = dropout, backend, window
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def _split(self, x: Tensor) -> Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B,L,E) -> (B,H,L,D)
+
+    def forward(
+        self,
+        query: Tensor,
+        memory: Tensor | None = None,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """query (B,T,E), memory (B,S,E) or None (self-attention) -> (out (B,T,E), weights (B,H,T,S) | None).
+
+        key_padding_mask (B,S) masks the keys: memory's for cross-attention, query's own (B,T) for
+        self-attention. With a cache, self-attention appends this call's keys/values (and mask) and attends
+        over all of them; cross-attention projects memory on first use and afterwards reuses the cache
+        (and its mask, which follows reorder()), ignoring memory and key_padding_mask.
+        """
+        batch, queries, _ = query.shape
+        q = self._split(self.q_proj(query))  # (B,H,T,D)
+        if memory is None:
+            k, v = self._split(self.k_proj(query)), self._split(self.v_proj(query))  # (B,H,T,D)
+            if cache is not None:
+                k, v, key_padding_mask = cache.append(k, v, key_padding_mask)  # (B,H,S,D), S = cached + T
+        elif cache is not None and not cache.is_empty:
+            k, v, key_padding_mask = cache.k, cache.v, cache.key_padding_mask
+        else:
+            k, v = self._split(self.k_proj(memory)), self._split(self.v_proj(memory))  # (B,H,S,D)
+            if cache is not None:
+                cache.store(k, v, key_padding_mask)
+        out, weights = scaled_dot_product(
+            q,
+            k,
+            v,
+            key_padding_mask=key_padding_mask,
+            causal=causal,
+            window=self.window,
+            dropout_p=self.dropout if self.training else 0.0,
+            backend=self.backend,
+            need_weights=need_weights,
+        )  # (B,H,T,D), (B,H,T,S) | None
+        out = out.transpose(1, 2).reshape(batch, queries, self.embed_dim)  # (B,H,T,D) -> (B,T,E)
+        return self.out_proj(out), weights
