@@ -1,0 +1,101 @@
+"""Translate many sentences fast: batches by source tokens over length-sorted sentences, order restored.
+
+Sorting by length keeps padding low; within a batch, finished sentences leave early (greedy and beam both
+shrink the batch), so one long sentence does not hold the short ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import torch
+from tqdm import tqdm
+
+from translate.data.batching import TokenBatchSampler
+from translate.data.vocab import EOS_ID, PAD_ID
+from translate.search.beam import Hypothesis, beam_search
+from translate.search.greedy import greedy_search
+
+log = logging.getLogger(__name__)
+
+
+def source_limit(model) -> int | None:
+    """Longest source (ids, EOS excluded) the model can encode; None when unbounded (RNNs)."""
+    n = getattr(model, "max_positions", None)
+    return None if n is None else int(n) - 1
+
+
+def pad_sources(rows: Sequence[Sequence[int]], device=None) -> torch.Tensor:
+    """Source id lists (no EOS) -> (B, S) ids + EOS, right-padded with PAD_ID."""
+    width = max(len(r) for r in rows) + 1
+    src = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    for i, r in enumerate(rows):
+        src[i, : len(r) + 1] = torch.tensor(list(r) + [EOS_ID], dtype=torch.long)
+    return src.to(device) if device is not None else src
+
+
+@torch.no_grad()
+def translate_ids(
+    model,
+    src_ids: Sequence[Sequence[int]],
+    *,
+    max_tokens: int = 4000,
+    beam_size: int = 1,
+    nbest: int = 1,
+    alpha: float = 0.6,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    use_cache: bool = True,
+    progress: bool = False,
+    desc: str = "translate",
+) -> list[list[Hypothesis]]:
+    """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses.
+
+    beam_size == 1 runs greedy search (its Hypothesis.score is NaN: greedy does not rank). Sources longer
+    than the model's positions are cut (logged once with the count). A batch holds at most max_tokens
+    padded source tokens.
+    """
+    device = next(model.parameters()).device
+    limit = source_limit(model)
+    if limit is not None:
+        too_long = sum(len(r) > limit for r in src_ids)
+        if too_long:
+            log.warning("%d source sentence(s) longer than %d tokens were truncated", too_long, limit)
+            src_ids = [r[:limit] for r in src_ids]
+    out: list[list[Hypothesis] | None] = [None] * len(src_ids)
+    if not src_ids:
+        return []
+    sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], max_tokens, shuffle=False, seed=0)
+    batches = sampler.all_batches(0)[::-1]  # longest first: the slowest batches show up early in the bar
+    with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
+        for idx in batches:
+            src = pad_sources([src_ids[i] for i in idx], device)  # (B, S)
+            if beam_size == 1 and nbest == 1:
+                found = greedy_search(
+                    model, src, max_len_a=max_len_a, max_len_b=max_len_b, use_cache=use_cache
+                )
+                hyps = [[Hypothesis(toks, math.nan)] for toks in found]
+            else:
+                hyps = beam_search(
+                    model, src, beam_size=beam_size, alpha=alpha, max_len_a=max_len_a, max_len_b=max_len_b,
+                    nbest=nbest, use_cache=use_cache,
+                )  # fmt: skip
+            for i, h in zip(idx, hyps):
+                out[i] = h
+            bar.update(len(idx))
+    return out  # type: ignore[return-value]
+
+
+def translate_dataset(
+    model, tokenizer, dataset, *, max_tokens: int = 4000, beam_size: int = 1, **kwargs
+) -> list[str]:
+    """Detokenized best translations of dataset["src_ids"] (a datasets.Dataset or a dict), in dataset order.
+
+    Extra keyword arguments go to translate_ids (alpha, max_len_a, max_len_b, use_cache, progress, desc).
+    """
+    hyps = translate_ids(
+        model, list(dataset["src_ids"]), max_tokens=max_tokens, beam_size=beam_size, **kwargs
+    )
+    return [tokenizer.decode(h[0].tokens, "tgt") for h in hyps]
