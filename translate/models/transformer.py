@@ -1,0 +1,127 @@
+"""The Transformer encoder-decoder (Vaswani et al. 2017), on the attention core.
+
+Teacher forcing runs the decoder's self-attention with the causal fast path over the whole target; step()
+decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
+are projected once in encode(). Embeddings are scaled by sqrt(E); with tie_embeddings the output projection
+shares the target embedding, and the source embedding too when the vocabulary is joint (section 3.4).
+
+Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from translate.attention import KVCache
+from translate.data.vocab import PAD_ID
+from translate.models.embedding import ScaledEmbedding, build_positions
+from translate.models.interface import Seq2Seq, State
+from translate.models.transformer_layers import DecoderLayer, EncoderLayer
+
+
+class Transformer(Seq2Seq):
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        shared_vocab: bool = False,
+        d_model: int = 256,
+        ffn_dim: int = 1024,
+        num_heads: int = 4,
+        encoder_layers: int = 3,
+        decoder_layers: int = 3,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = False,
+        positions: str = "sinusoidal",
+        max_positions: int = 1024,
+        tie_embeddings: bool = True,
+        attention_backend: str = "auto",
+    ):
+        """norm_first: pre-norm (plus a final LayerNorm) instead of the paper's post-norm.
+
+        positions: "sinusoidal" (any length) or "learned" (up to max_positions).
+        """
+        super().__init__()
+        self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
+        self.num_heads = num_heads
+        self.src_embedding = ScaledEmbedding(src_vocab_size, d_model)
+        share_src = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
+        self.tgt_embedding = self.src_embedding if share_src else ScaledEmbedding(tgt_vocab_size, d_model)
+        self.src_positions = build_positions(positions, d_model, max_positions)
+        self.tgt_positions = build_positions(positions, d_model, max_positions)
+        self.dropout = nn.Dropout(dropout)
+        layer_args = (d_model, num_heads, ffn_dim, dropout, attention_dropout, activation, norm_first)
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(*layer_args, backend=attention_backend) for _ in range(encoder_layers)
+        )
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(*layer_args, backend=attention_backend) for _ in range(decoder_layers)
+        )
+        self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.output = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        if tie_embeddings:
+            self.output.weight = self.tgt_embedding.weight
+        else:
+            nn.init.normal_(self.output.weight, mean=0.0, std=d_model**-0.5)
+
+    def _encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B,S) -> memory (B,S,E), pad mask (B,S)."""
+        pad_mask = src.eq(PAD_ID)
+        x = self.dropout(self.src_embedding(src) + self.src_positions(src.size(1)))  # (B,S,E)
+        for layer in self.encoder_layers:
+            x = layer(x, pad_mask)
+        return self.encoder_norm(x), pad_mask
+
+    def _decode(
+        self, tgt_in: torch.Tensor, memory: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """Teacher forcing: tgt_in (B,T) -> logits (B,T,V), cross-attention weights per layer."""
+        x = self.dropout(self.tgt_embedding(tgt_in) + self.tgt_positions(tgt_in.size(1)))  # (B,T,E)
+        weights = []
+        for layer in self.decoder_layers:
+            x, w = layer(x, memory, pad_mask, need_weights=need_weights)
+            weights.append(w)
+        return self.output(self.decoder_norm(x)), weights
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        memory, pad_mask = self._encode(src)
+        return self._decode(tgt_in, memory, pad_mask)[0]
+
+    def encode(self, src: torch.Tensor) -> State:
+        memory, pad_mask = self._encode(src)
+        batch, length, _ = memory.shape
+        cross_caches = []
+        for layer in self.decoder_layers:  # project the source keys/values once for the whole decoding
+            attn = layer.cross_attn
+            k = attn.k_proj(memory).view(batch, length, attn.num_heads, attn.head_dim).transpose(1, 2)
+            v = attn.v_proj(memory).view(batch, length, attn.num_heads, attn.head_dim).transpose(1, 2)
+            cache = KVCache()
+            cache.store(k, v, pad_mask)  # (B,H,S,D) each
+            cross_caches.append(cache)
+        return {
+            "memory": memory,  # (B,S,E): tells each layer's cross-attention to read its (filled) cache
+            "src_pad_mask": pad_mask,
+            "self_caches": [KVCache() for _ in self.decoder_layers],
+            "cross_caches": cross_caches,
+            "position": 0,  # the next target position, the same for every row
+        }
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        pos = state["position"]
+        x = self.dropout(self.tgt_embedding(tokens[:, None]) + self.tgt_positions(1, offset=pos))  # (B,1,E)
+        for layer, self_cache, cross_cache in zip(
+            self.decoder_layers, state["self_caches"], state["cross_caches"]
+        ):
+            x, _ = layer(x, state["memory"], state["src_pad_mask"], self_cache, cross_cache)
+        logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
+        return logits, {**state, "position": pos + 1}
+
+    def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cross-attention of every decoder layer: {"layer0": (B,H,T,S), ...}."""
+        memory, pad_mask = self._encode(src)
+        weights = self._decode(tgt_in, memory, pad_mask, need_weights=True)[1]
+        return {f"layer{i}": w for i, w in enumerate(weights)}
