@@ -180,14 +180,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def train_tokenizer(
-    src: Sequence[str], tgt: Sequence[str], tok_cfg, cache_dir: str | Path
+    src: Sequence[str], tgt: Sequence[str], tok_cfg, cache_dir: str | Path, corpus: str | None = None
 ) -> tuple[Tokenizer, dict]:
     """Train (or load from cache_dir/spm/) the tokenizer for these training sentences.
 
-    Returns the tokenizer and info: {"cached": bool, "key": str, "seconds": float}.
+    `corpus` is a content hash of the full training split when src/tgt are a sample of it (the cache key
+    then hashes it instead of the sample). Returns the tokenizer and {"cached", "key", "seconds"}.
     """
     s = _settings(tok_cfg)
-    key = corpus_key(src, tgt, s)
+    if corpus is None:
+        key = corpus_key(src, tgt, s)
+    else:
+        key = hashlib.sha256(f"{corpus}-{json.dumps(s, sort_keys=True)}".encode()).hexdigest()[:16]
     base = Path(cache_dir) / "spm"
     names = ["joint"] if s["joint"] else ["src", "tgt"]
     paths = {n: base / f"{key}.{n}.model" for n in names}
