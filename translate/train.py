@@ -1,0 +1,39 @@
+"""`make train` = `python -m translate.train [overrides]`: the Hydra app.
+
+It composes conf/train.yaml, calls the loop (translate/training/loop.py) and turns the project's user-facing
+errors into one line on stderr and exit code 2."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from translate.data.errors import DataError
+from translate.models.checkpoint import CheckpointError
+from translate.training.errors import TrainingError
+from translate.training.loop import train
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    logging.getLogger("translate").setLevel(logging.INFO)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = train(cfg, run_dir)
+    except (DataError, CheckpointError, TrainingError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(result.summary, flush=True)
+    if result.signum:
+        sys.exit(128 + result.signum)  # interrupted (checkpoint saved): the conventional shell status
+
+
+if __name__ == "__main__":
+    main()

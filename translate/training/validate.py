@@ -1,0 +1,66 @@
+"""Validation: dev loss (teacher forcing) and dev BLEU (greedy search with the KV cache, sacrebleu).
+
+Kept cheap because it runs inside the training budget: decoding is batched by tokens and sorted by length
+(translate.search.translate_dataset), and `val_subset` > 0 scores an evenly spread subset of the dev split
+instead of all of it. The RNG states are restored afterwards, so validating never changes the training run.
+"""
+
+import math
+import time
+
+import torch
+
+from translate.data.batching import make_batches
+from translate.metrics.bleu import corpus_scores
+from translate.search import translate_dataset
+from translate.training.loss import label_smoothed_loss
+from translate.training.state import rng_state, set_rng_state
+
+
+def dev_subset(dataset, size: int):
+    """`size` examples spread evenly over the split (every book, not the first chapters); 0 = all."""
+    n = len(dataset)
+    if size <= 0 or size >= n:
+        return dataset
+    return dataset.select([i * n // size for i in range(size)])
+
+
+@torch.no_grad()
+def validate(
+    model, tokenizer, dataset, *, max_tokens: int, autocast, max_len_a: float, max_len_b: int
+) -> dict:
+    """-> {loss, ppl, bleu, chrf, bleu_signature, seconds} on `dataset` (model left in eval mode)."""
+    start = time.monotonic()
+    saved_rng = rng_state()
+    model.eval()
+    device = next(model.parameters()).device
+    nll_sum, n_tokens = 0.0, 0
+    for batch in make_batches(dataset, max_tokens, shuffle=False, seed=0):
+        batch = batch.to(device)
+        with autocast():
+            logits = model(batch.src, batch.tgt_in)  # (B, T, V)
+        _, nll, n = label_smoothed_loss(logits, batch.tgt_out)
+        nll_sum += float(nll)
+        n_tokens += n
+    loss = nll_sum / max(n_tokens, 1)
+    with autocast():
+        hyps = translate_dataset(
+            model,
+            tokenizer,
+            dataset,
+            max_tokens=max_tokens,
+            beam_size=1,
+            max_len_a=max_len_a,
+            max_len_b=max_len_b,
+        )
+    scores = corpus_scores(hyps, list(dataset["tgt"]))
+    set_rng_state(saved_rng)
+    return {
+        "loss": loss,
+        "ppl": math.exp(min(loss, 50.0)),
+        "bleu": scores["bleu"],
+        "chrf": scores["chrf"],
+        "bleu_signature": scores["bleu_signature"],
+        "seconds": time.monotonic() - start,
+        "examples": [(s, h, r) for s, h, r in zip(dataset["src"][:2], hyps[:2], dataset["tgt"][:2])],
+    }
