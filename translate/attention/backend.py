@@ -99,10 +99,10 @@ def resolve_backend(
 
 def _triton_problem(device, form, dropout_p, right_padded, head_dim, value_dim, dtype) -> str | None:
     """The first thing the fused kernels cannot do for this call, or None."""
-    if not triton_importable():
-        return "triton is not importable"
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         return f"{device.type} tensors need CUDA or TRITON_INTERPRET=1"
+    if not triton_importable():
+        return "triton is not importable"
     if dtype is not None and dtype not in TRITON_DTYPES:
         return f"dtype {dtype} (supports float32, float16, bfloat16)"
     if not right_padded:
