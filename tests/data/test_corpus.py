@@ -73,7 +73,7 @@ def test_non_utf8_file_names_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"latin1.txt:2: not valid UTF-8 \(byte 0xf1 at column 2\)"):
         read_lines(p)
     gz = tmp_path / "x.tsv.gz"
-    gz.write_bytes(gzip.compress(b"ref\tes\ten\nGen.1.1\tEN el principio\tIn the beginning\nGen.1.2\t\xff\tx\n"))
+    gz.write_bytes(gzip.compress(b"ref\tes\ten\nGen.1.1\tEN el principio\tIn the start\nGen.1.2\t\xff\tx"))
     with pytest.raises(DataError, match=r"x.tsv.gz:3: not valid UTF-8"):
         read_tsv(gz, header=True, columns=("es", "en"))
     with pytest.raises(DataError, match="no such file"):
@@ -90,9 +90,10 @@ def test_relative_paths_resolve_from_any_working_directory(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert resolve_path("tests/fixtures/bible_tiny") == PROJECT_ROOT / "tests/fixtures/bible_tiny"
     (tmp_path / "mine.tsv").write_text("a\tb\n")
-    assert resolve_path("mine.tsv") == tmp_path / "mine.tsv"  # the working directory wins when it has the file
+    assert resolve_path("mine.tsv") == tmp_path / "mine.tsv"  # the working directory wins if it has the file
     splits = load_splits(data_cfg("bible_es_en", path="tests/fixtures/bible_tiny"), ("dev",), tmp_path)
-    assert set(splits) == {"dev"} and splits["dev"].column_names == ["src", "tgt"] and len(splits["dev"]) == 50
+    assert set(splits) == {"dev"} and splits["dev"].column_names == ["src", "tgt"]
+    assert len(splits["dev"]) == 50
 
 
 def test_local_text_files_with_carved_dev_test(tmp_path):
@@ -106,7 +107,7 @@ def test_local_text_files_with_carved_dev_test(tmp_path):
     rows = [r for k in ("train", "dev", "test") for r in a[k]["src"]]
     assert sorted(rows) == sorted(f"satz {i}" for i in range(n))  # disjoint and covering
     assert all(a[k]["src"][:] == b[k]["src"][:] for k in a)  # deterministic
-    assert all(r.split()[1] == t.split()[1] for r, t in zip(a["dev"]["src"], a["dev"]["tgt"]))  # still aligned
+    assert all(r.split()[1] == t.split()[1] for r, t in zip(a["dev"]["src"], a["dev"]["tgt"]))  # aligned
 
 
 def test_local_tsv_with_given_dev_and_header(tmp_path):
@@ -131,7 +132,7 @@ def test_wmt14_hub_format_from_a_local_fixture(tmp_path, monkeypatch):
     cfg = data_cfg("wmt14_en_fr", path="tests/fixtures/wmt14")
     out = load_splits(cfg, ("train", "dev", "test"), tmp_path)
     assert {k: len(v) for k, v in out.items()} == {"train": 12, "dev": 2, "test": 3}
-    assert out["dev"][0] == {"src": "The house is small.", "tgt": "La maison est petite."}  # English -> French
+    assert out["dev"][0] == {"src": "The house is small.", "tgt": "La maison est petite."}  # en -> fr
     assert content_key(out["test"]) == content_key(load_splits(cfg, ("test",), tmp_path)["test"])
 
 
