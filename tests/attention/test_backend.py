@@ -173,3 +173,32 @@ def test_additive_dispatch_matches_math_on_non_fused_backends():
         torch.testing.assert_close(context, ref)
         assert weights is None
     assert ref_w.shape == (2, 3, 5) and (ref_w[1, :, 2:] == 0).all()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_triton_backend_routes_additive_to_kernel_and_matches_math(monkeypatch):
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from translate.attention import triton_additive
+
+    calls = []
+    kernel = triton_additive.additive_attention
+
+    def spy(wq, uk, v_weight, values, key_lengths):
+        calls.append(None if key_lengths is None else key_lengths.tolist())
+        return kernel(wq, uk, v_weight, values, key_lengths)
+
+    monkeypatch.setattr(triton_additive, "additive_attention", spy)
+    args = [torch.randn(*shape, requires_grad=True) for shape in ((2, 3, 8), (2, 5, 8), (8,), (2, 5, 6))]
+    mask = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    results = []
+    for backend in ("triton", "math"):
+        context, _ = additive_attention(*args, key_padding_mask=mask, backend=backend)
+        results.append((context, torch.autograd.grad(context.square().sum(), args)))
+    assert calls == [[5, 2]]
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-4, rtol=1e-3)
+    for grad, ref in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(grad, ref, atol=1e-4, rtol=1e-3)
+    # need_weights: only math has them, the kernel is not called.
+    _, weights = additive_attention(*args, key_padding_mask=mask, backend="triton", need_weights=True)
+    assert weights.shape == (2, 3, 5) and len(calls) == 1

@@ -27,7 +27,8 @@ from translate.attention.masks import (
 )
 
 BACKENDS = ("math", "sdpa", "triton", "auto")
-TRITON_HEAD_DIMS = (16, 128)  # the fused kernel's supported head-dim range, inclusive
+TRITON_HEAD_DIMS = (16, 128)  # the fused dot-product kernel's head-dim range, inclusive
+TRITON_ADDITIVE_MAX_VALUE_DIM = 1024  # the fused additive kernel keeps a (T, Dk) context tile
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ def _triton_problem(device, form, dropout_p, right_padded, head_dim, value_dim, 
             return f"head dim {head_dim} outside {low}..{high}"
         if value_dim is not None and value_dim != head_dim:
             return "value dim differs from head dim"
+    elif value_dim is not None and value_dim > TRITON_ADDITIVE_MAX_VALUE_DIM:
+        return f"value dim {value_dim} above {TRITON_ADDITIVE_MAX_VALUE_DIM}"
     return None
 
 
@@ -192,15 +195,13 @@ def additive_attention(
     batch, _, _ = wq.shape
     keys = uk.shape[1]
     check_key_padding_mask(key_padding_mask, batch, keys)
-    facts = dict(form="additive", need_weights=need_weights, dtype=wq.dtype)
+    facts = dict(form="additive", need_weights=need_weights, dtype=wq.dtype, value_dim=values.shape[-1])
     resolved = resolve_backend(backend, wq.device, **facts)
-    if resolved == "triton":
-        if key_padding_mask is None:
-            lengths = torch.full((batch,), keys, dtype=torch.int32, device=wq.device)
-        else:
-            lengths = lengths_from_padding_mask(key_padding_mask)
-            if lengths is None:
-                resolved = resolve_backend(backend, wq.device, right_padded=False, **facts)
+    lengths = None
+    if resolved == "triton" and key_padding_mask is not None:
+        lengths = lengths_from_padding_mask(key_padding_mask)
+        if lengths is None:
+            resolved = resolve_backend(backend, wq.device, right_padded=False, **facts)
     if resolved == "triton":
         from translate.attention.triton_additive import additive_attention as fused_additive
 
