@@ -1,0 +1,169 @@
+"""Evaluation end to end on tiny untrained checkpoints: results.json, table, curves, alignments, Hydra app."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from translate.data.pipeline import prepare_data
+from translate.evaluation.alignment import alignment_maps
+from translate.evaluation.checkpoints import newest_best_checkpoint
+from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
+from translate.metrics.bleu import corpus_scores
+from translate.models.build import build_model
+from translate.models.checkpoint import CheckpointError, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "transformer": dict(d_model=16, ffn_dim=32, num_heads=2, encoder_layers=1, decoder_layers=2),
+    "rnnsearch": dict(emb_dim=16, hidden_dim=16, readout_dim=16, attention_dim=16),
+    "rnnencdec": dict(emb_dim=16, hidden_dim=16, readout_dim=16),
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("eval_cache")
+
+
+def data_config():
+    cfg = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
+    cfg.path = str(ROOT / "tests/fixtures/bible_tiny")
+    cfg.tokenizer.vocab_size = 120
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def checkpoints(cache, tmp_path_factory):
+    """One tiny untrained checkpoint per model family, written the way training writes them."""
+    data = data_config()
+    tok = prepare_data(data, cache, splits=("train",)).tokenizer
+    out = {}
+    for name, sizes in TINY.items():
+        mc = OmegaConf.load(ROOT / f"conf/model/{name}.yaml")
+        mc.update(sizes)
+        torch.manual_seed(0)
+        model = build_model(mc, tok.src_vocab_size, tok.tgt_vocab_size, tok.shared)
+        path = tmp_path_factory.mktemp(name) / "checkpoints" / "best.pt"
+        cfg = {"data": OmegaConf.to_container(data), "model": OmegaConf.to_container(mc)}
+        payload = {"model": model.state_dict(), "model_config": OmegaConf.to_container(mc),
+                   "tokenizer": tok.state_dict(), "config": cfg, "step": 7}  # fmt: skip
+        save_checkpoint(path, payload)
+        out[name] = path
+    return out
+
+
+def settings(cache, **kw):
+    base = dict(cache_dir=str(cache), device="cpu", beam_size=2, max_len_a=0.0, max_len_b=6, n_boot=20,
+                alignment_sentences=(0,), progress=False)  # fmt: skip
+    return EvalSettings(**{**base, **kw})
+
+
+def test_evaluate_checkpoints_writes_a_consistent_report(checkpoints, cache, tmp_path):
+    paths = [checkpoints["transformer"], checkpoints["rnnsearch"], checkpoints["rnnencdec"]]
+    results = evaluate_checkpoints(paths, tmp_path, settings(cache))
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(results))
+    assert [m["label"] for m in on_disk["models"]] == ["Transformer", "RNNsearch", "RNNencdec"]
+    test = prepare_data(data_config(), cache, splits=("test",), tokenizer=None).datasets["test"]
+    refs = list(test["tgt"])
+    for m in on_disk["models"]:
+        hyps = (tmp_path / m["hypotheses"]).read_text().split("\n")[:-1]
+        assert len(hyps) == len(refs) == m["sentences"]
+        assert all(len(h.split()) <= 6 for h in hyps)
+        expected = corpus_scores(hyps, refs)
+        assert m["bleu"] == pytest.approx(expected["bleu"]) and m["chrf"] == pytest.approx(expected["chrf"])
+        assert m["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+        assert [b["range"] for b in m["buckets"]] == [
+            "0-10",
+            "10-20",
+            "20-30",
+            "30-40",
+            "40-50",
+            "50-60",
+            "60+",
+        ]
+        assert sum(b["count"] for b in m["buckets"]) == len(refs)
+        assert m["step"] == 7 and m["parameters"] > 0
+    has_pictures = {m["label"]: len(m["alignments"]) for m in on_disk["models"]}
+    assert has_pictures == {"Transformer": 1, "RNNsearch": 1, "RNNencdec": 0}
+    for m in on_disk["models"]:
+        for p in m["alignments"]:
+            assert (tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "bleu_by_length.png").read_bytes()[:4] == b"\x89PNG"
+    table = (tmp_path / "results.md").read_text()
+    assert "| Transformer |" in table and "| 0-10 | 10-20 |" in table and "tok:13a" in table
+
+
+def test_alignment_maps_are_distributions_over_the_source(checkpoints):
+    from translate.models.checkpoint import load_model
+
+    model, tok, _ = load_model(checkpoints["transformer"])
+    src, tgt = tok.encode("Dios es amor.", "src"), tok.encode("God is love.", "tgt")
+    maps = alignment_maps(model, src, tgt)
+    assert set(maps) == {"layer0", "layer1", "mean"}
+    for w in maps.values():
+        assert w.shape == (len(tgt) + 1, len(src) + 1)
+        assert torch.allclose(w.sum(-1), torch.ones(len(tgt) + 1), atol=1e-5)
+    model, tok, _ = load_model(checkpoints["rnnsearch"])
+    assert list(alignment_maps(model, src, tgt)) == ["additive"]
+
+
+def test_labels_disambiguate_repeated_model_classes(checkpoints, tmp_path):
+    a = checkpoints["rnnsearch"]
+    b = tmp_path / "other" / "checkpoints" / "best.pt"
+    b.parent.mkdir(parents=True)
+    b.write_bytes(a.read_bytes())
+    labels = unique_labels([a, b, checkpoints["transformer"]], None)
+    assert (
+        labels[0].startswith("RNNsearch-") and labels[1] == "RNNsearch-other" and labels[2] == "Transformer"
+    )
+    assert unique_labels([a], ["mine"]) == ["mine"]
+    with pytest.raises(ValueError, match="1 given for 2"):
+        unique_labels([a, b], ["x"])
+
+
+def test_newest_best_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match="no checkpoints/best.pt under runs/ or outputs/"):
+        newest_best_checkpoint()
+    old, new = tmp_path / "runs/a/checkpoints/best.pt", tmp_path / "runs/b/checkpoints/best.pt"
+    for p in (old, new):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+    (tmp_path / "runs/b/checkpoints/last.pt").write_bytes(b"x")
+    os.utime(old, (time.time() + 10, time.time() + 10))
+    assert newest_best_checkpoint() == Path("runs/a/checkpoints/best.pt")
+
+
+def test_hydra_app_finds_the_newest_run_and_respects_run_dir(checkpoints, cache, tmp_path):
+    run = tmp_path / "runs" / "2026-01-01_00-00-00" / "checkpoints"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(checkpoints["rnnsearch"].read_bytes())
+    cmd = [sys.executable, "-m", "translate.evaluate", "hydra.run.dir=report", f"cache_dir={cache}",
+           "search.beam_size=1", "search.max_len_a=0", "search.max_len_b=4", "bootstrap.resamples=10",
+           "alignments=[]", "progress=false"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "BLEU signature: nrefs:1|case:mixed" in done.stdout
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert results["models"][0]["checkpoint"].endswith("runs/2026-01-01_00-00-00/checkpoints/best.pt")
+
+
+def test_hydra_app_reports_a_missing_checkpoint_in_one_line(tmp_path, monkeypatch, capsys):
+    from translate import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["evaluate", "checkpoints=[missing.pt]", "hydra.run.dir=out"])
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and err[-1].endswith("missing.pt: no such checkpoint file")

@@ -1,0 +1,71 @@
+"""`make eval CKPT=a.pt,b.pt` = `python -m translate.evaluate 'checkpoints=[a.pt,b.pt]'`: the Hydra app.
+
+Composes conf/evaluate.yaml, runs translate.evaluation.evaluator in the Hydra run directory, prints the
+scores with their sacrebleu signatures; user-facing errors become one line on stderr and exit code 2.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+
+from translate.data.errors import DataError
+from translate.evaluation.checkpoints import newest_best_checkpoint
+from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
+from translate.models.checkpoint import CheckpointError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def settings(cfg: DictConfig) -> EvalSettings:
+    return EvalSettings(
+        split=cfg.split,
+        device=cfg.device,
+        cache_dir=to_absolute_path(cfg.cache_dir),
+        beam_size=cfg.search.beam_size,
+        alpha=cfg.search.alpha,
+        max_len_a=cfg.search.max_len_a,
+        max_len_b=cfg.search.max_len_b,
+        max_tokens=cfg.search.max_tokens,
+        n_boot=cfg.bootstrap.resamples,
+        seed=cfg.bootstrap.seed,
+        confidence=cfg.bootstrap.confidence,
+        alignment_sentences=tuple(cfg.alignments),
+        progress=cfg.progress,
+    )
+
+
+def summary(results: dict, out_dir: Path) -> str:
+    lines = []
+    for m in results["models"]:
+        lo, hi = m["bleu_ci"]
+        lines.append(
+            f"{m['label']}: BLEU {m['bleu']:.2f} [{lo:.1f}, {hi:.1f}]  chrF {m['chrf']:.2f}  "
+            f"({m['checkpoint']})"
+        )
+    if results["models"]:
+        lines.append(f"BLEU signature: {results['models'][0]['bleu_signature']}")
+        lines.append(f"chrF signature: {results['models'][0]['chrf_signature']}")
+    lines.append(f"report: {out_dir}/results.md, {out_dir}/bleu_by_length.png, {out_dir}/results.json")
+    return "\n".join(lines)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    logging.getLogger("translate").setLevel(logging.INFO)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        paths = [to_absolute_path(p) for p in cfg.checkpoints] or [str(newest_best_checkpoint())]
+        results = evaluate_checkpoints(paths, out_dir, settings(cfg), labels=list(cfg.labels))
+    except (DataError, CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(summary(results, out_dir), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Evaluate checkpoints on one split: translate, score (BLEU, chrF, BLEU by length), draw alignments, report.
+
+The Hydra entry point (translate/evaluate.py) and scripts/compare.py both call `evaluate_checkpoints`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from translate.data.pipeline import prepare_data
+from translate.evaluation.alignment import draw_alignments
+from translate.evaluation.checkpoints import model_label, resolve_device
+from translate.evaluation.files import write_json, write_lines, write_text
+from translate.evaluation.report import markdown_report, plot_bleu_by_length
+from translate.metrics.bleu import corpus_scores, sentence_stats
+from translate.metrics.by_length import bleu_by_length, bootstrap_interval
+from translate.models.checkpoint import CheckpointError, load_model
+from translate.search import translate_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSettings:
+    split: str = "test"
+    device: str = "auto"
+    cache_dir: str = ".cache/translate"
+    beam_size: int = 5
+    alpha: float = 0.6
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    max_tokens: int = 4000
+    n_boot: int = 200
+    seed: int = 0
+    confidence: float = 0.95
+    alignment_sentences: tuple[int, ...] = (0, 1, 2)
+    progress: bool = True
+
+
+def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
+    """Translate the split with one checkpoint, write its hypotheses and alignments -> its results entry."""
+    model, tokenizer, ckpt = load_model(path, resolve_device(s.device))
+    if "config" not in ckpt or "data" not in ckpt["config"]:
+        raise CheckpointError(f"{path}: checkpoint lacks the training config's data section")
+    data_cfg = OmegaConf.create(ckpt["config"]["data"])
+    ds = prepare_data(data_cfg, s.cache_dir, splits=(s.split,), tokenizer=tokenizer).datasets[s.split]
+    sources, refs = list(ds["src"]), list(ds["tgt"])
+
+    start = time.perf_counter()
+    hyps = translate_ids(
+        model, list(ds["src_ids"]), max_tokens=s.max_tokens, beam_size=s.beam_size, alpha=s.alpha,
+        max_len_a=s.max_len_a, max_len_b=s.max_len_b, progress=s.progress, desc=f"{label} {s.split}",
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    best_ids = [h[0].tokens for h in hyps]
+    texts = [tokenizer.decode(ids, "tgt") for ids in best_ids]
+
+    scores = corpus_scores(texts, refs)
+    stats = sentence_stats(texts, refs)
+    ci = bootstrap_interval(np.asarray(stats), n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
+    buckets = bleu_by_length(sources, texts, refs, n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
+    log.info("%s: BLEU %.2f chrF %.2f  (%s)", label, scores["bleu"], scores["chrf"], scores["bleu_signature"])
+
+    hyp_file = Path("hypotheses") / f"{label}.{s.split}.txt"
+    write_lines(out_dir / hyp_file, texts)
+    chosen = [i for i in s.alignment_sentences if 0 <= i < len(sources)]
+    pictures = draw_alignments(
+        model, tokenizer, [sources[i] for i in chosen], [best_ids[i] for i in chosen],
+        out_dir / "alignments", label,
+    )  # fmt: skip
+    return {
+        "label": label,
+        "checkpoint": str(path),
+        "model": str(ckpt["model_config"].get("_target_", "")),
+        "parameters": model.num_parameters(),
+        "step": ckpt.get("step"),
+        "data": str(data_cfg.get("name", "")),
+        "sentences": len(texts),
+        "bleu": scores["bleu"],
+        "bleu_ci": list(ci),
+        "chrf": scores["chrf"],
+        "bleu_signature": scores["bleu_signature"],
+        "chrf_signature": scores["chrf_signature"],
+        "buckets": buckets,
+        "hypotheses": str(hyp_file),
+        "alignments": [str(p.relative_to(out_dir)) for p in pictures],
+        "decode_seconds": seconds,
+        "sentences_per_second": len(texts) / max(seconds, 1e-9),
+    }
+
+
+def unique_labels(paths: list[str | Path], labels: list[str] | None) -> list[str]:
+    """Given labels, or the model class per checkpoint with the run directory added where classes repeat."""
+    if labels:
+        if len(labels) != len(paths):
+            raise ValueError(f"labels: {len(labels)} given for {len(paths)} checkpoints")
+        return list(labels)
+    from translate.models.checkpoint import load_checkpoint
+
+    names = [model_label(load_checkpoint(p), p) for p in paths]
+    out = []
+    for name, p in zip(names, paths):
+        run = Path(p).resolve().parent.parent.name if Path(p).parent.name == "checkpoints" else Path(p).stem
+        out.append(f"{name}-{run}" if names.count(name) > 1 else name)
+    if len(set(out)) < len(out):
+        out = [f"{name}-{i}" for i, name in enumerate(out)]
+    return out
+
+
+def evaluate_checkpoints(paths: list[str | Path], out_dir: str | Path, s: EvalSettings, labels=None) -> dict:
+    """Evaluate every checkpoint, then write results.json, results.md and bleu_by_length.png into out_dir."""
+    out_dir = Path(out_dir)
+    labels = unique_labels(paths, labels)
+    models = [evaluate_one(p, label, s, out_dir) for p, label in zip(paths, labels)]
+    results = {
+        "split": s.split,
+        "search": {k: getattr(s, k) for k in ("beam_size", "alpha", "max_len_a", "max_len_b")},
+        "bootstrap": {"resamples": s.n_boot, "confidence": s.confidence, "seed": s.seed},
+        "models": models,
+    }
+    write_json(out_dir / "results.json", results)
+    write_text(out_dir / "results.md", markdown_report(results))
+    plot_bleu_by_length(results, out_dir / "bleu_by_length.png")
+    return results
