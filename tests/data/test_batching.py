@@ -129,3 +129,11 @@ def test_make_batches_reads_rows_by_index_even_after_select():
     tail = list(make_batches(ds, 128, True, 0, epoch=1, start_batch=3))
     full = list(make_batches(ds, 128, True, 0, epoch=1))
     assert [b.ids.tolist() for b in tail] == [b.ids.tolist() for b in full[3:]]
+
+
+def test_make_batches_without_targets_for_translation():
+    ds = datasets.Dataset.from_dict({"src_ids": [[5, 6, 7], [8], [9, 10]]})
+    batches = list(make_batches(ds, max_tokens=100, shuffle=False, seed=0))
+    assert all(b.tgt_in is None for b in batches)
+    rows = {i: r for b in batches for i, r in zip(b.ids.tolist(), b.src.tolist())}
+    assert rows[1][:2] == [8, EOS_ID] and rows[0] == [5, 6, 7, EOS_ID]
