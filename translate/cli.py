@@ -1,15 +1,170 @@
-"""The `translate` command line."""
+"""The `translate` command: Spanish in, English out, with everything read from one checkpoint.
+
+  translate "Dios es amor."                  arguments, one output line each
+  translate -i in.txt -o out.txt             a file (token batches, progress bar, output written atomically)
+  cat in.txt | translate                     stdin to stdout, streaming: each line is flushed as it is done
+  translate                                  at a terminal: an interactive prompt
+
+One output line per input line (an empty line stays empty); with --nbest N the N best translations share
+the line, separated by tabs. Errors are one line, `translate: error: ...`, exit status 2.
+"""
+
+from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
+from translate.evaluation.files import write_lines
+from translate.models.checkpoint import CheckpointError, load_model
+from translate.search import source_limit, translate_ids
+
+PROG = "translate"
+
+
+class UsageError(Exception):
+    """Bad input from the user (file, option): reported as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="translate", description="Translate text with a trained checkpoint.")
+    p = argparse.ArgumentParser(prog=PROG, description="Translate text with a trained checkpoint.")
+    p.add_argument("text", nargs="*", help="sentences to translate (default: -i file, or stdin)")
+    p.add_argument("-i", "--input", help="input file, one sentence per line")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument(
+        "--checkpoint", "-c", help="checkpoint file (default: the newest runs/**/checkpoints/best.pt)"
+    )
+    p.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
+    p.add_argument("--nbest", type=int, default=1, help="translations per line, tab-separated (default: 1)")
+    p.add_argument("--alpha", type=float, default=0.6, help="length penalty ((5+len)/6)^alpha (default: 0.6)")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="most subwords per translation (default: 1.5 x source length + 10)")  # fmt: skip
+    p.add_argument("--max-src-len", type=int, default=512,
+                   help="inputs are cut to this many subwords, with a warning (default: 512)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--batch-tokens", type=int, default=4000, help="source tokens per batch (default: 4000)")
     return p
 
 
-def main(argv=None) -> int:
-    build_parser().parse_args(argv)
+class Translator:
+    """A loaded checkpoint plus the search settings: lines of text in, lines of text out."""
+
+    def __init__(self, args: argparse.Namespace):
+        path = args.checkpoint or str(newest_best_checkpoint())
+        self.model, self.tokenizer, _ = load_model(path, resolve_device(args.device))
+        self.path, self.args = path, args
+        limit = source_limit(self.model)
+        self.max_src = args.max_src_len if limit is None else min(args.max_src_len, limit)
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.model.describe()}"
+
+    def encode(self, lines: list[str], numbers: list[int]) -> list[list[int]]:
+        """Subword ids per line; a line longer than max_src is cut, with a warning naming its number."""
+        out = []
+        for n, line in zip(numbers, lines):
+            ids = self.tokenizer.encode(line, "src")
+            if len(ids) > self.max_src:
+                warn(f"line {n}: {len(ids)} subwords, only the first {self.max_src} are translated")
+                ids = ids[: self.max_src]
+            out.append(ids)
+        return out
+
+    def translate(self, lines: list[str], first_line: int = 1, progress: bool = False) -> list[str]:
+        """One output line per input line; blank lines stay blank."""
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        src = self.encode([lines[i] for i in todo], [first_line + i for i in todo])
+        a = self.args
+        max_len = {"max_len_a": 0.0, "max_len_b": a.max_len} if a.max_len else {}
+        hyps = translate_ids(
+            self.model, src, max_tokens=a.batch_tokens, beam_size=a.beam, nbest=a.nbest, alpha=a.alpha,
+            progress=progress, desc=PROG, **max_len,
+        )  # fmt: skip
+        out = [""] * len(lines)
+        for i, nbest in zip(todo, hyps):
+            out[i] = "\t".join(self.tokenizer.decode(h.tokens, "tgt") for h in nbest)
+        return out
+
+
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such input file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read ({e})") from None
+
+
+def emit(lines: list[str], output: str | None) -> None:
+    if output:
+        write_lines(output, lines)
+    else:
+        for line in lines:
+            print(line, flush=True)
+
+
+def stream(translator: Translator, stdin, stdout) -> None:
+    """stdin to stdout line by line, each translation flushed before the next line is read."""
+    for n, line in enumerate(stdin, 1):
+        stdout.write(translator.translate([line.rstrip("\r\n")], first_line=n)[0] + "\n")
+        stdout.flush()
+
+
+def interactive(translator: Translator) -> None:
+    print(f"{translator.describe()}\nType a sentence, Ctrl-D to quit.", file=sys.stderr)
+    n = 0
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return
+        n += 1
+        print(translator.translate([line], first_line=n)[0], flush=True)
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.beam < 1:
+        p.error(f"--beam must be >= 1, got {args.beam}")
+    if not 1 <= args.nbest <= args.beam:
+        p.error(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}")
+    if args.max_len is not None and args.max_len < 1:
+        p.error(f"--max-len must be >= 1, got {args.max_len}")
+    if args.max_src_len < 1 or args.batch_tokens < 1:
+        p.error("--max-src-len and --batch-tokens must be >= 1")
+    if args.text and args.input:
+        p.error("give sentences or -i FILE, not both")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
+    try:
+        lines = read_lines(args.input) if args.input else None
+        translator = Translator(args)
+        if args.text:
+            emit(translator.translate(args.text), args.output)
+        elif lines is not None:
+            emit(translator.translate(lines, progress=True), args.output)
+        elif sys.stdin.isatty() and not args.output:
+            interactive(translator)
+        elif args.output:
+            emit(
+                translator.translate([line.rstrip("\r\n") for line in sys.stdin], progress=True), args.output
+            )
+        else:
+            stream(translator, sys.stdin, sys.stdout)
+    except (CheckpointError, UsageError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `translate < big.txt | head`
+        return 0
     return 0
 
 
