@@ -254,10 +254,10 @@ def _check(wq, uk, v_weight, values, key_lengths):
     assert 1 <= values.shape[2] <= 1024, (
         f"additive_attention: value dim {values.shape[2]} unsupported (1 to 1024)")
     assert T > 0 and uk.shape[1] > 0 and A > 0, "additive_attention: empty T, S or A"
-    assert wq.dtype in (torch.float32, torch.float16, torch.bfloat16), f"additive_attention: dtype {wq.dtype}"
-    assert wq.dtype == uk.dtype == values.dtype, (
-        f"additive_attention: wq, uk, values dtypes differ: {wq.dtype}, {uk.dtype}, {values.dtype}")
-    assert v_weight.is_floating_point(), "additive_attention: v_weight must be floating point"
+    # Mixed dtypes are fine (e.g. fp16 projections with an fp32 v under autocast): every load is cast.
+    for name, t in (("wq", wq), ("uk", uk), ("v_weight", v_weight), ("values", values)):
+        assert t.dtype in (torch.float32, torch.float16, torch.bfloat16), (
+            f"additive_attention: {name} dtype {t.dtype} unsupported (float32, float16, bfloat16)")
     devices = {wq.device, uk.device, v_weight.device, values.device}
     assert len(devices) == 1, f"additive_attention: tensors on several devices: {devices}"
     assert wq.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1", (

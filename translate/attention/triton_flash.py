@@ -83,9 +83,11 @@ def _visible(offs_m, offs_n, T, S, klen, window, CAUSAL: tl.constexpr, WINDOWED:
 
 @triton.jit
 def _load_klen(KLEN, b, S, HAS_KLEN: tl.constexpr):
+    """Number of real keys of sequence b, clamped to [0, S]; S when no lengths are given."""
+    klen = S + 0 * b
     if HAS_KLEN:
-        return tl.minimum(tl.maximum(tl.load(KLEN + b), 0), S)
-    return S + 0 * b
+        klen = tl.minimum(tl.maximum(tl.load(KLEN + b), 0), S)
+    return klen
 
 
 @triton.jit
