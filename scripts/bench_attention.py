@@ -217,12 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=None, help="add sliding-window rows (CUDA default 256)")
     parser.add_argument("--no-window", action="store_true", help="no sliding-window rows")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (1 is steadier on a shared box)"
+    )
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds of repeats per timing")
     parser.add_argument("--max-reps", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("reports/bench_attention.json"))
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
     cuda = device.type == "cuda"

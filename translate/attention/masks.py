@@ -44,13 +44,14 @@ def attention_mask(
         device = key_padding_mask.device
     allowed = None
     if causal or window is not None:
+        # Broadcast comparisons build the (T, S) bools directly, with no (T, S) integer tensor.
         q_pos = torch.arange(queries, device=device)[:, None] + (keys - queries)  # (T, 1) absolute positions
-        rel = torch.arange(keys, device=device)[None, :] - q_pos  # (T, S) key offset from the query
-        allowed = torch.ones(queries, keys, dtype=torch.bool, device=device)
+        k_pos = torch.arange(keys, device=device)[None, :]  # (1, S)
         if causal:
-            allowed &= rel <= 0
+            allowed = k_pos <= q_pos  # (T, S)
         if window is not None:
-            allowed &= rel.abs() <= window
+            band = (k_pos >= q_pos - window) & (k_pos <= q_pos + window)  # (T, S)
+            allowed = band if allowed is None else allowed & band
         allowed = allowed[None, None]  # (1, 1, T, S)
     if key_padding_mask is not None:
         keep = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, S)
