@@ -77,10 +77,12 @@ def beam_search(
         final = is_eos & (rank < K) & torch.isfinite(top_scores)  # (Bl, 2K)
         if final.any():
             lp = length_penalty(t + 1, alpha)
-            for b, j in final.nonzero().tolist():
-                raw = top_scores[b, j].item()
-                toks = history[b, top_beam[b, j]].tolist()
-                finished[sent[b].item()].append(Hypothesis(toks, raw / lp, raw))
+            raw_cpu, beam_cpu, hist_cpu, sent_cpu = (x.cpu() for x in (top_scores, top_beam, history, sent))
+            for b, j in final.nonzero().tolist():  # one host copy per step, not one per hypothesis
+                raw = raw_cpu[b, j].item()
+                finished[int(sent_cpu[b])].append(
+                    Hypothesis(hist_cpu[b, beam_cpu[b, j]].tolist(), raw / lp, raw)
+                )
 
         # The K best candidates that do not end become the next beams.
         order = (rank + is_eos.long() * 2 * K).argsort(dim=-1)[:, :K]  # (Bl, K) non-EOS first, by rank
@@ -91,8 +93,8 @@ def beam_search(
         history = torch.cat([history, new_tok[:, :, None]], 2)  # (Bl, K, T+1)
         t += 1
 
-        counts = torch.tensor([len(finished[s]) for s in sent.tolist()], device=dev)
-        done = (counts >= K) | ~torch.isfinite(scores).any(1)  # (Bl,)
+        enough = torch.tensor([len(finished[s]) >= K for s in sent.tolist()], device=dev)  # (Bl,)
+        done = enough | ~torch.isfinite(scores).any(1)  # (Bl,)
         keep = (~done).nonzero().squeeze(1)  # (Bl',)
         rows = (keep[:, None] * K + beam_src[keep]).reshape(-1)  # (Bl'*K,) state rows of the kept beams
         sent, scores, history, new_tok = sent[keep], scores[keep], history[keep], new_tok[keep]
