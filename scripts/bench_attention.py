@@ -162,17 +162,21 @@ def parse_lengths(text: str) -> list[int]:
     try:
         if "-" in text:
             low, high = (int(x) for x in text.split("-"))
-            return [low * 2**i for i in range(int(math.log2(high / low)) + 1)]
-        return [int(x) for x in text.split(",")]
-    except ValueError as err:
+            lengths = [low * 2**i for i in range(int(math.log2(high / low)) + 1)] if 0 < low <= high else []
+        else:
+            lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
         raise argparse.ArgumentTypeError(
-            f"--lengths: expected '64-4096' or '64,128,256', got {text!r}"
-        ) from err
+            f"expected positive lengths like '64-4096' or '64,128,256', got {text!r}"
+        )
+    return lengths
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
     lines = [
-        f"Attention benchmark on {meta['device_name']} ({meta['dtype']}, batch {meta['batch']}, "
+        f"Attention benchmark on {meta['device_name']}, {meta['dtype']} (batch {meta['batch']}, "
         f"heads {meta['heads']}, head dim {meta['head_dim']}, self-attention T = S = length); "
         f"peak memory = allocated on top of the inputs ({meta['memory_method']}).",
         "",
@@ -262,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         device=str(device),
         device_name=torch.cuda.get_device_name(device)
         if cuda
-        else f"CPU ({torch.get_num_threads()} threads)",
+        else f"CPU, {torch.get_num_threads()} thread(s)",
         torch=torch.__version__,
         dtype=args.dtype,
         batch=args.batch,
