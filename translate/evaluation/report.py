@@ -11,6 +11,10 @@ def _fmt(x, digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
 def markdown_report(results: dict) -> str:
     """Overall scores, then BLEU per source-length bucket with its interval and sentence count."""
     models = results["models"]
@@ -29,7 +33,7 @@ def markdown_report(results: dict) -> str:
     for m in models:
         lo, hi = m["bleu_ci"]
         lines.append(
-            f"| {m['label']} | {m['parameters'] / 1e6:.1f}M | {m['bleu']:.2f} | {lo:.1f}-{hi:.1f} "
+            f"| {m['label']} | {_count(m['parameters'])} | {m['bleu']:.2f} | {lo:.1f}-{hi:.1f} "
             f"| {m['chrf']:.2f} |"
         )
     if models:
