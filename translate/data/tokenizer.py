@@ -94,6 +94,13 @@ class Tokenizer:
             raise DataError(f"tokenizer state: unsupported version {d.get('version')!r}")
         return cls(d["src_model"], None if d["shared"] else d["tgt_model"])
 
+    def __getstate__(self) -> dict:
+        """Pickle as the model protos (DataLoader workers, multiprocessing), not as live processors."""
+        return self.state_dict()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["src_model"], None if state["shared"] else state["tgt_model"])
+
     def __repr__(self) -> str:
         kind = "joint" if self.shared else "per-language"
         return f"Tokenizer({kind}, src_vocab={self.src_vocab_size}, tgt_vocab={self.tgt_vocab_size})"
