@@ -41,6 +41,15 @@ TINY = {
 ATTENTIVE = [name for name in TINY if name != "rnnencdec"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matrices gain nothing from threads, and lose much when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make(name: str, backend: str = "math") -> torch.nn.Module:
     return TINY[name](attention_backend=backend).eval()
 
@@ -194,3 +203,8 @@ def test_describe_reports_the_parameter_count():
     n = sum(p.numel() for p in model.parameters())
     assert model.num_parameters() == n
     assert f"{n:,} parameters" in model.describe() and model.describe().startswith("Transformer")
+
+
+def test_transformer_tells_search_its_position_limit():
+    assert make("transformer").max_positions is None  # sinusoids extend to any length
+    assert make("transformer_prenorm_learned_gelu").max_positions == 1024

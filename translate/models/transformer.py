@@ -47,6 +47,7 @@ class Transformer(Seq2Seq):
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.num_heads = num_heads
+        self.max_positions = max_positions if positions == "learned" else None  # None: any length
         self.src_embedding = ScaledEmbedding(src_vocab_size, d_model)
         share_src = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
         self.tgt_embedding = self.src_embedding if share_src else ScaledEmbedding(tgt_vocab_size, d_model)
