@@ -1,14 +1,17 @@
 """`make compare`: the bahdanau_fig2 experiment end to end into one report (table, curves, alignments).
 
     .venv/bin/python scripts/compare.py                       # -> reports/bahdanau_fig2/
-    make compare ARGS="--models rnnsearch transformer --train-args trainer.max_time=5m"
+    make compare ARGS="--models rnnsearch transformer --max-lens 50 --train-args trainer.max_time=5m"
     make compare ARGS="--eval-args search.beam_size=1"        # greedy, faster
 
-For each model: runs/<experiment>/<model>/checkpoints/best.pt is reused when it exists; a run with only
-last.pt is resumed; otherwise it is trained (python -m translate.train experiment=<experiment> model=<model>
-hydra.run.dir=runs/<experiment>/<model>). Then every checkpoint is evaluated together (python -m
-translate.evaluate, conf/evaluate.yaml) into the report folder, which gets a README.md that shows the table,
-the BLEU-by-length curves (Bahdanau et al. 2014, Fig. 2, with the Transformer added) and the alignments.
+The runs are the experiment's sweep (conf/experiment/bahdanau_fig2.yaml): every model x training-pair length
+limit (the paper's -30 and -50), labelled like the paper (RNNsearch-50). For each, the run directory
+runs/<experiment>/<model>-<max_len> is reused when its checkpoints/best.pt exists, resumed when it only has
+last.pt, and trained otherwise (python -m translate.train experiment=<experiment> model=<model>
+data.filters.max_len=<max_len>); training is sequential, up to the experiment's time budget per run.
+Then every checkpoint is evaluated together (python -m translate.evaluate, conf/evaluate.yaml) into the
+report folder, which gets a README.md showing the table, the BLEU-by-length curves (Fig. 2, with the
+Transformer added) and the alignments (Fig. 3).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 from translate.evaluation.files import write_text  # noqa: E402
 
 MODELS = ("rnnencdec", "rnnsearch", "transformer")
+MAX_LENS = (30, 50)
+LABELS = {"rnnencdec": "RNNencdec", "rnnsearch": "RNNsearch", "transformer": "Transformer"}
 
 
 def run(cmd: list[str]) -> None:
@@ -36,15 +41,15 @@ def run(cmd: list[str]) -> None:
         raise SystemExit(f"compare: error: command failed with status {done.returncode}: {shlex.join(cmd)}")
 
 
-def ensure_checkpoint(model: str, args) -> tuple[Path, str]:
-    """-> (best.pt of this model's run, what was done: reused | resumed | trained)."""
-    run_dir = Path(args.runs) / model
+def ensure_checkpoint(model: str, max_len: int, args) -> tuple[Path, str]:
+    """-> (best.pt of this run, what was done: reused | resumed | trained)."""
+    run_dir = Path(args.runs) / f"{model}-{max_len}"
     best, last = run_dir / "checkpoints" / "best.pt", run_dir / "checkpoints" / "last.pt"
     if best.is_file() and not args.retrain:
-        print(f"{model}: reusing {best}", flush=True)
+        print(f"{run_dir.name}: reusing {best}", flush=True)
         return best, "reused"
     cmd = [sys.executable, "-m", "translate.train", f"experiment={args.experiment}", f"model={model}",
-           f"hydra.run.dir={run_dir}", *args.train_args]  # fmt: skip
+           f"data.filters.max_len={max_len}", f"hydra.run.dir={run_dir}", *args.train_args]  # fmt: skip
     action = "trained"
     if last.is_file() and not args.retrain:
         cmd.append("trainer.resume=true")
@@ -67,8 +72,8 @@ def readme(results: dict, actions: dict, args, seconds: float) -> str:
         "| model | checkpoint | step | how |",
         "|---|---|---:|---|",
     ]
-    for m, model in zip(results["models"], args.models):
-        lines.append(f"| {m['label']} | `{m['checkpoint']}` | {m['step']} | {actions[model]} |")
+    for m in results["models"]:
+        lines.append(f"| {m['label']} | `{m['checkpoint']}` | {m['step']} | {actions[m['label']]} |")
     lines += ["", table, "![BLEU by source length](bleu_by_length.png)", ""]
     pictures = [p for m in results["models"] for p in m["alignments"]]
     if pictures:
@@ -80,7 +85,9 @@ def readme(results: dict, actions: dict, args, seconds: float) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="bahdanau_fig2", help="conf/experiment/<name>.yaml")
-    p.add_argument("--models", nargs="+", default=list(MODELS), help="conf/model/<name>.yaml, in table order")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="in table order")
+    p.add_argument("--max-lens", nargs="+", type=int, default=list(MAX_LENS),
+                   help="training pair length limits in words (data.filters.max_len)")  # fmt: skip
     p.add_argument("--runs", default=None, help="run directories root (default: runs/<experiment>)")
     p.add_argument("--out", default=None, help="report folder (default: reports/<experiment>)")
     p.add_argument("--retrain", action="store_true", help="train again even when a checkpoint exists")
@@ -92,12 +99,15 @@ def main(argv=None) -> int:
     if not (ROOT / "conf/experiment" / f"{args.experiment}.yaml").is_file():
         p.error(f"--experiment: conf/experiment/{args.experiment}.yaml does not exist")
     start = time.monotonic()
-    ckpts, actions = [], {}
+    ckpts, labels, actions = [], [], {}
     for model in args.models:
-        path, actions[model] = ensure_checkpoint(model, args)
-        ckpts.append(str(path))
+        for max_len in args.max_lens:
+            label = f"{LABELS[model]}-{max_len}"
+            path, actions[label] = ensure_checkpoint(model, max_len, args)
+            ckpts.append(str(path))
+            labels.append(label)
     run([sys.executable, "-m", "translate.evaluate", f"checkpoints=[{','.join(ckpts)}]",
-         f"hydra.run.dir={args.out}", *args.eval_args])  # fmt: skip
+         f"labels=[{','.join(labels)}]", f"hydra.run.dir={args.out}", *args.eval_args])  # fmt: skip
     results = json.loads((Path(args.out) / "results.json").read_text(encoding="utf-8"))
     write_text(Path(args.out) / "README.md", readme(results, actions, args, time.monotonic() - start))
     print(f"report: {args.out}/README.md")
