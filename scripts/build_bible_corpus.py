@@ -173,6 +173,7 @@ def write_tsv_gz(path: Path, pairs: list[Pair]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     with os.fdopen(fd, "wb") as f:
         f.write(buf.getvalue())
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
