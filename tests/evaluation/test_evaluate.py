@@ -27,6 +27,15 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids thread hand-off costs on a loaded 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("eval_cache")
@@ -149,7 +158,7 @@ def test_hydra_app_finds_the_newest_run_and_respects_run_dir(checkpoints, cache,
     cmd = [sys.executable, "-m", "translate.evaluate", "hydra.run.dir=report", f"cache_dir={cache}",
            "search.beam_size=1", "search.max_len_a=0", "search.max_len_b=4", "bootstrap.resamples=10",
            "alignments=[]", "progress=false"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "BLEU signature: nrefs:1|case:mixed" in done.stdout
@@ -158,8 +167,15 @@ def test_hydra_app_finds_the_newest_run_and_respects_run_dir(checkpoints, cache,
 
 
 def test_hydra_app_reports_a_missing_checkpoint_in_one_line(tmp_path, monkeypatch, capsys):
+    import logging
+
     from translate import evaluate
 
+    root = logging.getLogger()  # Hydra configures logging in-process: put it back afterwards
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    package = logging.getLogger("translate")
+    monkeypatch.setattr(package, "level", package.level)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["evaluate", "checkpoints=[missing.pt]", "hydra.run.dir=out"])
     with pytest.raises(SystemExit) as exit_info:
