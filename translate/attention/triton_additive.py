@@ -110,19 +110,24 @@ def _fwd_kernel(WQ, UK, VW, VAL, CTX, LSE, KLEN,
 
 
 @triton.jit
-def _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok, offs_d, d_ok,
-                       A, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
+def _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok,
+                       A, DK, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
                        BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_A: tl.constexpr,
-                       DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
-    """Recomputed probabilities p and score gradients de = p * (dC . values - delta), (BT, BS) each."""
+                       BLOCK_DC: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """Recomputed probabilities p and score gradients de = p * (dC . values - delta), (BT, BS) each.
+    dC . values runs over Dk in BLOCK_DC chunks, so large value dims keep the dot operands small."""
     e = _scores(WQ, UK, VW, offs_t, offs_s, t_ok, s_ok, A, swt, swa, sus, sua, sva, BLOCK_T, BLOCK_S, BLOCK_A)
     p = tl.where(t_ok[:, None] & s_ok[None, :], tl.exp2(e * 1.4426950408889634 - lse[:, None]), 0.0)
-    dc = tl.load(DC + offs_t[:, None] * sdt + offs_d[None, :] * sdd, mask=t_ok[:, None] & d_ok[None, :],
-                 other=0.0)                                                        # (BT, BDK)
-    val_t = tl.load(VAL + offs_s[None, :] * svs + offs_d[:, None] * svd, mask=s_ok[None, :] & d_ok[:, None],
-                    other=0.0)                                                     # (BDK, BS)
-    da = tl.dot(dc.to(DOT_DTYPE), val_t.to(DOT_DTYPE), input_precision=PRECISION)  # dL/da (BT, BS)
-    return p, p * (da - delta[:, None]), dc
+    da = tl.zeros([BLOCK_T, BLOCK_S], tl.float32)                                 # dL/da (BT, BS)
+    for c0 in range(0, DK, BLOCK_DC):
+        offs_c = c0 + tl.arange(0, BLOCK_DC)
+        c_ok = offs_c < DK
+        dc = tl.load(DC + offs_t[:, None] * sdt + offs_c[None, :] * sdd, mask=t_ok[:, None] & c_ok[None, :],
+                     other=0.0)                                                    # (BT, BDC)
+        val_t = tl.load(VAL + offs_s[None, :] * svs + offs_c[:, None] * svd,
+                        mask=s_ok[None, :] & c_ok[:, None], other=0.0)             # (BDC, BS)
+        da += tl.dot(dc.to(DOT_DTYPE), val_t.to(DOT_DTYPE), input_precision=PRECISION)
+    return p, p * (da - delta[:, None])
 
 
 @triton.jit
@@ -130,8 +135,8 @@ def _bwd_dwq_kernel(WQ, UK, VW, VAL, CTX, DC, LSE, DELTA, DWQ, KLEN,
                     swb, swt, swa, sub, sus, sua, sva, svb, svs, svd, scb, sct, scd, sdb, sdt, sdd,
                     T, S, A, DK,
                     HAS_KLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr,
-                    BLOCK_A: tl.constexpr, BLOCK_DK: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                    PRECISION: tl.constexpr):
+                    BLOCK_A: tl.constexpr, BLOCK_DK: tl.constexpr, BLOCK_DC: tl.constexpr,
+                    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
     """Per (query block, b): delta = rowsum(dC * C), then d wq[t, a] = sum_s de[t, s] v[a] (1 - tanh^2)."""
     pid_t = tl.program_id(0)
     b = tl.program_id(1)
@@ -150,8 +155,8 @@ def _bwd_dwq_kernel(WQ, UK, VW, VAL, CTX, DC, LSE, DELTA, DWQ, KLEN,
     DWQ += b.to(tl.int64) * T * A
     ctx = tl.load(CTX + b.to(tl.int64) * scb + offs_t[:, None] * sct + offs_d[None, :] * scd, mask=td_ok,
                   other=0.0).to(tl.float32)
-    dc = tl.load(DC + offs_t[:, None] * sdt + offs_d[None, :] * sdd, mask=td_ok, other=0.0).to(tl.float32)
-    delta = tl.sum(ctx * dc, 1)                                                     # (BT,)
+    dcr = tl.load(DC + offs_t[:, None] * sdt + offs_d[None, :] * sdd, mask=td_ok, other=0.0).to(tl.float32)
+    delta = tl.sum(ctx * dcr, 1)                                                   # (BT,)
     tl.store(DELTA + offs_t, delta, mask=t_ok)
     lse = tl.load(LSE + offs_t, mask=t_ok, other=0.0)
     klen = S + 0 * b
@@ -160,9 +165,9 @@ def _bwd_dwq_kernel(WQ, UK, VW, VAL, CTX, DC, LSE, DELTA, DWQ, KLEN,
     for s0 in range(0, klen, BLOCK_S):
         offs_s = s0 + offs_s0
         s_ok = offs_s < klen
-        p, de, dc = _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok, offs_d,
-                                       d_ok, A, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
-                                       BLOCK_T, BLOCK_S, BLOCK_A, DOT_DTYPE, PRECISION)
+        de = _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok,
+                                A, DK, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
+                                BLOCK_T, BLOCK_S, BLOCK_A, BLOCK_DC, DOT_DTYPE, PRECISION)[1]
         for a0 in range(0, A, BLOCK_A):
             offs_a = a0 + tl.arange(0, BLOCK_A)
             a_ok = offs_a < A
@@ -180,8 +185,8 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
                     swb, swt, swa, sub, sus, sua, sva, svb, svs, svd, sdb, sdt, sdd,
                     T, S, A, DK,
                     HAS_KLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr,
-                    BLOCK_A: tl.constexpr, BLOCK_DK: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                    PRECISION: tl.constexpr):
+                    BLOCK_A: tl.constexpr, BLOCK_DK: tl.constexpr, BLOCK_DC: tl.constexpr,
+                    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
     """Per (key block, b): d values = P^T dC, d uk[s, a] = sum_t g, partial d v[a] = sum_{t,s} de tanh."""
     pid_s = tl.program_id(0)
     b = tl.program_id(1)
@@ -208,9 +213,11 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
         t_ok = offs_t < T
         lse = tl.load(LSE + offs_t, mask=t_ok, other=0.0)
         delta = tl.load(DELTA + offs_t, mask=t_ok, other=0.0)
-        p, de, dc = _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok, offs_d,
-                                       d_ok, A, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
-                                       BLOCK_T, BLOCK_S, BLOCK_A, DOT_DTYPE, PRECISION)
+        p, de = _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok,
+                                   A, DK, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
+                                   BLOCK_T, BLOCK_S, BLOCK_A, BLOCK_DC, DOT_DTYPE, PRECISION)
+        dc = tl.load(DC + offs_t[:, None] * sdt + offs_d[None, :] * sdd, mask=t_ok[:, None] & d_ok[None, :],
+                     other=0.0)                                                    # (BT, BDK)
         dval += tl.dot(tl.trans(p).to(DOT_DTYPE), dc.to(DOT_DTYPE), input_precision=PRECISION)
         for a0 in range(0, A, BLOCK_A):
             offs_a = a0 + tl.arange(0, BLOCK_A)
@@ -234,11 +241,13 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
 
 
 def _blocks(T: int, block_dk: int, interpreted: bool) -> dict:
-    """16 x 16 x 16 tiles under the interpreter; on a GPU the (BT, BS, BA) tanh tile is 16 x 32 x 16
-    (8K fp32 values over 4 warps), BLOCK_T shrinks to 16 for decoding (T = 1) anyway (tl.dot minimum)."""
+    """16 x 16 x 16 tiles under the interpreter. On a GPU the (BT, BS, BA) tanh tile is 16 x 32 x 16 (8K fp32
+    values over 4 warps); BLOCK_T = 16 is tl.dot's minimum and wastes little when decoding (T = 1)."""
     if interpreted:
         return dict(BLOCK_T=16, BLOCK_S=16, BLOCK_A=16, num_warps=4, num_stages=1)
-    return dict(BLOCK_T=16, BLOCK_S=32, BLOCK_A=16, num_warps=8 if block_dk >= 512 else 4, num_stages=2)
+    if block_dk >= 512:  # keep the (BLOCK_S, Dk) value tile and its accumulators within shared memory
+        return dict(BLOCK_T=16, BLOCK_S=16, BLOCK_A=8, num_warps=8, num_stages=1)
+    return dict(BLOCK_T=16, BLOCK_S=32, BLOCK_A=8, num_warps=4, num_stages=2)
 
 
 def _check(wq, uk, v_weight, values, key_lengths):
@@ -307,7 +316,8 @@ def additive_backward(dctx, wq, uk, v_weight, values, ctx, lse, key_lengths):
     n_sblocks = triton.cdiv(S, cfg["BLOCK_S"])
     dvw = torch.zeros((B * n_sblocks, A), device=wq.device, dtype=torch.float32)
     dval = torch.empty((B, S, DK), device=wq.device, dtype=values.dtype)
-    cfg = dict(cfg, num_stages=1)        # no software pipelining across the fp32 read-modify-write passes
+    # No software pipelining across the fp32 read-modify-write passes; dC . values in Dk chunks.
+    cfg = dict(cfg, num_stages=1, BLOCK_DC=16 if _interpreted(wq) else min(consts["BLOCK_DK"], 128))
     _bwd_dwq_kernel[(triton.cdiv(T, cfg["BLOCK_T"]), B)](
         wq, uk, v_weight, values, ctx, dctx, lse, delta, dwq, klen, *wq.stride(), *uk.stride(),
         *v_weight.stride(), *values.stride(), *ctx.stride(), *dctx.stride(), T, S, A, DK, **consts, **cfg)
