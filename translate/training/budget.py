@@ -29,17 +29,25 @@ def parse_duration(value) -> float:
 class Budget:
     """Tracks progress against the three limits; 0 means 'no limit' for each.
 
-    max_time counts from the start of this process: a resumed run gets its own time budget.
+    max_time counts from `start` (the loop passes its own start, so set-up counts too); a resumed run gets
+    its own time budget.
     """
 
-    def __init__(self, max_steps: int = 0, max_epochs: int = 0, max_time=0, steps_per_epoch: int = 0):
+    def __init__(
+        self,
+        max_steps: int = 0,
+        max_epochs: int = 0,
+        max_time=0,
+        steps_per_epoch: int = 0,
+        start: float | None = None,
+    ):
         if not (max_steps or max_epochs or parse_duration(max_time)):
             raise TrainingError("set at least one of trainer.max_steps, trainer.max_epochs, trainer.max_time")
         self.max_steps = int(max_steps or 0)
         self.max_epochs = int(max_epochs or 0)
         self.max_time = parse_duration(max_time)
         self.steps_per_epoch = max(int(steps_per_epoch), 1)
-        self.start = time.monotonic()
+        self.start = time.monotonic() if start is None else start  # a time.monotonic() value
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start

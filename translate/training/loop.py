@@ -68,9 +68,13 @@ class TrainResult:
             if self.best_step
             else "no validation"
         )
+        ranks = ""
+        if self.world_size > 1:
+            per_rank = ", ".join(f"{n:,.0f}" for n in self.tokens_per_rank)
+            ranks = f" on {self.world_size} ranks (target tokens per rank: {per_rank})"
         return (
             f"done ({self.stop_reason}): {self.steps} steps, {self.epoch} epochs, "
-            f"{format_seconds(self.seconds)}, {best}; checkpoints in {self.checkpoint_dir}"
+            f"{format_seconds(self.seconds)}{ranks}, {best}; checkpoints in {self.checkpoint_dir}"
         )
 
 
@@ -96,14 +100,15 @@ def is_oom(e: BaseException) -> bool:
 
 def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     """Train `cfg.model` on `cfg.data` with `cfg.trainer`; rank 0 writes everything under run_dir."""
+    start = time.monotonic()  # max_time counts set-up (data, tokenizer) too
     info = distributed.setup(cfg.device)
     try:
-        return _train(cfg, Path(run_dir), info)
+        return _train(cfg, Path(run_dir), info, start)
     finally:
         distributed.teardown(info)
 
 
-def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> TrainResult:
+def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: float) -> TrainResult:
     t = cfg.trainer
     device = info.device
     ckpts = CheckpointManager(run_dir / "checkpoints", keep_last=t.keep_last)
@@ -176,7 +181,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> TrainR
         f"{info.world_size} x {device}, precision {t.precision}"
         + (f"; resumed from {resume_file} at step {step}" if resume_file else "")
     )
-    budget = Budget(t.max_steps, t.max_epochs, t.max_time, steps_per_epoch)
+    budget = Budget(t.max_steps, t.max_epochs, t.max_time, steps_per_epoch, start=start)
     val_every_s = parse_duration(t.val_every_time)
 
     def checkpoint(is_best: bool, metrics: dict) -> None:
@@ -197,7 +202,12 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> TrainR
                 "scaler": scaler.state_dict(),
                 "rng": rng_state(),
                 "data_position": {"epoch": epoch, "batch": batch_in_epoch},
-                "metrics": {"best_step": best_step, "bad_validations": bad_validations, **metrics},
+                "metrics": {
+                    "best_step": best_step,
+                    "bad_validations": bad_validations,
+                    "world_size": info.world_size,
+                    **metrics,
+                },
             },
             is_best,
         )

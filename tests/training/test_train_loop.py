@@ -1,0 +1,129 @@
+"""The loop in-process on the smoke preset: checkpoints, exact resume, NaN guard, signals, accumulation."""
+
+import math
+import os
+import signal
+
+import pytest
+import torch
+
+from translate.data.batching import TokenBatchSampler, example_lengths
+from translate.data.pipeline import prepare_data
+from translate.models.checkpoint import CheckpointError, load_model
+from translate.training import loop as loop_module
+from translate.training.errors import TrainingError
+from translate.training.loop import train
+from translate.training.state import CheckpointManager
+
+PAYLOAD_KEYS = {"model", "model_config", "tokenizer", "config", "step", "epoch", "best_bleu", "optimizer",
+                "scheduler", "scaler", "rng", "data_position", "metrics"}  # fmt: skip
+
+
+def test_smoke_run_writes_checkpoints_that_load_weights_only(smoke_cfg, tmp_path):
+    cfg = smoke_cfg("trainer.max_steps=6", "trainer.val_every_steps=3", "trainer.keep_last=1")
+    result = train(cfg, tmp_path)
+    assert result.steps == 6 and result.stop_reason == "max_steps=6"
+    assert len(result.losses) == 6 and all(math.isfinite(loss) for _, loss in result.losses)
+    ckdir = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckdir.iterdir()) == ["best.pt", "last.pt", "step-6.pt"]  # keep_last=1
+    ckpt = torch.load(ckdir / "last.pt", map_location="cpu", weights_only=True)  # no pickled objects
+    assert PAYLOAD_KEYS <= set(ckpt)
+    assert ckpt["step"] == 6 and ckpt["config"]["trainer"]["max_steps"] == 6
+    assert ckpt["model_config"]["_target_"] == "translate.models.transformer.Transformer"
+    assert set(ckpt["rng"]) >= {"torch", "python", "numpy"}
+    assert ckpt["metrics"]["dev_bleu"] >= 0.0 and ckpt["metrics"]["dev_bleu_signature"].startswith("nrefs:1")
+    assert (tmp_path / "config.yaml").read_text().count("max_steps: 6") == 1
+    assert any((tmp_path / "tb").iterdir())
+    # a checkpoint alone rebuilds the model and tokenizer (translate / evaluate need nothing else)
+    model, tokenizer, _ = load_model(ckdir / "best.pt")
+    assert model.tgt_vocab_size == tokenizer.tgt_vocab_size
+    assert ckpt["best_bleu"] == result.best_bleu
+
+
+def batches_per_epoch(cfg) -> int:
+    data = prepare_data(cfg.data, cache_dir=cfg.cache_dir, splits=("train",))
+    lengths = example_lengths(data.datasets["train"])
+    return len(TokenBatchSampler(lengths, cfg.trainer.max_tokens, shuffle=True, seed=cfg.seed))
+
+
+def test_interrupted_then_resumed_run_logs_the_same_losses(smoke_cfg, tmp_path):
+    """Dropout is on in the smoke model: equal losses need the RNG states and the data position restored."""
+    common = ["trainer.val_every_steps=3", "trainer.max_tokens=4000"]
+    per_epoch = batches_per_epoch(smoke_cfg(*common))
+    split, end = per_epoch - 1, per_epoch + 2  # the resumed part crosses an epoch boundary
+    full = train(smoke_cfg(f"trainer.max_steps={end}", *common), tmp_path / "full")
+    first = train(smoke_cfg(f"trainer.max_steps={split}", *common), tmp_path / "split")
+    second = train(smoke_cfg(f"trainer.max_steps={end}", "trainer.resume=true", *common), tmp_path / "split")
+    assert [s for s, _ in first.losses] == list(range(1, split + 1))
+    assert [s for s, _ in second.losses] == list(range(split + 1, end + 1))
+    assert first.losses + second.losses == full.losses  # bit-for-bit on the CPU
+    assert first.epoch == 0 and second.epoch == full.epoch == 1
+    a = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_resume_without_checkpoint_names_the_file(smoke_cfg, tmp_path):
+    with pytest.raises(CheckpointError, match="last.pt: no checkpoint to resume from"):
+        train(smoke_cfg("trainer.resume=true"), tmp_path)
+    with pytest.raises(CheckpointError, match="nowhere.pt"):
+        train(smoke_cfg(f"trainer.resume_from={tmp_path}/nowhere.pt"), tmp_path)
+
+
+def test_non_finite_losses_skip_updates_then_stop_the_run(smoke_cfg, tmp_path, monkeypatch):
+    real = loop_module.label_smoothed_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(logits, target, smoothing):
+        calls["n"] += 1
+        loss, nll, n = real(logits, target, smoothing)
+        return (loss * math.nan if calls["n"] in (2, 4, 5, 6) else loss), nll, n
+
+    monkeypatch.setattr(loop_module, "label_smoothed_loss", sometimes_nan)
+    with pytest.warns(RuntimeWarning, match="update skipped"):
+        with pytest.raises(TrainingError, match="NaN/inf for 3 steps in a row"):
+            train(
+                smoke_cfg("trainer.max_bad_steps=3", "trainer.max_steps=50", "trainer.val_every_steps=0"),
+                tmp_path,
+            )
+    assert calls["n"] == 6  # batch 2 skipped alone (run went on), 4-6 in a row stopped it
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(smoke_cfg, tmp_path, monkeypatch):
+    """Send SIGTERM to ourselves in the middle of step 3: the step completes, last.pt is written, run ends."""
+    real = loop_module.label_smoothed_loss
+    calls = {"n": 0}
+
+    def loss_then_signal(logits, target, smoothing):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(logits, target, smoothing)
+
+    monkeypatch.setattr(loop_module, "label_smoothed_loss", loss_then_signal)
+    result = train(smoke_cfg("trainer.max_steps=50", "trainer.val_every_steps=0"), tmp_path)
+    assert result.stop_reason == "SIGTERM" and result.signum == signal.SIGTERM
+    assert result.steps == 3
+    ckpt = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["data_position"] == {"epoch": 0, "batch": 3}
+    assert signal.getsignal(signal.SIGTERM) is not None  # handler restored (not ours)
+    assert not (tmp_path / "checkpoints/best.pt").exists()
+
+
+def test_gradient_accumulation_counts_micro_batches(smoke_cfg, tmp_path):
+    result = train(
+        smoke_cfg("trainer.max_steps=3", "trainer.accum_steps=2", "trainer.val_every_steps=0"), tmp_path
+    )
+    ckpt = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
+    assert result.steps == 3 and ckpt["data_position"]["batch"] == 6
+    assert ckpt["scheduler"]["step_count"] == 3
+
+
+def test_keep_last_prunes_old_step_files(tmp_path):
+    m = CheckpointManager(tmp_path, keep_last=2)
+    for step in (1, 2, 3):
+        m.save({"step": step, "w": torch.full((2,), float(step))}, is_best=step == 2)
+    assert [p.name for p in m.step_files()] == ["step-2.pt", "step-3.pt"]
+    assert torch.load(m.last, weights_only=True)["step"] == 3
+    assert torch.load(m.best, weights_only=True)["step"] == 2
