@@ -127,3 +127,12 @@ def test_weights_that_do_not_fit_the_config(tmp_path, tokenizer):
     with pytest.raises(CheckpointError, match="mismatch.pt: weights do not fit") as err:
         load_model(path)
     assert "\n" not in str(err.value)
+
+
+def test_model_config_that_cannot_be_built(tmp_path, tokenizer):
+    path = tmp_path / "unknown.pt"
+    cfg = {"_target_": "translate.models.nowhere.Model"}
+    save_checkpoint(path, {"model": {}, "model_config": cfg, "tokenizer": tokenizer.state_dict()})
+    with pytest.raises(CheckpointError, match="unknown.pt: cannot rebuild the model") as err:
+        load_model(path)
+    assert "\n" not in str(err.value)

@@ -118,3 +118,17 @@ def test_rnnsearch_paper_size():
 
 def test_rnnencdec_paper_size():
     assert 65e6 < meta_count("rnnencdec_paper", 30000, False) < 75e6
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_each_model_composes_into_the_training_config(name):
+    """`python -m translate.train model=<name>` composes, and its model node builds (shrunk)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base=None):
+        cfg = compose(config_name="train", overrides=[f"model={name}"])
+    model_cfg = cfg.model
+    for key, value in SHRINK.items():
+        if key in model_cfg:
+            model_cfg[key] = value
+    assert build_model(model_cfg, 11, 11, shared_vocab=True).num_parameters() > 0

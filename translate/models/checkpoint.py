@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 
 from translate.models.build import build_model
 from translate.models.interface import Seq2Seq
@@ -72,10 +73,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Se
     missing = [k for k in ("model", "model_config", "tokenizer") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    tokenizer = Tokenizer.from_state_dict(ckpt["tokenizer"])
-    model = build_model(
-        ckpt["model_config"], tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared
-    )
+    try:
+        tokenizer = Tokenizer.from_state_dict(ckpt["tokenizer"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: unusable tokenizer state ({e})") from e
+    try:
+        model = build_model(
+            ckpt["model_config"], tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared
+        )
+    except (InstantiationException, ValueError, TypeError) as e:
+        reason = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: cannot rebuild the model from model_config ({reason})") from e
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
