@@ -27,11 +27,17 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from translate.data.clean import casing_table, clean_verse, fix_opening_capitals  # noqa: E402
+from translate.data.clean import (  # noqa: E402
+    casing_table,
+    clean_verse,
+    fix_opening_capitals,
+    strip_subscription,
+)
 from translate.data.split import Pair, Split, n_words, split_by_chapter  # noqa: E402
 
 SOURCE_MODULE = "spaRV1909eb"  # Debian sword-text-sparv: Reina-Valera 1909, KJV versification
 TARGET_MODULE = "engWEB2015eb"  # Debian sword-text-web: World English Bible, NRSVA versification
+MAX_CHAR_RATIO = 2.5  # English/Spanish characters: 99.8% of pairs lie within 0.5-1.9
 BUCKETS = [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60), (60, None)]
 
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
@@ -123,15 +129,23 @@ def align(
     src = {ref: clean_verse(text) for ref, text in src_raw.items()}
     tgt = {ref: clean_verse(tgt_raw.get(ref, "")) for ref in src_raw}
     casing = casing_table(src.values())
-    for ref in src:
+    refs = list(src)
+    for i, ref in enumerate(refs):
         if ref.endswith(".1"):  # RV1909 opens every chapter in capitals
             src[ref] = fix_opening_capitals(src[ref], casing)
+        if i + 1 == len(refs) or refs[i + 1].split(".")[0] != ref.split(".")[0]:
+            src[ref] = strip_subscription(src[ref])  # the epistles' colophons
 
     dropped: dict[str, list[str]] = {}  # reason -> refs
     pairs = []
     for ref in src_raw:
         if not src[ref] or not tgt[ref]:
             reason = "source verse empty (merged into a neighbour)" if not src[ref] else "target verse empty"
+            dropped.setdefault(reason, []).append(ref)
+            continue
+        ratio = len(tgt[ref]) / len(src[ref])
+        if not 1 / MAX_CHAR_RATIO <= ratio <= MAX_CHAR_RATIO:
+            reason = f"lengths differ more than {MAX_CHAR_RATIO}x (verses merged or split on one side)"
             dropped.setdefault(reason, []).append(ref)
             continue
         pairs.append(Pair(ref, src[ref], tgt[ref]))

@@ -4,7 +4,14 @@ and spaRV1909eb (RV1909). No SWORD installation needed."""
 
 import pytest
 
-from translate.data.clean import casing_table, clean_verse, fix_opening_capitals, normalize_text, strip_osis
+from translate.data.clean import (
+    casing_table,
+    clean_verse,
+    fix_opening_capitals,
+    normalize_text,
+    strip_osis,
+    strip_subscription,
+)
 
 # WEB Gen 1:1: a footnote sits between two <w> elements with no whitespace around it.
 WEB_GEN_1_1 = (
@@ -184,3 +191,21 @@ def test_casing_table_ignores_sentence_starts_and_capitals():
     table = casing_table(texts)
     assert table["jehová"] == "Jehová" and table["david"] == "David"
     assert "yo" not in table and "dijo" not in table
+
+
+def test_strip_subscription_keeps_the_verse_and_amen():
+    # RV1909 Heb 13:25 and Phil 4:23, cleaned.
+    assert (
+        strip_subscription(
+            "La gracia sea con todos vosotros. Amén. Fué escrita á los Hebreos desde Italia con Timoteo."
+        )
+        == "La gracia sea con todos vosotros. Amén."
+    )
+    assert strip_subscription("sea con todos vosotros. Amén. Escrita de Roma con Epafrodito.") == (
+        "sea con todos vosotros. Amén."
+    )
+    # A closing doxology without a colophon is untouched (Jude 1:25), as is "escrita" mid-verse.
+    jude = "ahora y en todos los siglos. Amén."
+    assert strip_subscription(jude) == jude
+    text = "Amén. Y la escritura que esculpió es: MENE."
+    assert strip_subscription(text) == text

@@ -160,6 +160,16 @@ def fix_opening_capitals(text: str, casing: Mapping[str, str]) -> str:
     return text[: m.start(2)] + " ".join(fixed) + text[m.end(2) :]
 
 
+_SUBSCRIPTION = re.compile(r"(?<=\bAmén\.) [^.]*\b(?:[Ee]scrita|[Ee]nviada)\b.*$")
+
+
+def strip_subscription(text: str) -> str:
+    """RV1909 ends Paul's letters and Hebrews with the KJV-era colophon after the closing "Amén."
+    ("Amén. Escrita de Roma á los Efesios por Tichîco."); the WEB has none. Apply to a book's last verse.
+    """
+    return _SUBSCRIPTION.sub("", text)
+
+
 def clean_verse(raw: str) -> str:
     """Markup removed, spacing repaired, normalised: the cleaning both languages share."""
     return normalize_text(strip_osis(raw))
