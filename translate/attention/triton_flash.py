@@ -70,14 +70,15 @@ def _query_bounds(n_start, T, S, klen, window, BLOCK_M: tl.constexpr, BLOCK_N: t
 
 
 @triton.jit
-def _visible(offs_m, offs_n, T, S, klen, window, CAUSAL: tl.constexpr, WINDOWED: tl.constexpr):
-    """(BLOCK_M, BLOCK_N) bool: query row offs_m may attend to key offs_n."""
-    pos = offs_m + (S - T)
-    ok = (offs_m < T)[:, None] & (offs_n < klen)[None, :]
+def _visible(rows, cols, T, S, klen, window, CAUSAL: tl.constexpr, WINDOWED: tl.constexpr):
+    """Bool tile: query rows[.] may attend to key cols[.]; rows and cols are index tiles that broadcast,
+    (BM, 1) and (1, BN) for a score tile, (1, BM) and (BN, 1) for its transpose (no tl.trans needed)."""
+    pos = rows + (S - T)
+    ok = (rows < T) & (cols < klen)
     if CAUSAL:
-        ok = ok & (offs_n[None, :] <= pos[:, None])
+        ok = ok & (cols <= pos)
     if WINDOWED:
-        ok = ok & (offs_n[None, :] >= pos[:, None] - window) & (offs_n[None, :] <= pos[:, None] + window)
+        ok = ok & (cols >= pos - window) & (cols <= pos + window)
     return ok
 
 
@@ -124,7 +125,8 @@ def _fwd_kernel(Q, K, V, O, LSE, KLEN,
         v = tl.load(V + offs_n[:, None] * svs + offs_d[None, :] * svd,
                     mask=n_ok[:, None] & d_ok[None, :], other=0.0)               # (BN, BD)
         s = tl.dot(q.to(DOT_DTYPE), kt.to(DOT_DTYPE), input_precision=PRECISION) * qk_scale  # (BM, BN), log2
-        s = tl.where(_visible(offs_m, offs_n, T, S, klen, window, CAUSAL, WINDOWED), s, float("-inf"))
+        s = tl.where(_visible(offs_m[:, None], offs_n[None, :], T, S, klen, window, CAUSAL, WINDOWED), s,
+                     float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)                    # all-masked so far
         p = tl.exp2(s - m_safe[:, None])
@@ -200,7 +202,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, KLEN,
         delta = tl.load(DELTA + offs_m, mask=m_ok, other=0.0)
         st = tl.dot(k.to(DOT_DTYPE), tl.trans(q).to(DOT_DTYPE), input_precision=PRECISION)
         st = st * qk_scale                                                         # S^T (BN, BM), log2
-        vis = tl.trans(_visible(offs_m, offs_n, T, S, klen, window, CAUSAL, WINDOWED))
+        vis = _visible(offs_m[None, :], offs_n[:, None], T, S, klen, window, CAUSAL, WINDOWED)  # (BN, BM)
         pt = tl.where(vis, tl.exp2(st - lse[None, :]), 0.0)                       # P^T (BN, BM)
         dv += tl.dot(pt.to(DOT_DTYPE), do.to(DOT_DTYPE), input_precision=PRECISION)
         dpt = tl.dot(v.to(DOT_DTYPE), tl.trans(do).to(DOT_DTYPE), input_precision=PRECISION)  # (BN, BM)
@@ -251,7 +253,7 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, KLEN,
         vt = tl.load(V + offs_n[None, :] * svs + offs_d[:, None] * svd, mask=n_ok[None, :] & d_ok[:, None],
                      other=0.0)                                                    # (BD, BN)
         s = tl.dot(q.to(DOT_DTYPE), kt.to(DOT_DTYPE), input_precision=PRECISION) * qk_scale
-        vis = _visible(offs_m, offs_n, T, S, klen, window, CAUSAL, WINDOWED)
+        vis = _visible(offs_m[:, None], offs_n[None, :], T, S, klen, window, CAUSAL, WINDOWED)
         p = tl.where(vis, tl.exp2(s - lse[:, None]), 0.0)                         # (BM, BN)
         dp = tl.dot(do.to(DOT_DTYPE), vt.to(DOT_DTYPE), input_precision=PRECISION)
         ds = p * (dp - delta[:, None])
@@ -278,24 +280,34 @@ def _dot_dtype(dtype: torch.dtype, interpreted: bool):
     return tl.float32, ("tf32" if torch.backends.cuda.matmul.allow_tf32 and not interpreted else "ieee")
 
 
+# GPU tiles per (kernel, 16-bit input, head dim > 64): (BLOCK_M, BLOCK_N, num_warps, num_stages). Chosen by
+# compiling every kernel offline for sm_90 and sm_80 (ptxas resource usage): shared memory under 100 KB
+# and no register spills. BLOCK_M is the query tile, BLOCK_N the key tile, in every kernel.
+_GPU_TILES = {
+    ("fwd", True, False): (128, 64, 8, 3),
+    ("fwd", True, True): (128, 32, 8, 2),
+    ("fwd", False, False): (64, 32, 8, 2),
+    ("fwd", False, True): (32, 16, 4, 2),
+    ("dkdv", True, False): (32, 64, 4, 3),
+    ("dkdv", True, True): (32, 32, 8, 2),
+    ("dkdv", False, False): (32, 32, 8, 2),
+    ("dkdv", False, True): (16, 32, 4, 2),
+    ("dq", True, False): (64, 32, 4, 3),
+    ("dq", True, True): (64, 32, 8, 2),
+    ("dq", False, False): (32, 32, 4, 2),
+    ("dq", False, True): (32, 32, 8, 2),
+}
+
+
 def _blocks(kind: str, T: int, S: int, block_d: int, dtype: torch.dtype, interpreted: bool) -> dict:
-    """Tile sizes and launch options per kernel. 16x16 tiles under the interpreter, so tiny test shapes
-    cross several blocks; on a GPU defaults in the spirit of FlashAttention-2 for sm80/sm90, smaller
-    for fp32 (twice the shared memory per tile) and for head dim 128."""
+    """Tile sizes and launch options for one kernel. 16 x 16 tiles under the interpreter, so tiny test
+    shapes cross several blocks; on a GPU the _GPU_TILES defaults, shrunk to short sequences (T = 1)."""
     if interpreted:
         return dict(BLOCK_M=16, BLOCK_N=16, num_warps=4, num_stages=1)
-    wide = dtype != torch.float32
-    big_d = block_d > 64
-    if kind == "fwd":
-        bm, bn = (128, 64) if wide else (64, 32)
-    elif kind == "dkdv":
-        bm, bn = (32, 64) if wide else (32, 32)
-    else:  # dq
-        bm, bn = (64, 32) if wide else (32, 32)
+    bm, bn, warps, stages = _GPU_TILES[(kind, dtype != torch.float32, block_d > 64)]
     bm = min(bm, max(16, triton.next_power_of_2(T)))
     bn = min(bn, max(16, triton.next_power_of_2(S)))
-    warps = 8 if (big_d and wide and max(bm, bn) >= 64) else 4
-    stages = 2 if (big_d or not wide) else 3
+    warps = min(warps, max(4, bm * bn // 256))                                   # small tiles, fewer warps
     return dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
 
 
