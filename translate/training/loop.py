@@ -255,7 +255,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     bad_steps = 0  # consecutive non-finite losses
     last_val_step, last_val_time = step, time.monotonic()
     window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0, "grad_norm": 0.0, "steps": 0, "start": time.monotonic()}
-    tokens_per_s = 0.0
+    bar_tokens_per_s, last_step_end = 0.0, time.monotonic()  # the bar's smoothed rate
     steps_this_run = 0
     stop_reason = budget.exhausted(step, epoch)
     model.train()
@@ -350,10 +350,13 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
 
                 # -- progress: bar every step, TensorBoard / jsonl every log_every steps
                 lr = scheduler.get_last_lr()[0]
+                now = time.monotonic()
+                rate = global_tokens / max(now - last_step_end, 1e-9)
+                bar_tokens_per_s = rate if bar_tokens_per_s == 0.0 else 0.9 * bar_tokens_per_s + 0.1 * rate
+                last_step_end = now
                 if finite:
-                    elapsed = time.monotonic() - window["start"]
                     if window["steps"] >= t.log_every:
-                        tokens_per_s = window["tokens"] / max(elapsed, 1e-9)
+                        tokens_per_s = window["tokens"] / max(now - window["start"], 1e-9)
                         logger.scalars(
                             step,
                             "train",
@@ -369,11 +372,9 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                         window.update(
                             loss=0.0, nll=0.0, tokens=0.0, grad_norm=0.0, steps=0, start=time.monotonic()
                         )
-                    elif tokens_per_s == 0.0:
-                        tokens_per_s = window["tokens"] / max(elapsed, 1e-9)
                     epoch_fraction = batch_in_epoch / batches_per_epoch
                     eta = budget.eta(step, epoch, epoch_fraction, steps_this_run)
-                    logger.step(step, loss_per_token, lr, tokens_per_s, eta)
+                    logger.step(step, loss_per_token, lr, bar_tokens_per_s, eta)
 
                 # -- stop on a signal (after a complete update), validate, budgets
                 if g_signal > 0:
@@ -384,6 +385,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                     _, early = run_validation()
                     last_val_step, last_val_time = step, time.monotonic()
                     window["start"] += last_val_time - val_start  # tokens/s counts training time only
+                    last_step_end = last_val_time
                     if early:
                         stop_reason = early
                         break

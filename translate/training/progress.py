@@ -30,7 +30,7 @@ class RunLogger:
             unit="step",
             dynamic_ncols=True,
             file=sys.stderr,
-            mininterval=1.0,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
         )
 
     def config_text(self, yaml_text: str) -> None:
@@ -39,7 +39,7 @@ class RunLogger:
 
     def step(self, step: int, loss: float, lr: float, tokens_per_s: float, eta_s: float) -> None:
         """Advance the bar one optimizer step; its postfix shows the running numbers."""
-        if not self.bar:
+        if self.bar is None:
             return
         self.bar.update(1)
         self.bar.set_postfix_str(
@@ -59,13 +59,13 @@ class RunLogger:
 
     def message(self, text: str) -> None:
         """A line that does not break the bar (rank 0 only)."""
-        if self.bar:
+        if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         elif self.enabled:
             print(text, file=sys.stderr)
 
     def close(self) -> None:
-        if self.bar:
+        if self.bar is not None:
             self.bar.close()
         if self.writer:
             self.writer.flush()
