@@ -305,9 +305,10 @@ def _blocks(kind: str, T: int, S: int, block_d: int, dtype: torch.dtype, interpr
     if interpreted:
         return dict(BLOCK_M=16, BLOCK_N=16, num_warps=4, num_stages=1)
     bm, bn, warps, stages = _GPU_TILES[(kind, dtype != torch.float32, block_d > 64)]
-    bm = min(bm, max(16, triton.next_power_of_2(T)))
-    bn = min(bn, max(16, triton.next_power_of_2(S)))
-    warps = min(warps, max(4, bm * bn // 256))                                   # small tiles, fewer warps
+    short_m = min(bm, max(16, triton.next_power_of_2(T)))
+    short_n = min(bn, max(16, triton.next_power_of_2(S)))
+    if (short_m, short_n) != (bm, bn):                                        # short sequences: fewer warps
+        bm, bn, warps = short_m, short_n, min(warps, max(4, short_m * short_n // 256))
     return dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
 
 
