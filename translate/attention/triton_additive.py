@@ -24,13 +24,11 @@ dtype on a GPU, fp32 for bf16 under the Triton interpreter, whose bf16 x bf16 tl
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-from translate.attention.triton_flash import _dot_dtype, _interpreted
+from translate.attention.triton_flash import _dot_dtype, _interpreted, _interpreter_on
 
 
 @triton.jit
@@ -269,7 +267,7 @@ def _check(wq, uk, v_weight, values, key_lengths):
             f"additive_attention: {name} dtype {t.dtype} unsupported (float32, float16, bfloat16)")
     devices = {wq.device, uk.device, v_weight.device, values.device}
     assert len(devices) == 1, f"additive_attention: tensors on several devices: {devices}"
-    assert wq.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1", (
+    assert wq.device.type == "cuda" or _interpreter_on(), (
         "additive_attention: needs CUDA tensors, or TRITON_INTERPRET=1 set before triton is imported")
     if key_lengths is not None:
         assert key_lengths.shape == (B,) and not key_lengths.is_floating_point(), (

@@ -267,8 +267,16 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, KLEN,
 # Launchers
 
 
+def _interpreter_on() -> bool:
+    """Whether triton runs kernels through its interpreter (TRITON_INTERPRET, read at triton import)."""
+    knobs = getattr(triton, "knobs", None)                                      # triton >= 3.4
+    if knobs is not None:
+        return bool(knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
 def _interpreted(t: torch.Tensor) -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1" or t.device.type != "cuda"
+    return _interpreter_on() or t.device.type != "cuda"
 
 
 def _dot_dtype(dtype: torch.dtype, interpreted: bool):
@@ -325,7 +333,7 @@ def _check(q, k, v, key_lengths, window):
         f"flash_attention: dtype {q.dtype} unsupported (float32, float16, bfloat16)")
     assert q.dtype == k.dtype == v.dtype, f"flash_attention: dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}"
     assert q.device == k.device == v.device, "flash_attention: q, k, v on different devices"
-    assert q.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1", (
+    assert q.device.type == "cuda" or _interpreter_on(), (
         "flash_attention: needs CUDA tensors, or TRITON_INTERPRET=1 set before triton is imported")
     assert T > 0 and k.shape[2] > 0, "flash_attention: empty query or key sequence"
     if key_lengths is not None:
