@@ -22,6 +22,10 @@ cores; fp32 dots use TF32 only when torch.backends.cuda.matmul.allow_tf32 is set
 fp32 for bf16 inputs under the Triton interpreter, whose tl.dot on two bf16 tiles returns garbage
 (triton 3.9.0; fp16/fp32 dots, bf16 loads/stores and casts are right). So CPU tests of bf16 inputs
 check bf16 loads, stores, casts and fp32 accumulation; the bf16 tensor-core dot itself runs only on a GPU.
+
+Limits (asserted by the launcher): head dim 16..128, v's dim equal to q's, no dropout, no arbitrary boolean
+mask (padding is per-sequence key lengths), no weights returned. Not done: a split-K decoding kernel
+(T = 1 runs one program per (b, h) over all keys) and separate unmasked loops for interior blocks.
 """
 
 from __future__ import annotations
@@ -289,8 +293,8 @@ def _dot_dtype(dtype: torch.dtype, interpreted: bool):
 
 
 # GPU tiles per (kernel, 16-bit input, head dim > 64): (BLOCK_M, BLOCK_N, num_warps, num_stages). Chosen by
-# compiling every kernel offline for sm_90 and sm_80 (ptxas resource usage): shared memory under 100 KB
-# and no register spills. BLOCK_M is the query tile, BLOCK_N the key tile, in every kernel.
+# compiling every kernel offline for sm_90 (triton.compile + ptxas resource usage, no GPU needed): shared
+# memory under 70 KB, register spills at most 8 bytes. BLOCK_M is the query tile, BLOCK_N the key tile.
 _GPU_TILES = {
     ("fwd", True, False): (128, 64, 8, 3),
     ("fwd", True, True): (128, 32, 8, 2),
@@ -341,7 +345,7 @@ def _check(q, k, v, key_lengths, window):
             f"flash_attention: key_lengths must be an integer (B,) = ({B},) tensor, got "
             f"{key_lengths.dtype} {tuple(key_lengths.shape)}")
         assert key_lengths.device == q.device, "flash_attention: key_lengths on a different device than q"
-    assert window is None or (isinstance(window, int) and window >= 0), (
+    assert window is None or (isinstance(window, int) and not isinstance(window, bool) and window >= 0), (
         f"flash_attention: window must be None or an int >= 0, got {window!r}")
 
 
