@@ -1,9 +1,10 @@
 """Fused Triton additive attention (translate/attention/triton_additive.py) against the math reference.
 
 Runs through Triton's interpreter on machines without CUDA (tests/conftest.py), with 16 x 16 x 16 tiles
-(T x S x A), so T=20, S=35, A=33 cross several blocks of each. Tolerance is relative to PyTorch's own
-error at the input dtype: max|ours - ref| <= 2 * max|math_same_dtype - ref| + atol * max(1, max|ref|),
-ref = math in float64.
+(T x S x A), so T=20, S=35, A=33 cross several blocks of each; T < 16 runs the single-query path
+(BLOCK_T = 1, no tl.dot) that decoding uses, T >= 16 the blocked path with tl.dot. Tolerance is relative
+to PyTorch's own error at the input dtype:
+max|ours - ref| <= 2 * max|math_same_dtype - ref| + atol * max(1, max|ref|), ref = math in float64.
 bf16: under the interpreter tl.dot sees bf16 tiles as fp32 (the interpreter's bf16 dot returns garbage,
 triton 3.9.0); tanh and the softmax are fp32 in every case. See tests/attention/test_triton_flash.py.
 """
@@ -63,8 +64,8 @@ def _compare(B, T, S, A, Dk, dtype, lengths):
     [
         (2, 7, 13, 20, 24, torch.float32, [13, 1]),      # odd sizes, padding, A and Dk not powers of 2
         (1, 20, 35, 33, 40, torch.float32, None),        # several T, S and A blocks
-        (2, 5, 19, 16, 32, torch.float16, [19, 7]),
-        (2, 5, 19, 16, 32, torch.bfloat16, [19, 7]),
+        (2, 17, 19, 16, 32, torch.float16, [19, 7]),     # blocks of 16 queries: tl.dot in fp16
+        (2, 5, 19, 16, 32, torch.bfloat16, [19, 7]),     # single-query path in bf16
     ],
 )
 def test_additive_matches_math(B, T, S, A, Dk, dtype, lengths):

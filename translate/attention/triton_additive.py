@@ -39,6 +39,17 @@ def _tanh(x):
 
 
 @triton.jit
+def _mm(a, b, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """a @ b in fp32: tl.dot (tensor cores) for blocks of 16 queries, a broadcast multiply-sum for single
+    queries (BLOCK_T = 1, decoding one step), where tl.dot's 16-row minimum would waste 15/16 of the work."""
+    if USE_DOT:
+        out = tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), input_precision=PRECISION)
+    else:
+        out = tl.sum(a.to(tl.float32)[:, :, None] * b.to(tl.float32)[None, :, :], 1)
+    return out
+
+
+@triton.jit
 def _tanh_chunk(WQ, UK, VW, offs_t, offs_s, t_ok, s_ok, offs_a, a_ok, swt, swa, sus, sua, sva):
     """tanh(wq_t + uk_s) on one A chunk, (BT, BS, BA) fp32, and v on that chunk (BA,); masked lanes give 0."""
     wq = tl.load(WQ + offs_t[:, None] * swt + offs_a[None, :] * swa, mask=t_ok[:, None] & a_ok[None, :],
@@ -67,7 +78,8 @@ def _fwd_kernel(WQ, UK, VW, VAL, CTX, LSE, KLEN,
                 swb, swt, swa, sub, sus, sua, sva, svb, svs, svd, scb, sct, scd,
                 T, S, A, DK,
                 HAS_KLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_A: tl.constexpr,
-                BLOCK_DK: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+                BLOCK_DK: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
+                PRECISION: tl.constexpr):
     pid_t = tl.program_id(0)
     b = tl.program_id(1)
     offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
@@ -97,7 +109,7 @@ def _fwd_kernel(WQ, UK, VW, VAL, CTX, LSE, KLEN,
         l_i = l_i * alpha + tl.sum(p, 1)
         val = tl.load(VAL + offs_s[:, None] * svs + offs_d[None, :] * svd, mask=s_ok[:, None] & d_ok[None, :],
                       other=0.0)                                                   # (BS, BDK)
-        acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DTYPE), val.to(DOT_DTYPE), input_precision=PRECISION)
+        acc = acc * alpha[:, None] + _mm(p, val, USE_DOT, DOT_DTYPE, PRECISION)
         m_i = m_new
     seen = l_i > 0.0
     ctx = acc / tl.where(seen, l_i, 1.0)[:, None]
@@ -111,7 +123,8 @@ def _fwd_kernel(WQ, UK, VW, VAL, CTX, LSE, KLEN,
 def _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok,
                        A, DK, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
                        BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_A: tl.constexpr,
-                       BLOCK_DC: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+                       BLOCK_DC: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
+                       PRECISION: tl.constexpr):
     """Recomputed probabilities p and score gradients de = p * (dC . values - delta), (BT, BS) each.
     dC . values runs over Dk in BLOCK_DC chunks, so large value dims keep the dot operands small."""
     e = _scores(WQ, UK, VW, offs_t, offs_s, t_ok, s_ok, A, swt, swa, sus, sua, sva, BLOCK_T, BLOCK_S, BLOCK_A)
@@ -124,7 +137,7 @@ def _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_
                      other=0.0)                                                    # (BT, BDC)
         val_t = tl.load(VAL + offs_s[None, :] * svs + offs_c[:, None] * svd,
                         mask=s_ok[None, :] & c_ok[:, None], other=0.0)             # (BDC, BS)
-        da += tl.dot(dc.to(DOT_DTYPE), val_t.to(DOT_DTYPE), input_precision=PRECISION)
+        da += _mm(dc, val_t, USE_DOT, DOT_DTYPE, PRECISION)
     return p, p * (da - delta[:, None])
 
 
@@ -134,7 +147,7 @@ def _bwd_dwq_kernel(WQ, UK, VW, VAL, CTX, DC, LSE, DELTA, DWQ, KLEN,
                     T, S, A, DK,
                     HAS_KLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr,
                     BLOCK_A: tl.constexpr, BLOCK_DK: tl.constexpr, BLOCK_DC: tl.constexpr,
-                    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+                    USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
     """Per (query block, b): delta = rowsum(dC * C), then d wq[t, a] = sum_s de[t, s] v[a] (1 - tanh^2)."""
     pid_t = tl.program_id(0)
     b = tl.program_id(1)
@@ -165,7 +178,8 @@ def _bwd_dwq_kernel(WQ, UK, VW, VAL, CTX, DC, LSE, DELTA, DWQ, KLEN,
         s_ok = offs_s < klen
         de = _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok,
                                 A, DK, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
-                                BLOCK_T, BLOCK_S, BLOCK_A, BLOCK_DC, DOT_DTYPE, PRECISION)[1]
+                                BLOCK_T, BLOCK_S, BLOCK_A, BLOCK_DC, USE_DOT, DOT_DTYPE,
+                                   PRECISION)[1]
         for a0 in range(0, A, BLOCK_A):
             offs_a = a0 + tl.arange(0, BLOCK_A)
             a_ok = offs_a < A
@@ -184,7 +198,7 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
                     T, S, A, DK,
                     HAS_KLEN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr,
                     BLOCK_A: tl.constexpr, BLOCK_DK: tl.constexpr, BLOCK_DC: tl.constexpr,
-                    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+                    USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
     """Per (key block, b): d values = P^T dC, d uk[s, a] = sum_t g, partial d v[a] = sum_{t,s} de tanh."""
     pid_s = tl.program_id(0)
     b = tl.program_id(1)
@@ -213,10 +227,11 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
         delta = tl.load(DELTA + offs_t, mask=t_ok, other=0.0)
         p, de = _probs_and_dscores(WQ, UK, VW, VAL, DC, lse, delta, offs_t, offs_s, t_ok, s_ok,
                                    A, DK, swt, swa, sus, sua, sva, svs, svd, sdt, sdd,
-                                   BLOCK_T, BLOCK_S, BLOCK_A, BLOCK_DC, DOT_DTYPE, PRECISION)
+                                   BLOCK_T, BLOCK_S, BLOCK_A, BLOCK_DC, USE_DOT, DOT_DTYPE,
+                                   PRECISION)
         dc = tl.load(DC + offs_t[:, None] * sdt + offs_d[None, :] * sdd, mask=t_ok[:, None] & d_ok[None, :],
                      other=0.0)                                                    # (BT, BDK)
-        dval += tl.dot(tl.trans(p).to(DOT_DTYPE), dc.to(DOT_DTYPE), input_precision=PRECISION)
+        dval += _mm(tl.trans(p), dc, USE_DOT, DOT_DTYPE, PRECISION)
         for a0 in range(0, A, BLOCK_A):
             offs_a = a0 + tl.arange(0, BLOCK_A)
             a_ok = offs_a < A
@@ -239,13 +254,21 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
 
 
 def _blocks(T: int, block_dk: int, interpreted: bool) -> dict:
-    """16 x 16 x 16 tiles under the interpreter. On a GPU the (BT, BS, BA) tanh tile is 16 x 32 x 16 (8K fp32
-    values over 4 warps); BLOCK_T = 16 is tl.dot's minimum and wastes little when decoding (T = 1)."""
+    """Tile sizes. Blocks of 16 queries (tl.dot's minimum) when T >= 16, single queries otherwise (decoding
+    one step at a time, the RNNsearch case). On a GPU the (BT, BS, BA) tanh tile is 16 x 32 x 8 or
+    1 x 64 x 16 fp32 values, and BLOCK_S shrinks for large value dims so the (BS, Dk) tiles stay small.
+    Under the interpreter 16-wide tiles, so tiny test shapes cross several blocks."""
+    single = T < 16
     if interpreted:
-        return dict(BLOCK_T=16, BLOCK_S=16, BLOCK_A=16, num_warps=4, num_stages=1)
-    if block_dk >= 512:  # keep the (BLOCK_S, Dk) value tile and its accumulators within shared memory
-        return dict(BLOCK_T=16, BLOCK_S=16, BLOCK_A=8, num_warps=8, num_stages=1)
-    return dict(BLOCK_T=16, BLOCK_S=32, BLOCK_A=8, num_warps=4, num_stages=2)
+        bt, bs, ba, warps, stages = (1 if single else 16), 16, 16, 4, 1
+    elif single:
+        bs = max(16, min(64, 16384 // block_dk))                                 # (BS, Dk) <= 16K values
+        bt, ba, warps, stages = 1, 16, (8 if block_dk >= 512 else 4), 2
+    elif block_dk >= 512:
+        bt, bs, ba, warps, stages = 16, 16, 8, 8, 1
+    else:
+        bt, bs, ba, warps, stages = 16, 32, 8, 4, 2
+    return dict(BLOCK_T=bt, BLOCK_S=bs, BLOCK_A=ba, USE_DOT=bt >= 16, num_warps=warps, num_stages=stages)
 
 
 def _check(wq, uk, v_weight, values, key_lengths):
