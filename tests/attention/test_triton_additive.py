@@ -17,6 +17,7 @@ pytest.importorskip("triton", reason="triton is not installed: the fused kernels
 from translate.attention.functional import additive_math  # noqa: E402
 from translate.attention.triton_additive import additive_attention  # noqa: E402
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # compiled kernels on a GPU, else the interpreter
 ATOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
@@ -24,12 +25,12 @@ def _padding_mask(lengths, S):
     return None if lengths is None else torch.arange(S)[None, :] >= lengths[:, None]  # (B, S) True = pad
 
 
-def _run(fn, inputs, grad_out):
-    """context and the gradients of fn on leaf copies of inputs."""
-    leaves = [t.detach().requires_grad_(True) for t in inputs]
+def _run(fn, inputs, grad_out, device="cpu"):
+    """context and the gradients of fn on leaf copies of inputs on device, returned on the CPU."""
+    leaves = [t.detach().to(device).requires_grad_(True) for t in inputs]
     out = fn(*leaves)
-    out.backward(grad_out.to(out.dtype))
-    return out.detach(), [t.grad for t in leaves]
+    out.backward(grad_out.to(device, out.dtype))
+    return out.detach().cpu(), [t.grad.cpu() for t in leaves]
 
 
 def _assert_close(name, ours, same, ref, dtype):
@@ -46,11 +47,13 @@ def _compare(B, T, S, A, Dk, dtype, lengths):
     mask = _padding_mask(klen, S)
 
     def math(wq, uk, v_weight, values):
-        return additive_math(wq, uk, v_weight, values, mask)[0]
+        return additive_math(wq, uk, v_weight, values, None if mask is None else mask.to(wq.device))[0]
 
     ref, ref_g = _run(math, [t.double() for t in inputs], grad_out.double())
-    same, same_g = _run(math, [t.to(dtype) for t in inputs], grad_out)
-    ours, ours_g = _run(lambda *a: additive_attention(*a, klen), [t.to(dtype) for t in inputs], grad_out)
+    same, same_g = _run(math, [t.to(dtype) for t in inputs], grad_out, DEVICE)
+    klen_dev = None if klen is None else klen.to(DEVICE)
+    ours, ours_g = _run(lambda *a: additive_attention(*a, klen_dev), [t.to(dtype) for t in inputs], grad_out,
+                        DEVICE)
     assert ours.dtype == dtype and ours.shape == (B, T, Dk)
     _assert_close("context", ours, same, ref, dtype)
     for name, a, b, c in zip(("d_wq", "d_uk", "d_v", "d_values"), ours_g, same_g, ref_g):
@@ -89,27 +92,28 @@ def test_additive_padding_is_never_read():
     poisoned_uk, poisoned_values = uk.clone(), values.clone()
     poisoned_uk[:, 11:] = float("nan")
     poisoned_values[:, 11:] = float("nan")
-    out = additive_attention(wq, poisoned_uk, v_weight, poisoned_values, lengths)
+    out = additive_attention(*(t.to(DEVICE) for t in (wq, poisoned_uk, v_weight, poisoned_values, lengths)))
     ref, _ = additive_math(wq, uk, v_weight, values, _padding_mask(lengths, S))
-    assert torch.isfinite(out).all() and torch.allclose(out, ref, atol=1e-5)
+    assert torch.isfinite(out).all() and torch.allclose(out.cpu(), ref, atol=1e-5)
 
 
 def test_additive_mixed_dtypes_fp16_projections_fp32_v():
     """Under autocast the projections are fp16 while the v parameter stays fp32: accepted, grads per dtype."""
     wq, uk, values = torch.randn(1, 4, 16).half(), torch.randn(1, 9, 16).half(), torch.randn(1, 9, 16).half()
-    v_weight = torch.randn(16, requires_grad=True)
-    out = additive_attention(wq, uk, v_weight, values, None)
-    ref, _ = additive_math(wq.double(), uk.double(), v_weight.detach().double(), values.double())
-    assert out.dtype == torch.float16 and (out.double() - ref).abs().max() < 1e-2
+    v_weight = torch.randn(16, device=DEVICE, requires_grad=True)
+    out = additive_attention(wq.to(DEVICE), uk.to(DEVICE), v_weight, values.to(DEVICE), None)
+    ref, _ = additive_math(wq.double(), uk.double(), v_weight.detach().cpu().double(), values.double())
+    assert out.dtype == torch.float16 and (out.cpu().double() - ref).abs().max() < 1e-2
     out.float().sum().backward()
     assert v_weight.grad.dtype == torch.float32 and torch.isfinite(v_weight.grad).all()
 
 
 def test_additive_rejects_unsupported_inputs():
-    wq, uk, values = torch.randn(1, 2, 8), torch.randn(1, 3, 8), torch.randn(1, 3, 4)
+    wq, uk, values = (torch.randn(*shape, device=DEVICE) for shape in ((1, 2, 8), (1, 3, 8), (1, 3, 4)))
+    v_weight = torch.randn(8, device=DEVICE)
     with pytest.raises(AssertionError, match="mismatch"):
-        additive_attention(wq, uk, torch.randn(7), values)
+        additive_attention(wq, uk, v_weight[:7], values)
     with pytest.raises(AssertionError, match="float64"):
-        additive_attention(wq.double(), uk, torch.randn(8), values)
+        additive_attention(wq.double(), uk, v_weight, values)
     with pytest.raises(AssertionError, match="key_lengths"):
-        additive_attention(wq, uk, torch.randn(8), values, torch.tensor([1, 2]))
+        additive_attention(wq, uk, v_weight, values, torch.tensor([1, 2], device=DEVICE))

@@ -18,6 +18,7 @@ pytest.importorskip("triton", reason="triton is not installed: the fused kernels
 from translate.attention.functional import scaled_dot_product_math  # noqa: E402
 from translate.attention.triton_flash import flash_attention  # noqa: E402
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # compiled kernels on a GPU, else the interpreter
 ATOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
@@ -25,12 +26,12 @@ def _padding_mask(lengths, S):
     return None if lengths is None else torch.arange(S)[None, :] >= lengths[:, None]  # (B, S) True = pad
 
 
-def _run(fn, q, k, v, grad_out):
-    """out and (dq, dk, dv) of fn on leaf copies of q, k, v."""
-    q, k, v = (t.detach().requires_grad_(True) for t in (q, k, v))
+def _run(fn, q, k, v, grad_out, device="cpu"):
+    """out and (dq, dk, dv) of fn on leaf copies of q, k, v on device, returned on the CPU."""
+    q, k, v = (t.detach().to(device).requires_grad_(True) for t in (q, k, v))
     out = fn(q, k, v)
-    out.backward(grad_out.to(out.dtype))
-    return out.detach(), (q.grad, k.grad, v.grad)
+    out.backward(grad_out.to(device, out.dtype))
+    return out.detach().cpu(), tuple(t.grad.cpu() for t in (q, k, v))
 
 
 def _assert_close(name, ours, same, ref, dtype):
@@ -52,13 +53,15 @@ def _compare(B, H, T, S, D, dtype, lengths=None, causal=False, window=None, stri
     scale = D ** -0.5
 
     def math(q, k, v):
-        out, _ = scaled_dot_product_math(q, k, v, mask, causal=causal, window=window, scale=scale)
+        m = None if mask is None else mask.to(q.device)
+        out, _ = scaled_dot_product_math(q, k, v, m, causal=causal, window=window, scale=scale)
         return out
 
     ref, ref_g = _run(math, q.double(), k.double(), v.double(), grad_out.double())
-    same, same_g = _run(math, q.to(dtype), k.to(dtype), v.to(dtype), grad_out)
-    ours, ours_g = _run(lambda q, k, v: flash_attention(q, k, v, klen, causal, window, scale),
-                        q.to(dtype), k.to(dtype), v.to(dtype), grad_out)
+    same, same_g = _run(math, q.to(dtype), k.to(dtype), v.to(dtype), grad_out, DEVICE)
+    klen_dev = None if klen is None else klen.to(DEVICE)
+    ours, ours_g = _run(lambda q, k, v: flash_attention(q, k, v, klen_dev, causal, window, scale),
+                        q.to(dtype), k.to(dtype), v.to(dtype), grad_out, DEVICE)
     assert ours.dtype == dtype and ours.shape == (B, H, T, D)
     _assert_close("out", ours, same, ref, dtype)
     for name, a, b, c in zip(("dq", "dk", "dv"), ours_g, same_g, ref_g):
@@ -109,23 +112,21 @@ def test_flash_window_skips_key_blocks_and_padding_is_never_read():
     for t in (poisoned_k, poisoned_v):
         t[:, :, :32] = float("nan")                         # key blocks 0 and 1: outside every window
         t[:, :, 60:] = float("nan")                         # padding
-    q.requires_grad_(True)
-    poisoned_k.requires_grad_(True)
-    poisoned_v.requires_grad_(True)
-    out = flash_attention(q, poisoned_k, poisoned_v, lengths, False, w, D ** -0.5)
+    qd, kd, vd = (t.to(DEVICE).requires_grad_(True) for t in (q, poisoned_k, poisoned_v))
+    out = flash_attention(qd, kd, vd, lengths.to(DEVICE), False, w, D ** -0.5)
     out.sum().backward()                                    # dO with zero strides (expanded ones)
-    ref, _ = scaled_dot_product_math(q.detach(), k, v, key_padding_mask=_padding_mask(lengths, S), window=w)
-    assert torch.isfinite(out).all() and torch.allclose(out, ref, atol=1e-5)
-    assert torch.isfinite(q.grad).all()
-    assert torch.all(poisoned_k.grad[:, :, :32] == 0) and torch.all(poisoned_v.grad[:, :, 60:] == 0)
+    ref, _ = scaled_dot_product_math(q, k, v, key_padding_mask=_padding_mask(lengths, S), window=w)
+    assert torch.isfinite(out).all() and torch.allclose(out.cpu(), ref, atol=1e-5)
+    assert torch.isfinite(qd.grad).all()
+    assert torch.all(kd.grad[:, :, :32] == 0) and torch.all(vd.grad[:, :, 60:] == 0)
 
 
 def test_flash_rejects_unsupported_inputs():
-    q = torch.randn(1, 1, 4, 8)
+    q = torch.randn(1, 1, 4, 8, device=DEVICE)
     with pytest.raises(AssertionError, match="head dim 8"):
         flash_attention(q, q, q)
-    q = torch.randn(1, 1, 4, 16)
+    q = torch.randn(1, 1, 4, 16, device=DEVICE)
     with pytest.raises(AssertionError, match="dtypes differ"):
         flash_attention(q, q.half(), q.half())
     with pytest.raises(AssertionError, match="key_lengths"):
-        flash_attention(q, q, q, torch.tensor([1.0]))
+        flash_attention(q, q, q, torch.tensor([1.0], device=DEVICE))
