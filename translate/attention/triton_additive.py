@@ -10,7 +10,8 @@ Dk value (context) dim.
 Why: the plain version materialises the (B, T, S, A) tanh tensor (and keeps it for the backward), the
 biggest activation of an RNNsearch decoder. Here one program owns (b, a block of BLOCK_T queries), walks
 the keys in BLOCK_S blocks with an online softmax, and builds each (BLOCK_T, BLOCK_S) score tile from
-(BLOCK_T, BLOCK_S, BLOCK_A) tanh chunks in registers; only the log-sum-exp per query is kept. The
+(BLOCK_T, BLOCK_S, BLOCK_A) tanh chunks in registers; only the log-sum-exp per query is kept. BLOCK_T is
+16 (tl.dot for the context) or, for T < 16 such as one decoding step, 1 (broadcast multiply-sums). The
 backward recomputes tanh: a kernel per query block gives d wq (and delta = rowsum(dC * C)), a kernel per
 key block gives d values, d uk and per-block partial sums of d v; no atomics, each program read-modify-
 writes only the fp32 rows it owns. A query whose keys are all padding (key_lengths[b] == 0) gets a zero
