@@ -46,7 +46,7 @@ class Budget:
         self.max_steps = int(max_steps or 0)
         self.max_epochs = int(max_epochs or 0)
         self.max_time = parse_duration(max_time)
-        self.steps_per_epoch = max(int(steps_per_epoch), 1)
+        self.steps_per_epoch = max(int(steps_per_epoch), 1)  # for the ETA; the loop sets it once known
         self.start = time.monotonic() if start is None else start  # a time.monotonic() value
 
     def elapsed(self) -> float:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from translate.data.batching import TokenBatchSampler, example_lengths, make_batches
 from translate.data.pipeline import prepare_data
+from translate.data.tokenizer import Tokenizer
 from translate.models.build import build_model
 from translate.training import distributed
 from translate.training.budget import Budget, format_seconds, parse_duration
@@ -112,6 +113,8 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     t = cfg.trainer
     device = info.device
     ckpts = CheckpointManager(run_dir / "checkpoints", keep_last=t.keep_last)
+    budget = Budget(t.max_steps, t.max_epochs, t.max_time, start=start)  # checks the options before any work
+    val_every_s = parse_duration(t.val_every_time)
 
     # ---- resume? (read before anything else: the tokenizer comes from the checkpoint)
     resume_file = resume_path(t.resume, t.resume_from, run_dir)
@@ -119,11 +122,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     seed_everything(cfg.seed)
 
     # ---- data: rank 0 trains/caches the tokenizer and encodes; the other ranks then read the cache
-    tokenizer = None
-    if ckpt is not None:
-        from translate.data.tokenizer import Tokenizer
-
-        tokenizer = Tokenizer.from_state_dict(ckpt["tokenizer"])
+    tokenizer = Tokenizer.from_state_dict(ckpt["tokenizer"]) if ckpt is not None else None
     if not info.is_main:
         distributed.barrier(info)
     data = prepare_data(cfg.data, cache_dir=cfg.cache_dir, splits=("train", "dev"), tokenizer=tokenizer)
@@ -138,8 +137,12 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     )  # this rank's micro-batches per epoch (equal on every rank)
     steps_per_epoch = math.ceil(batches_per_epoch / t.accum_steps)
 
-    # ---- model, optimizer, schedule, grad scaler
-    model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared)
+    # ---- model, optimizer, schedule, grad scaler (a resumed run rebuilds the checkpoint's model)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if ckpt is not None and ckpt["model_config"] != model_cfg:
+        log.warning("resuming with the checkpoint's model config; the given model config is ignored")
+        model_cfg = ckpt["model_config"]
+    model = build_model(model_cfg, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared)
     model.to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer)
@@ -181,8 +184,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         f"{info.world_size} x {device}, precision {t.precision}"
         + (f"; resumed from {resume_file} at step {step}" if resume_file else "")
     )
-    budget = Budget(t.max_steps, t.max_epochs, t.max_time, steps_per_epoch, start=start)
-    val_every_s = parse_duration(t.val_every_time)
+    budget.steps_per_epoch = steps_per_epoch
 
     def checkpoint(is_best: bool, metrics: dict) -> None:
         """Rank 0 writes last.pt (+ step-N.pt, best.pt); the payload is all weights_only-safe."""
@@ -191,7 +193,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         ckpts.save(
             {
                 "model": model.state_dict(),
-                "model_config": OmegaConf.to_container(cfg.model, resolve=True),
+                "model_config": model_cfg,
                 "tokenizer": tokenizer.state_dict(),
                 "config": OmegaConf.to_container(cfg, resolve=True),
                 "step": step,

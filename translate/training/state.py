@@ -134,7 +134,7 @@ def resume_path(resume: bool, resume_from: str | None, run_dir: Path) -> Path | 
 def load_for_resume(path: Path) -> dict:
     """The checkpoint, checked to hold every training state the loop restores."""
     ckpt = load_checkpoint(path)
-    needed = ("model", "optimizer", "scheduler", "rng", "data_position", "step", "tokenizer")
+    needed = ("model", "model_config", "optimizer", "scheduler", "rng", "data_position", "step", "tokenizer")
     missing = [k for k in needed if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: cannot resume, checkpoint lacks {', '.join(missing)}")
