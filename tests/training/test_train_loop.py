@@ -127,3 +127,29 @@ def test_keep_last_prunes_old_step_files(tmp_path):
     assert [p.name for p in m.step_files()] == ["step-2.pt", "step-3.pt"]
     assert torch.load(m.last, weights_only=True)["step"] == 3
     assert torch.load(m.best, weights_only=True)["step"] == 2
+
+
+def test_early_stopping_with_time_based_validation(smoke_cfg, tmp_path):
+    """lr 0: dev BLEU can never improve, so with patience 1 the second validation stops the run."""
+    cfg = smoke_cfg("optimizer.lr=0.0", "trainer.patience=1", "trainer.val_every_steps=0",
+                    "trainer.val_every_time=0.001", "trainer.max_steps=50")  # fmt: skip
+    result = train(cfg, tmp_path)
+    assert result.stop_reason == "early stopping (patience 1)"
+    assert result.steps == 2 and result.best_step == 1
+    assert torch.load(tmp_path / "checkpoints/best.pt", weights_only=True)["step"] == 1
+
+
+def test_out_of_memory_suggests_a_smaller_token_budget(smoke_cfg, tmp_path, monkeypatch):
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop_module, "label_smoothed_loss", oom)
+    with pytest.raises(TrainingError, match=r"out of memory .* trainer.max_tokens=200 trainer.accum_steps=2"):
+        train(smoke_cfg("trainer.max_tokens=400"), tmp_path)
+
+
+def test_fp16_needs_cuda():
+    with pytest.raises(TrainingError, match="fp16 needs CUDA"):
+        loop_module.autocast_for("fp16", torch.device("cpu"))
+    with pytest.raises(TrainingError, match="choose fp32, bf16 or fp16"):
+        loop_module.autocast_for("int8", torch.device("cpu"))
