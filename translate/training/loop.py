@@ -214,10 +214,11 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
             is_best,
         )
 
-    def run_validation() -> tuple[bool, str | None]:
-        """Rank 0 validates and checkpoints; every rank learns (is_best, early-stop reason)."""
+    def run_validation() -> str | None:
+        """Rank 0 validates; every rank updates the best-BLEU bookkeeping alike; rank 0 logs and checkpoints.
+        Returns the early-stopping reason, if it is time to stop."""
         nonlocal best_bleu, best_step, bad_validations
-        decision = (False, None)
+        scores = None
         if info.is_main:
             scores = validate(
                 model,
@@ -228,28 +229,26 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                 max_len_a=t.val_max_len_a,
                 max_len_b=t.val_max_len_b,
             )
-            model.train()
-            is_best = scores["bleu"] > best_bleu
-            if is_best:
-                best_bleu, best_step, bad_validations = scores["bleu"], step, 0
-            else:
-                bad_validations += 1
-            scheduler.on_validation(scores["bleu"])
+        model.train()
+        bleu = distributed.broadcast_object(info, scores["bleu"] if scores else None)
+        is_best = bleu > best_bleu
+        if is_best:
+            best_bleu, best_step, bad_validations = bleu, step, 0
+        else:
+            bad_validations += 1
+        scheduler.on_validation(bleu)
+        if info.is_main:
             logger.scalars(step, "dev", {k: scores[k] for k in ("loss", "ppl", "bleu", "chrf", "seconds")})
             logger.message(
-                f"step {step}: dev loss {scores['loss']:.3f}, ppl {scores['ppl']:.1f}, "
-                f"BLEU {scores['bleu']:.2f}, "
+                f"step {step}: dev loss {scores['loss']:.3f}, ppl {scores['ppl']:.1f}, BLEU {bleu:.2f}, "
                 f"chrF {scores['chrf']:.1f} ({scores['seconds']:.0f}s){' *best*' if is_best else ''}"
             )
             for src, hyp, ref in scores["examples"][:1]:
                 logger.message(f"  src: {src}\n  hyp: {hyp}\n  ref: {ref}")
             checkpoint(is_best, {"dev_" + k: scores[k] for k in ("loss", "bleu", "chrf", "bleu_signature")})
-            early = t.patience > 0 and bad_validations >= t.patience
-            decision = (is_best, f"early stopping (patience {t.patience})" if early else None)
-        decision = distributed.broadcast_object(info, decision)
-        if not info.is_main:
-            scheduler.on_validation(best_bleu if decision[0] else -math.inf)  # keep plateau schedules in step
-        return decision
+        if t.patience > 0 and bad_validations >= t.patience:
+            return f"early stopping (patience {t.patience})"
+        return None
 
     # ---- the loop
     losses: list[tuple[int, float]] = []
@@ -384,7 +383,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                     break
                 if finite and ((t.val_every_steps > 0 and step % t.val_every_steps == 0) or g_val_time > 0):
                     val_start = time.monotonic()
-                    _, early = run_validation()
+                    early = run_validation()
                     last_val_step, last_val_time = step, time.monotonic()
                     window["start"] += last_val_time - val_start  # tokens/s counts training time only
                     last_step_end = last_val_time
