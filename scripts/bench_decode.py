@@ -148,7 +148,7 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", nargs="*", default=[], help="default: newest best.pt per model class")
-    p.add_argument("--sentences", type=int, default=200, help="test sentences per model (0 = all)")
+    p.add_argument("--sentences", type=int, default=100, help="test sentences per model (0 = all)")
     p.add_argument("--beams", type=int, nargs="+", default=[1, 5], help="beam sizes (1 = greedy)")
     p.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per setting (the best counts)")
