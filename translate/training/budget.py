@@ -78,13 +78,16 @@ class Budget:
                 left.append(epochs_left * self.steps_per_epoch * per_step)
         return min(left) if left else float("nan")
 
-    def exhausted(self, step: int, epoch: int) -> str | None:
-        """The name of the limit reached, or None."""
+    def time_up(self) -> bool:
+        return bool(self.max_time) and self.elapsed() >= self.max_time
+
+    def exhausted(self, step: int, epoch: int, time_up: bool | None = None) -> str | None:
+        """The name of the limit reached, or None. `time_up` overrides the clock (DDP: the ranks' verdict)."""
         if self.max_steps and step >= self.max_steps:
             return f"max_steps={self.max_steps}"
         if self.max_epochs and epoch >= self.max_epochs:
             return f"max_epochs={self.max_epochs}"
-        if self.max_time and self.elapsed() >= self.max_time:
+        if self.time_up() if time_up is None else time_up:
             return f"max_time={format_seconds(self.max_time)}"
         return None
 

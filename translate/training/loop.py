@@ -111,6 +111,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
 
 def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: float) -> TrainResult:
     t = cfg.trainer
+    run_dir = Path(distributed.broadcast_object(info, str(run_dir)))  # torchrun: rank 0's directory for all
     device = info.device
     ckpts = CheckpointManager(run_dir / "checkpoints", keep_last=t.keep_last)
     budget = Budget(t.max_steps, t.max_epochs, t.max_time, start=start)  # checks the options before any work
@@ -258,7 +259,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     window = {"loss": 0.0, "nll": 0.0, "tokens": 0.0, "grad_norm": 0.0, "steps": 0, "start": time.monotonic()}
     bar_tokens_per_s, last_step_end = 0.0, time.monotonic()  # the bar's smoothed rate
     steps_this_run = 0
-    stop_reason = budget.exhausted(step, epoch)
+    stop_reason = budget.exhausted(step, epoch, time_up=False)
     model.train()
     with StopOnSignal() as signals:
         while stop_reason is None:
@@ -312,10 +313,18 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                 batch_in_epoch += len(group)
                 group = []
                 tokens_this_rank += n_tokens
-                # One reduction per step: losses for the log, the NaN verdict, signals, time-based validation.
+                # One reduction per step: losses for the log, the NaN verdict, and every decision driven by a
+                # clock or a signal, so that all ranks take it together (their clocks differ a little).
                 val_due_time = float(val_every_s > 0 and time.monotonic() - last_val_time >= val_every_s)
-                g_loss, g_nll, g_signal, g_val_time = distributed.all_reduce_sum(
-                    info, [loss_sum, nll_sum, float(signals.received is not None), val_due_time]
+                g_loss, g_nll, g_signal, g_val_time, g_time_up = distributed.all_reduce_sum(
+                    info,
+                    [
+                        loss_sum,
+                        nll_sum,
+                        float(signals.received is not None),
+                        val_due_time,
+                        float(budget.time_up()),
+                    ],
                 )
                 finite = math.isfinite(g_loss) and (math.isfinite(grad_norm) or t.precision == "fp16")
                 if finite:
@@ -390,12 +399,12 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                     if early:
                         stop_reason = early
                         break
-                stop_reason = budget.exhausted(step, epoch)
+                stop_reason = budget.exhausted(step, epoch, time_up=g_time_up > 0)
                 if stop_reason:
                     break
             else:  # the epoch ran out
                 epoch, batch_in_epoch = epoch + 1, 0
-                stop_reason = budget.exhausted(step, epoch)
+                stop_reason = budget.exhausted(step, epoch, time_up=False)  # the clock: at the next update
 
         # ---- the end: a signal saves at once; otherwise validate (and save) what was not yet validated
         if signals.received is not None or stop_reason == "signal on another rank":
