@@ -41,13 +41,7 @@ TINY = {
 ATTENTIVE = [name for name in TINY if name != "rnnencdec"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from threads, and lose much when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(name: str, backend: str = "math") -> torch.nn.Module:

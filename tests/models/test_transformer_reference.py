@@ -9,13 +9,7 @@ from translate.models.transformer_layers import DecoderLayer, EncoderLayer
 E, H, F = 16, 4, 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from threads, and lose much when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def copy_attention(ours, theirs: nn.MultiheadAttention) -> None:

@@ -10,14 +10,7 @@ from torch import nn
 from translate.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from translate.search import beam_search, filter_logits, greedy_search, length_penalty, sample
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids thread hand-off costs on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToySeq2Seq(nn.Module):

@@ -41,14 +41,9 @@ def compose_train():
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, and far better so when other processes share the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_thread):
+    """Every training test runs on one thread (the shared fixture in tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
