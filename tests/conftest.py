@@ -44,3 +44,49 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+TINY_MODELS = {
+    "transformer": dict(d_model=16, ffn_dim=32, num_heads=2, encoder_layers=1, decoder_layers=2),
+    "rnnsearch": dict(emb_dim=16, hidden_dim=16, readout_dim=16, attention_dim=16),
+    "rnnencdec": dict(emb_dim=16, hidden_dim=16, readout_dim=16),
+}
+
+
+def tiny_data_config():
+    """conf/data/bible_es_en.yaml pointed at the fixture corpus, with a vocabulary it can fill."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
+    cfg.path = str(FIXTURES / "bible_tiny")
+    cfg.tokenizer.vocab_size = 120
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint():
+    """Factory: write a tiny untrained checkpoint of conf/model/<name>.yaml the way training writes one.
+
+    tiny_checkpoint(path, name, cache_dir, step=7) -> path; the tokenizer is trained on the fixture corpus.
+    """
+    import torch
+    from omegaconf import OmegaConf
+
+    from translate.data.pipeline import prepare_data
+    from translate.models.build import build_model
+    from translate.models.checkpoint import save_checkpoint
+
+    def make(path: Path, name: str, cache_dir: Path, step: int = 7) -> Path:
+        data = tiny_data_config()
+        tok = prepare_data(data, cache_dir, splits=("train",)).tokenizer
+        mc = OmegaConf.load(ROOT / f"conf/model/{name}.yaml")
+        mc.update(TINY_MODELS[name])
+        torch.manual_seed(0)
+        model = build_model(mc, tok.src_vocab_size, tok.tgt_vocab_size, tok.shared)
+        cfg = {"data": OmegaConf.to_container(data), "model": OmegaConf.to_container(mc)}
+        payload = {"model": model.state_dict(), "model_config": OmegaConf.to_container(mc),
+                   "tokenizer": tok.state_dict(), "config": cfg, "step": step}  # fmt: skip
+        save_checkpoint(path, payload)
+        return path
+
+    return make

@@ -7,13 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from omegaconf import OmegaConf
 
 from translate.cli import main
-from translate.data.pipeline import prepare_data
-from translate.models.build import build_model
-from translate.models.checkpoint import load_model, save_checkpoint
+from translate.models.checkpoint import load_model
 from translate.search import translate_ids
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,22 +20,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
+def ckpt(tmp_path_factory, tiny_checkpoint) -> Path:
     """A tiny untrained Transformer with a SentencePiece tokenizer trained on the fixture corpus."""
     tmp = tmp_path_factory.mktemp("cli")
-    data = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
-    data.path = str(ROOT / "tests/fixtures/bible_tiny")
-    data.tokenizer.vocab_size = 120
-    tok = prepare_data(data, tmp / "cache", splits=("train",)).tokenizer
-    mc = OmegaConf.load(ROOT / "conf/model/transformer.yaml")
-    mc.update(dict(d_model=16, ffn_dim=32, num_heads=2, encoder_layers=1, decoder_layers=1))
-    torch.manual_seed(0)
-    model = build_model(mc, tok.src_vocab_size, tok.tgt_vocab_size, tok.shared)
-    path = tmp / "runs" / "r1" / "checkpoints" / "best.pt"
-    payload = {"model": model.state_dict(), "model_config": OmegaConf.to_container(mc),
-               "tokenizer": tok.state_dict(), "config": {"data": OmegaConf.to_container(data)}}  # fmt: skip
-    save_checkpoint(path, payload)
-    return path
+    return tiny_checkpoint(tmp / "runs" / "r1" / "checkpoints" / "best.pt", "transformer", tmp / "cache")
 
 
 def reference(ckpt, lines, beam=5, nbest=1, max_len=6):

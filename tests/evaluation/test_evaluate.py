@@ -9,23 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from conftest import TINY_MODELS, tiny_data_config
 
 from translate.data.pipeline import prepare_data
 from translate.evaluation.alignment import alignment_maps
 from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
 from translate.metrics.bleu import corpus_scores
-from translate.models.build import build_model
-from translate.models.checkpoint import CheckpointError, save_checkpoint
+from translate.models.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "transformer": dict(d_model=16, ffn_dim=32, num_heads=2, encoder_layers=1, decoder_layers=2),
-    "rnnsearch": dict(emb_dim=16, hidden_dim=16, readout_dim=16, attention_dim=16),
-    "rnnencdec": dict(emb_dim=16, hidden_dim=16, readout_dim=16),
-}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,31 +28,11 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("eval_cache")
 
 
-def data_config():
-    cfg = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
-    cfg.path = str(ROOT / "tests/fixtures/bible_tiny")
-    cfg.tokenizer.vocab_size = 120
-    return cfg
-
-
 @pytest.fixture(scope="module")
-def checkpoints(cache, tmp_path_factory):
+def checkpoints(cache, tmp_path_factory, tiny_checkpoint):
     """One tiny untrained checkpoint per model family, written the way training writes them."""
-    data = data_config()
-    tok = prepare_data(data, cache, splits=("train",)).tokenizer
-    out = {}
-    for name, sizes in TINY.items():
-        mc = OmegaConf.load(ROOT / f"conf/model/{name}.yaml")
-        mc.update(sizes)
-        torch.manual_seed(0)
-        model = build_model(mc, tok.src_vocab_size, tok.tgt_vocab_size, tok.shared)
-        path = tmp_path_factory.mktemp(name) / "checkpoints" / "best.pt"
-        cfg = {"data": OmegaConf.to_container(data), "model": OmegaConf.to_container(mc)}
-        payload = {"model": model.state_dict(), "model_config": OmegaConf.to_container(mc),
-                   "tokenizer": tok.state_dict(), "config": cfg, "step": 7}  # fmt: skip
-        save_checkpoint(path, payload)
-        out[name] = path
-    return out
+    return {name: tiny_checkpoint(tmp_path_factory.mktemp(name) / "checkpoints" / "best.pt", name, cache)
+            for name in TINY_MODELS}  # fmt: skip
 
 
 def settings(cache, **kw):
@@ -74,7 +47,7 @@ def test_evaluate_checkpoints_writes_a_consistent_report(checkpoints, cache, tmp
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
     assert [m["label"] for m in on_disk["models"]] == ["Transformer", "RNNsearch", "RNNencdec"]
-    test = prepare_data(data_config(), cache, splits=("test",), tokenizer=None).datasets["test"]
+    test = prepare_data(tiny_data_config(), cache, splits=("test",), tokenizer=None).datasets["test"]
     refs = list(test["tgt"])
     for m in on_disk["models"]:
         hyps = (tmp_path / m["hypotheses"]).read_text().split("\n")[:-1]
