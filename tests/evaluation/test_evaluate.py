@@ -12,7 +12,7 @@ import torch
 from conftest import TINY_MODELS, tiny_data_config
 
 from translate.data.pipeline import prepare_data
-from translate.evaluation.alignment import alignment_maps
+from translate.evaluation.alignment import alignment_maps, to_words, word, word_groups
 from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
 from translate.metrics.bleu import corpus_scores
@@ -89,6 +89,19 @@ def test_alignment_maps_are_distributions_over_the_source(checkpoints):
         assert torch.allclose(w.sum(-1), torch.ones(len(tgt) + 1), atol=1e-5)
     model, tok, _ = load_model(checkpoints["rnnsearch"])
     assert list(alignment_maps(model, src, tgt)) == ["additive"]
+
+
+def test_word_level_maps_keep_rows_distributions_and_group_by_spaces():
+    pieces = ["\u2581Y", "\u2581acae", "ci\u00f3", "\u2581que", ","]
+    assert word_groups(pieces) == [[0], [1, 2], [3, 4]]
+    assert word(pieces, [1, 2]) == "acaeci\u00f3" and word(pieces, [3, 4]) == "que,"
+    w = torch.softmax(torch.randn(4, 6), -1)  # (T pieces + EOS, S pieces + EOS)
+    src, tgt = word_groups(pieces) + [[5]], [[0, 1], [2], [3]]
+    words = to_words(w, src, tgt)  # (3, 4)
+    assert words.shape == (3, 4)
+    assert torch.allclose(words.sum(-1), torch.ones(3))
+    assert torch.allclose(words[0, 1], (w[0, 1] + w[0, 2] + w[1, 1] + w[1, 2]) / 2)
+    assert torch.allclose(words[2, 3], w[3, 5])
 
 
 def test_labels_disambiguate_repeated_model_classes(checkpoints, tmp_path):

@@ -1,6 +1,8 @@
 """Alignment pictures like Bahdanau et al. (2014), Fig. 3: attention weights as a grey-scale matrix.
 
-Rows are target pieces (the model's own translation, EOS last), columns source pieces (EOS last).
+Rows are target words (the model's own translation, EOS last), columns source words (EOS last): the models
+attend over SentencePiece pieces, so a word's column is the sum of its pieces' weights (attention mass on
+the word) and a word's row the mean of its pieces' rows (so rows still sum to 1).
 RNNsearch gives one map (additive attention); the Transformer one per decoder layer, heads averaged.
 
 Legend: B batch, H heads, T target length (incl. EOS), S source length (incl. EOS).
@@ -31,10 +33,27 @@ def alignment_maps(model, src_ids: list[int], tgt_ids: list[int]) -> dict[str, t
     return maps
 
 
+def word_groups(pieces: list[str]) -> list[list[int]]:
+    """Piece indices grouped into whitespace words: a piece starting with U+2581 opens a new word."""
+    groups: list[list[int]] = []
+    for i, p in enumerate(pieces):
+        if not groups or p.startswith("\u2581"):
+            groups.append([i])
+        else:
+            groups[-1].append(i)
+    return groups
+
+
+def to_words(w: torch.Tensor, src_groups: list[list[int]], tgt_groups: list[list[int]]) -> torch.Tensor:
+    """(T, S) piece weights -> (T', S') word weights: source columns summed, target rows averaged per word."""
+    cols = torch.stack([w[:, g].sum(-1) for g in src_groups], -1)  # (T, S')
+    return torch.stack([cols[g].mean(0) for g in tgt_groups])  # (T', S')
+
+
 def plot_alignment(
     maps: dict[str, torch.Tensor], src_labels: list[str], tgt_labels: list[str], path, title=""
 ):
-    """One panel per map (source pieces across, target pieces down), white = weight 1, black = 0."""
+    """One panel per map (source words across, target words down), white = weight 1, black = 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +72,8 @@ def plot_alignment(
         ax.xaxis.tick_top()
         ax.set_xlabel(name)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1.0)
+        fig.tight_layout()  # the source words on top must not run into the title
     save_figure(fig, path)
     plt.close(fig)
     return Path(path)
@@ -67,8 +87,17 @@ def draw_alignments(model, tokenizer, sources: list[str], hyp_ids: list[list[int
         maps = alignment_maps(model, src, tgt)
         if not maps:
             return []
-        src_labels = [tokenizer.id_to_piece(t, "src") for t in src] + ["</s>"]
-        tgt_labels = [tokenizer.id_to_piece(t, "tgt") for t in tgt] + ["</s>"]
-        title = f"{prefix}: {text[:80]}"
+        src_pieces = [tokenizer.id_to_piece(t, "src") for t in src]
+        tgt_pieces = [tokenizer.id_to_piece(t, "tgt") for t in tgt]
+        src_groups = word_groups(src_pieces) + [[len(src)]]  # EOS is its own column
+        tgt_groups = word_groups(tgt_pieces) + [[len(tgt)]]
+        maps = {name: to_words(w, src_groups, tgt_groups) for name, w in maps.items()}
+        src_labels = [word(src_pieces, g) for g in src_groups[:-1]] + ["</s>"]
+        tgt_labels = [word(tgt_pieces, g) for g in tgt_groups[:-1]] + ["</s>"]
+        title = f"{prefix}: {text if len(text) <= 120 else text[:119] + chr(0x2026)}"
         paths.append(plot_alignment(maps, src_labels, tgt_labels, Path(out_dir) / f"{prefix}-{i}.png", title))
     return paths
+
+
+def word(pieces: list[str], group: list[int]) -> str:
+    return "".join(pieces[i] for i in group).replace("\u2581", " ").strip() or "\u2581"
