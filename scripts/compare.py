@@ -73,7 +73,9 @@ def readme(results: dict, actions: dict, args, seconds: float) -> str:
         "|---|---|---:|---|",
     ]
     for m in results["models"]:
-        lines.append(f"| {m['label']} | `{m['checkpoint']}` | {m['step']} | {actions[m['label']]} |")
+        ckpt = Path(m["checkpoint"])
+        shown = ckpt.relative_to(Path.cwd()) if ckpt.is_relative_to(Path.cwd()) else ckpt
+        lines.append(f"| {m['label']} | `{shown}` | {m['step']} | {actions[m['label']]} |")
     lines += ["", table, "![BLEU by source length](bleu_by_length.png)", ""]
     pictures = [p for m in results["models"] for p in m["alignments"]]
     if pictures:

@@ -65,7 +65,7 @@ def plot_bleu_by_length(results: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     ranges = []
     for m in results["models"]:
         ranges = [b["range"] for b in m["buckets"]]
@@ -86,7 +86,7 @@ def plot_bleu_by_length(results: dict, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
     if results["models"]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model (test BLEU)")
     save_figure(fig, path)
     plt.close(fig)
     return Path(path)
