@@ -44,6 +44,16 @@ def word_groups(pieces: list[str]) -> list[list[int]]:
     return groups
 
 
+def word(pieces: list[str], group: list[int]) -> str:
+    return "".join(pieces[i] for i in group).replace("\u2581", " ").strip() or "\u2581"
+
+
+def words_and_eos(pieces: list[str]) -> tuple[list[list[int]], list[str]]:
+    """-> (word groups with EOS as a last word of its own, their labels) for one side of a map."""
+    groups = word_groups(pieces)
+    return groups + [[len(pieces)]], [word(pieces, g) for g in groups] + ["</s>"]
+
+
 def to_words(w: torch.Tensor, src_groups: list[list[int]], tgt_groups: list[list[int]]) -> torch.Tensor:
     """(T, S) piece weights -> (T', S') word weights: source columns summed, target rows averaged per word."""
     cols = torch.stack([w[:, g].sum(-1) for g in src_groups], -1)  # (T, S')
@@ -87,17 +97,10 @@ def draw_alignments(model, tokenizer, sources: list[str], hyp_ids: list[list[int
         maps = alignment_maps(model, src, tgt)
         if not maps:
             return []
-        src_pieces = [tokenizer.id_to_piece(t, "src") for t in src]
-        tgt_pieces = [tokenizer.id_to_piece(t, "tgt") for t in tgt]
-        src_groups = word_groups(src_pieces) + [[len(src)]]  # EOS is its own column
-        tgt_groups = word_groups(tgt_pieces) + [[len(tgt)]]
+        src_groups, src_labels = words_and_eos([tokenizer.id_to_piece(t, "src") for t in src])
+        tgt_groups, tgt_labels = words_and_eos([tokenizer.id_to_piece(t, "tgt") for t in tgt])
         maps = {name: to_words(w, src_groups, tgt_groups) for name, w in maps.items()}
-        src_labels = [word(src_pieces, g) for g in src_groups[:-1]] + ["</s>"]
-        tgt_labels = [word(tgt_pieces, g) for g in tgt_groups[:-1]] + ["</s>"]
         title = f"{prefix}: {text if len(text) <= 120 else text[:119] + chr(0x2026)}"
         paths.append(plot_alignment(maps, src_labels, tgt_labels, Path(out_dir) / f"{prefix}-{i}.png", title))
     return paths
 
-
-def word(pieces: list[str], group: list[int]) -> str:
-    return "".join(pieces[i] for i in group).replace("\u2581", " ").strip() or "\u2581"
