@@ -39,7 +39,8 @@ def _assert_close(name, ours, same, ref, dtype):
     assert err <= bound, f"{name}: max error {err:.3g} > bound {bound:.3g} ({dtype})"
 
 
-def _compare(B, T, S, A, Dk, dtype, lengths):
+def _assert_matches_math(B, T, S, A, Dk, dtype, lengths):
+    """Assert the fused context and its 4 gradients match the math path (float64 ref) -> (out, grads)."""
     torch.manual_seed(T * 100 + S)
     inputs = [torch.randn(B, T, A), torch.randn(B, S, A), torch.randn(A), torch.randn(B, S, Dk)]
     grad_out = torch.randn(B, T, Dk)
@@ -72,12 +73,12 @@ def _compare(B, T, S, A, Dk, dtype, lengths):
     ],
 )
 def test_additive_matches_math(B, T, S, A, Dk, dtype, lengths):
-    _compare(B, T, S, A, Dk, dtype, lengths)
+    _assert_matches_math(B, T, S, A, Dk, dtype, lengths)
 
 
 def test_additive_one_query_step_and_empty_source_row():
     """Decoding (T=1, one RNN step); batch 1 has no source keys: zero context and gradients, no NaN."""
-    out, grads = _compare(2, 1, 29, 33, 16, torch.float32, [29, 0])
+    out, grads = _assert_matches_math(2, 1, 29, 33, 16, torch.float32, [29, 0])
     assert torch.all(out[1] == 0)
     assert all(torch.isfinite(g).all() for g in grads)
     assert torch.all(grads[0][1] == 0) and torch.all(grads[1][1] == 0) and torch.all(grads[3][1] == 0)

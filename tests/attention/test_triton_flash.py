@@ -40,7 +40,8 @@ def _assert_close(name, ours, same, ref, dtype):
     assert err <= bound, f"{name}: max error {err:.3g} > bound {bound:.3g} ({dtype})"
 
 
-def _compare(B, H, T, S, D, dtype, lengths=None, causal=False, window=None, strided_q=False):
+def _assert_matches_math(B, H, T, S, D, dtype, lengths=None, causal=False, window=None, strided_q=False):
+    """Assert our kernel's output and dq, dk, dv match the math path (float64 reference); -> (out, grads)."""
     torch.manual_seed(T * 100 + S)
     if strided_q:  # (B, T, H, D) seen as (B, H, T, D), as multi-head projections produce
         q = torch.randn(B, T, H, D).transpose(1, 2)
@@ -84,18 +85,18 @@ def _compare(B, H, T, S, D, dtype, lengths=None, causal=False, window=None, stri
     ],
 )
 def test_flash_matches_math(B, H, T, S, D, dtype, lengths, causal, window):
-    _compare(B, H, T, S, D, dtype, lengths, causal, window)
+    _assert_matches_math(B, H, T, S, D, dtype, lengths, causal, window)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_flash_one_token_query_against_cache(dtype):
     """Decoding: T=1 sees every cached key under causal masking (bottom-right alignment)."""
-    _compare(2, 2, 1, 29, 32, dtype, lengths=[29, 17], causal=True, strided_q=True)
+    _assert_matches_math(2, 2, 1, 29, 32, dtype, lengths=[29, 17], causal=True, strided_q=True)
 
 
 def test_flash_fully_masked_rows_are_zero_without_nan():
     # batch 1 has no keys at all; under causal with S < T the first queries see none either.
-    out, grads = _compare(2, 1, 9, 5, 16, torch.float32, lengths=[5, 0], causal=True)
+    out, grads = _assert_matches_math(2, 1, 9, 5, 16, torch.float32, lengths=[5, 0], causal=True)
     assert torch.all(out[1] == 0) and torch.all(out[0, :, :4] == 0)
     for g in grads:
         assert torch.isfinite(g).all()
