@@ -34,7 +34,7 @@ from translate.evaluation.checkpoints import model_label, resolve_device  # noqa
 from translate.evaluation.files import write_json, write_text  # noqa: E402
 from translate.models.build import build_model  # noqa: E402
 from translate.models.checkpoint import load_checkpoint, load_model  # noqa: E402
-from translate.search import translate_ids  # noqa: E402
+from translate.search import SearchConfig, translate_ids  # noqa: E402
 
 DEFAULT_MODELS = ("rnnencdec", "rnnsearch", "transformer")
 
@@ -104,9 +104,11 @@ def bench_model(e: dict, args) -> list[dict]:
     for beam in args.beams:
         outputs = {}
         for cache in (True, False):
-            settings = dict(max_tokens=args.max_tokens, beam_size=beam, use_cache=cache)
-            translate_ids(e["model"], src[:8], **settings)  # warm-up
-            seconds, hyps = timed(lambda: translate_ids(e["model"], src, **settings), args.repeats)  # noqa: B023
+            search = SearchConfig(beam_size=beam, max_tokens=args.max_tokens)
+            translate_ids(e["model"], src[:8], search, use_cache=cache)  # warm-up
+            seconds, hyps = timed(
+                lambda: translate_ids(e["model"], src, search, use_cache=cache), args.repeats  # noqa: B023
+            )
             outputs[cache] = [h[0].tokens for h in hyps]
             tokens = sum(len(t) + 1 for t in outputs[cache])
             rows.append({

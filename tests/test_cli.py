@@ -10,10 +10,10 @@ import pytest
 
 from translate.cli import main
 from translate.models.checkpoint import load_model
-from translate.search import translate_ids
+from translate.search import SearchConfig, translate_ids
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--max-len", "6"]
+FAST = ["--max-len-a", "0", "--max-len-b", "6"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,8 +29,8 @@ def ckpt(tmp_path_factory, tiny_checkpoint) -> Path:
 def reference(ckpt, lines, beam=5, nbest=1, max_len=6):
     """What the CLI should print: translate_ids on the same model, decoded, nbest joined by tabs."""
     model, tok, _ = load_model(ckpt)
-    hyps = translate_ids(model, [tok.encode(s, "src") for s in lines], beam_size=beam, nbest=nbest,
-                         max_len_a=0.0, max_len_b=max_len)  # fmt: skip
+    search = SearchConfig(beam_size=beam, nbest=nbest, max_len_a=0.0, max_len_b=max_len)
+    hyps = translate_ids(model, [tok.encode(s, "src") for s in lines], search)
     return ["\t".join(tok.decode(h.tokens, "tgt") for h in nb) for nb in hyps]
 
 
@@ -113,7 +113,9 @@ def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path, capsys):
 
 
 def test_bad_options_exit_2(ckpt):
-    for bad in (["--beam", "0"], ["--beam", "2", "--nbest", "3"], ["--max-len", "0"], ["x", "-i", "f"]):
+    bad_args = (["--beam", "0"], ["--beam", "2", "--nbest", "3"], ["--max-len-a", "0", "--max-len-b", "0"],
+                ["x", "-i", "f"])  # fmt: skip
+    for bad in bad_args:
         with pytest.raises(SystemExit) as e:
             main(["-c", str(ckpt), *bad])
         assert e.value.code == 2

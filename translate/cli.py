@@ -18,7 +18,7 @@ from pathlib import Path
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.evaluation.files import write_lines
 from translate.models.checkpoint import CheckpointError, load_model
-from translate.search import source_limit, translate_ids
+from translate.search import SearchConfig, source_limit, translate_ids
 
 PROG = "translate"
 
@@ -35,15 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint", "-c", help="checkpoint file (default: the newest runs/**/checkpoints/best.pt)"
     )
-    p.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
-    p.add_argument("--nbest", type=int, default=1, help="translations per line, tab-separated (default: 1)")
-    p.add_argument("--alpha", type=float, default=0.6, help="length penalty ((5+len)/6)^alpha (default: 0.6)")
-    p.add_argument("--max-len", type=int, default=None,
-                   help="most subwords per translation (default: 1.5 x source length + 10)")  # fmt: skip
+    d = SearchConfig()  # the flags map one to one onto SearchConfig, with its defaults
+    p.add_argument("--beam", type=int, default=d.beam_size,
+                   help=f"beam size; 1 = greedy (default: {d.beam_size})")  # fmt: skip
+    p.add_argument("--nbest", type=int, default=d.nbest,
+                   help=f"translations per line, tab-separated (default: {d.nbest})")  # fmt: skip
+    p.add_argument("--alpha", type=float, default=d.alpha,
+                   help=f"length penalty ((5+len)/6)^alpha (default: {d.alpha})")  # fmt: skip
+    p.add_argument("--max-len-a", type=float, default=d.max_len_a,
+                   help=f"length limit a * src + b: a (default: {d.max_len_a})")  # fmt: skip
+    p.add_argument("--max-len-b", type=int, default=d.max_len_b,
+                   help=f"length limit a * src + b: b (default: {d.max_len_b})")  # fmt: skip
     p.add_argument("--max-src-len", type=int, default=512,
                    help="inputs are cut to this many subwords, with a warning (default: 512)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--batch-tokens", type=int, default=4000, help="source tokens per batch (default: 4000)")
+    p.add_argument("--batch-tokens", type=int, default=d.max_tokens,
+                   help=f"source tokens per batch (default: {d.max_tokens})")  # fmt: skip
     return p
 
 
@@ -54,6 +61,7 @@ class Translator:
         path = args.checkpoint or str(newest_best_checkpoint())
         self.model, self.tokenizer, _ = load_model(path, resolve_device(args.device))
         self.path, self.args = path, args
+        self.search = search_config(args)
         limit = source_limit(self.model)
         self.max_src = args.max_src_len if limit is None else min(args.max_src_len, limit)
 
@@ -75,16 +83,22 @@ class Translator:
         """One output line per input line; blank lines stay blank."""
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src = self.encode([lines[i] for i in todo], [first_line + i for i in todo])
-        a = self.args
-        max_len = {"max_len_a": 0.0, "max_len_b": a.max_len} if a.max_len else {}
-        hyps = translate_ids(
-            self.model, src, max_tokens=a.batch_tokens, beam_size=a.beam, nbest=a.nbest, alpha=a.alpha,
-            progress=progress, desc=PROG, **max_len,
-        )  # fmt: skip
+        hyps = translate_ids(self.model, src, self.search, progress=progress, desc=PROG)
         out = [""] * len(lines)
         for i, nbest in zip(todo, hyps):
             out[i] = "\t".join(self.tokenizer.decode(h.tokens, "tgt") for h in nbest)
         return out
+
+
+FLAGS = {"beam_size": "--beam", "nbest": "--nbest", "alpha": "--alpha", "max_len_a": "--max-len-a",
+         "max_len_b": "--max-len-b", "max_tokens": "--batch-tokens"}  # fmt: skip
+
+
+def search_config(args: argparse.Namespace) -> SearchConfig:
+    return SearchConfig(
+        beam_size=args.beam, nbest=args.nbest, alpha=args.alpha, max_len_a=args.max_len_a,
+        max_len_b=args.max_len_b, max_tokens=args.batch_tokens,
+    )  # fmt: skip
 
 
 def warn(message: str) -> None:
@@ -129,14 +143,13 @@ def interactive(translator: Translator) -> None:
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.beam < 1:
-        p.error(f"--beam must be >= 1, got {args.beam}")
-    if not 1 <= args.nbest <= args.beam:
-        p.error(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}")
-    if args.max_len is not None and args.max_len < 1:
-        p.error(f"--max-len must be >= 1, got {args.max_len}")
-    if args.max_src_len < 1 or args.batch_tokens < 1:
-        p.error("--max-src-len and --batch-tokens must be >= 1")
+    try:
+        search_config(args)
+    except ValueError as e:  # the message starts with the field's name: show the flag's
+        field, rest = str(e).split(" ", 1)
+        p.error(f"{FLAGS.get(field, field)} {rest}")
+    if args.max_src_len < 1:
+        p.error("--max-src-len must be >= 1")
     if args.text and args.input:
         p.error("give sentences or -i FILE, not both")
 

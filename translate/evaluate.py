@@ -17,6 +17,7 @@ from translate.data.errors import DataError
 from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
 from translate.models.checkpoint import CheckpointError
+from translate.search import SearchConfig
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -26,11 +27,7 @@ def settings(cfg: DictConfig) -> EvalSettings:
         split=cfg.split,
         device=cfg.device,
         cache_dir=to_absolute_path(cfg.cache_dir),
-        beam_size=cfg.search.beam_size,
-        alpha=cfg.search.alpha,
-        max_len_a=cfg.search.max_len_a,
-        max_len_b=cfg.search.max_len_b,
-        max_tokens=cfg.search.max_tokens,
+        search=SearchConfig(**cfg.search),
         n_boot=cfg.bootstrap.resamples,
         seed=cfg.bootstrap.seed,
         confidence=cfg.bootstrap.confidence,

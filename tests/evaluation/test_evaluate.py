@@ -17,6 +17,7 @@ from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
 from translate.metrics.bleu import corpus_scores
 from translate.models.checkpoint import CheckpointError
+from translate.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +37,9 @@ def checkpoints(cache, tmp_path_factory, tiny_checkpoint):
 
 
 def settings(cache, **kw):
-    base = dict(cache_dir=str(cache), device="cpu", beam_size=2, max_len_a=0.0, max_len_b=6, n_boot=20,
-                alignment_sentences=(0,), progress=False)  # fmt: skip
+    search = SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=6)
+    base = dict(cache_dir=str(cache), device="cpu", search=search, n_boot=20, alignment_sentences=(0,),
+                progress=False)  # fmt: skip
     return EvalSettings(**{**base, **kw})
 
 

@@ -225,27 +225,28 @@ def test_translate_ids_restores_order_and_matches_single_sentence_search():
     src_ids = [
         torch.randint(4, 6, (int(n),), generator=g).tolist() for n in torch.randint(1, 12, (23,), generator=g)
     ]
-    from translate.search import pad_sources, translate_dataset, translate_ids
+    from translate.search import SearchConfig, pad_sources, translate_dataset, translate_ids
 
-    hyps = translate_ids(model, src_ids, max_tokens=20, max_len_b=5)
+    greedy = SearchConfig(beam_size=1, max_tokens=20, max_len_b=5)
+    hyps = translate_ids(model, src_ids, greedy)
     assert [h[0].tokens for h in hyps] == [
         greedy_search(model, pad_sources([r]), max_len_b=5)[0] for r in src_ids
     ]
-    beams = translate_ids(model, src_ids, max_tokens=30, beam_size=3, nbest=2, max_len_b=5)
+    beams = translate_ids(model, src_ids, SearchConfig(beam_size=3, nbest=2, max_tokens=30, max_len_b=5))
     single = [beam_search(model, pad_sources([r]), beam_size=3, nbest=2, max_len_b=5) for r in src_ids]
     assert [[h.tokens for h in nb] for nb in beams] == [[h.tokens for h in s[0]] for s in single]
-    texts = translate_dataset(model, CharTokenizer(), {"src_ids": src_ids}, max_tokens=20, max_len_b=5)
+    texts = translate_dataset(model, CharTokenizer(), {"src_ids": src_ids}, greedy)
     assert texts == [CharTokenizer().decode(h[0].tokens, "tgt") for h in hyps]
-    assert translate_ids(model, []) == []
+    assert translate_ids(model, [], greedy) == []
 
 
 def test_translate_ids_truncates_sources_beyond_max_positions(caplog):
     model = ToySeq2Seq()
     model.max_positions = 6  # 5 source ids + EOS fit
-    from translate.search import pad_sources, translate_ids
+    from translate.search import SearchConfig, pad_sources, translate_ids
 
     with caplog.at_level("WARNING"):
-        hyps = translate_ids(model, [[4] * 9, [5, 4]], max_len_b=3)
+        hyps = translate_ids(model, [[4] * 9, [5, 4]], SearchConfig(beam_size=1, max_len_b=3))
     assert "1 source sentence(s) longer than 5 tokens were truncated" in caplog.text
     assert hyps[0][0].tokens == greedy_search(model, pad_sources([[4] * 5]), max_len_b=3)[0]
     assert all(len(h[0].tokens) <= 5 for h in hyps)  # target positions are capped too

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
 from translate.models.checkpoint import CheckpointError, load_model
-from translate.search import translate_ids
+from translate.search import SearchConfig, translate_ids
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,7 @@ class EvalSettings:
     split: str = "test"
     device: str = "auto"
     cache_dir: str = ".cache/translate"
-    beam_size: int = 5
-    alpha: float = 0.6
-    max_len_a: float = 1.5
-    max_len_b: int = 10
-    max_tokens: int = 4000
+    search: SearchConfig = field(default_factory=SearchConfig)
     n_boot: int = 200
     seed: int = 0
     confidence: float = 0.95
@@ -54,9 +50,8 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
 
     start = time.perf_counter()
     hyps = translate_ids(
-        model, list(ds["src_ids"]), max_tokens=s.max_tokens, beam_size=s.beam_size, alpha=s.alpha,
-        max_len_a=s.max_len_a, max_len_b=s.max_len_b, progress=s.progress, desc=f"{label} {s.split}",
-    )  # fmt: skip
+        model, list(ds["src_ids"]), s.search, progress=s.progress, desc=f"{label} {s.split}"
+    )
     seconds = time.perf_counter() - start
     best_ids = [h[0].tokens for h in hyps]
     texts = [tokenizer.decode(ids, "tgt") for ids in best_ids]
@@ -120,7 +115,7 @@ def evaluate_checkpoints(paths: list[str | Path], out_dir: str | Path, s: EvalSe
     models = [evaluate_one(p, label, s, out_dir) for p, label in zip(paths, labels)]
     results = {
         "split": s.split,
-        "search": {k: getattr(s, k) for k in ("beam_size", "alpha", "max_len_a", "max_len_b")},
+        "search": asdict(s.search),
         "bootstrap": {"resamples": s.n_boot, "confidence": s.confidence, "seed": s.seed},
         "models": models,
     }

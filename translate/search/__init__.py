@@ -1,12 +1,14 @@
 """Search over the Seq2Seq interface: greedy, beam and sampling, plus whole-dataset translation."""
 
 from translate.search.beam import Hypothesis, beam_search, length_penalty
+from translate.search.config import SearchConfig
 from translate.search.corpus import pad_sources, source_limit, translate_dataset, translate_ids
 from translate.search.greedy import greedy_search
 from translate.search.sampling import filter_logits, sample
 
 __all__ = [
     "Hypothesis",
+    "SearchConfig",
     "beam_search",
     "filter_logits",
     "greedy_search",

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from translate.data.batching import TokenBatchSampler
 from translate.data.vocab import EOS_ID, PAD_ID
 from translate.search.beam import Hypothesis, beam_search
+from translate.search.config import SearchConfig
 from translate.search.greedy import greedy_search
 
 log = logging.getLogger(__name__)
@@ -40,22 +41,17 @@ def pad_sources(rows: Sequence[Sequence[int]], device=None) -> torch.Tensor:
 def translate_ids(
     model,
     src_ids: Sequence[Sequence[int]],
+    search: SearchConfig,
     *,
-    max_tokens: int = 4000,
-    beam_size: int = 1,
-    nbest: int = 1,
-    alpha: float = 0.6,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
     use_cache: bool = True,
     progress: bool = False,
     desc: str = "translate",
 ) -> list[list[Hypothesis]]:
     """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses.
 
-    beam_size == 1 runs greedy search (its Hypothesis.score is NaN: greedy does not rank). Sources longer
-    than the model's positions are cut (logged once with the count). A batch holds at most max_tokens
-    padded source tokens.
+    search.greedy runs greedy search (its Hypothesis.score is NaN: greedy does not rank). Sources longer
+    than the model's positions are cut (logged once with the count). A batch holds at most
+    search.max_tokens padded source tokens.
     """
     device = next(model.parameters()).device
     limit = source_limit(model)
@@ -67,20 +63,20 @@ def translate_ids(
     out: list[list[Hypothesis] | None] = [None] * len(src_ids)
     if not src_ids:
         return []
-    sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], max_tokens, shuffle=False, seed=0)
+    sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], search.max_tokens, shuffle=False, seed=0)
     batches = sampler.all_batches(0)[::-1]  # longest first: the slowest batches show up early in the bar
     with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
         for idx in batches:
             src = pad_sources([src_ids[i] for i in idx], device)  # (B, S)
-            if beam_size == 1 and nbest == 1:
+            if search.greedy:
                 found = greedy_search(
-                    model, src, max_len_a=max_len_a, max_len_b=max_len_b, use_cache=use_cache
+                    model, src, max_len_a=search.max_len_a, max_len_b=search.max_len_b, use_cache=use_cache
                 )
                 hyps = [[Hypothesis(toks, math.nan)] for toks in found]
             else:
                 hyps = beam_search(
-                    model, src, beam_size=beam_size, alpha=alpha, max_len_a=max_len_a, max_len_b=max_len_b,
-                    nbest=nbest, use_cache=use_cache,
+                    model, src, beam_size=search.beam_size, alpha=search.alpha, max_len_a=search.max_len_a,
+                    max_len_b=search.max_len_b, nbest=search.nbest, use_cache=use_cache,
                 )  # fmt: skip
             for i, h in zip(idx, hyps):
                 out[i] = h
@@ -88,14 +84,10 @@ def translate_ids(
     return out  # type: ignore[return-value]
 
 
-def translate_dataset(
-    model, tokenizer, dataset, *, max_tokens: int = 4000, beam_size: int = 1, **kwargs
-) -> list[str]:
+def translate_dataset(model, tokenizer, dataset, search: SearchConfig, **kwargs) -> list[str]:
     """Detokenized best translations of dataset["src_ids"] (a datasets.Dataset or a dict), in dataset order.
 
-    Extra keyword arguments go to translate_ids (alpha, max_len_a, max_len_b, use_cache, progress, desc).
+    Extra keyword arguments go to translate_ids (use_cache, progress, desc).
     """
-    hyps = translate_ids(
-        model, list(dataset["src_ids"]), max_tokens=max_tokens, beam_size=beam_size, **kwargs
-    )
+    hyps = translate_ids(model, list(dataset["src_ids"]), search, **kwargs)
     return [tokenizer.decode(h[0].tokens, "tgt") for h in hyps]

@@ -12,7 +12,7 @@ import torch
 
 from translate.data.batching import make_batches
 from translate.metrics.bleu import corpus_scores
-from translate.search import translate_dataset
+from translate.search import SearchConfig, translate_dataset
 from translate.training.loss import label_smoothed_loss
 from translate.training.state import rng_state, set_rng_state
 
@@ -44,15 +44,8 @@ def validate(
         n_tokens += n
     loss = nll_sum / max(n_tokens, 1)
     with autocast():
-        hyps = translate_dataset(
-            model,
-            tokenizer,
-            dataset,
-            max_tokens=max_tokens,
-            beam_size=1,
-            max_len_a=max_len_a,
-            max_len_b=max_len_b,
-        )
+        search = SearchConfig(beam_size=1, max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens)
+        hyps = translate_dataset(model, tokenizer, dataset, search)
     scores = corpus_scores(hyps, list(dataset["tgt"]))
     set_rng_state(saved_rng)
     return {

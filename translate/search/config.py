@@ -1,0 +1,38 @@
+"""SearchConfig: the one home of the decoding settings (beam, length penalty, length limit, batch size).
+
+Validation, evaluation, the CLI, the benchmarks and anything else that decodes build one of these; its
+defaults are the project's decoding defaults, defined nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    beam_size: int = 5  # 1 = greedy
+    nbest: int = 1  # hypotheses returned per sentence (<= beam_size)
+    alpha: float = 0.6  # GNMT length penalty ((5 + len) / 6) ** alpha; 0 = raw log-probability
+    max_len_a: float = 1.5  # output length limit: a * source length + b (subwords)
+    max_len_b: int = 10
+    max_tokens: int = 4000  # padded source tokens per decoding batch
+
+    def __post_init__(self) -> None:
+        """Errors start with the field's name, so each entry point can name its own option."""
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if not 1 <= self.nbest <= self.beam_size:
+            raise ValueError(f"nbest must be between 1 and beam_size ({self.beam_size}), got {self.nbest}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.max_len_a < 0 or self.max_len_b < 0 or self.max_len_a == self.max_len_b == 0:
+            raise ValueError(
+                f"max_len_a and max_len_b must be >= 0 and not both 0, got {self.max_len_a}, {self.max_len_b}"
+            )
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.beam_size == 1 and self.nbest == 1
