@@ -90,14 +90,17 @@ def test_interactive_prompt_at_a_terminal(ckpt, monkeypatch, capsys):
     assert captured.out.replace("> ", "").splitlines() == reference(ckpt, ["Dios es amor."])
 
 
-def test_very_long_input_is_cut_with_a_warning(ckpt, capsys):
-    long = " ".join(["Dios es amor y la luz"] * 200)
+def test_a_long_line_is_split_translated_in_parts_and_joined_on_one_line(ckpt, capsys):
+    from translate.service import ServiceConfig, Translator
+
+    long = " ".join(["Dios es amor y la luz"] * 20) + ". La luz."
     assert main(["-c", str(ckpt), long, "--max-src-len", "40", *FAST]) == 0
     captured = capsys.readouterr()
-    assert len(captured.out.splitlines()) == 1
-    warnings = [line for line in captured.err.splitlines() if line.startswith("translate: warning:")]
-    assert len(warnings) == 1 and warnings[0].startswith("translate: warning: line 1: ")
-    assert warnings[0].endswith("subwords, only the first 40 are translated")
+    engine = Translator.load(ckpt, service=ServiceConfig(max_src_len=40))
+    assert len(engine.plan([long]).units) > 2  # two sentences, the first cut into parts: nothing truncated
+    search = SearchConfig(max_len_a=0.0, max_len_b=6)
+    assert captured.out.splitlines() == [engine.translate([long], search)[0][0]]
+    assert "warning" not in captured.err
 
 
 def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path, capsys):

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.evaluation.files import write_lines
-from translate.models.checkpoint import CheckpointError, load_model
-from translate.search import SearchConfig, source_limit, translate_ids
+from translate.models.checkpoint import CheckpointError
+from translate.search import SearchConfig
+from translate.service import ServiceConfig
+from translate.service import Translator as Engine
 
 PROG = "translate"
 
@@ -46,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"length limit a * src + b: a (default: {d.max_len_a})")  # fmt: skip
     p.add_argument("--max-len-b", type=int, default=d.max_len_b,
                    help=f"length limit a * src + b: b (default: {d.max_len_b})")  # fmt: skip
-    p.add_argument("--max-src-len", type=int, default=512,
-                   help="inputs are cut to this many subwords, with a warning (default: 512)")  # fmt: skip
+    p.add_argument("--max-src-len", type=int, default=ServiceConfig.max_src_len,
+                   help="a longer sentence is cut at its best split points, translated in parts and joined "
+                        f"again (default: {ServiceConfig.max_src_len})")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--batch-tokens", type=int, default=d.max_tokens,
                    help=f"source tokens per batch (default: {d.max_tokens})")  # fmt: skip
@@ -59,35 +62,18 @@ class Translator:
 
     def __init__(self, args: argparse.Namespace):
         path = args.checkpoint or str(newest_best_checkpoint())
-        self.model, self.tokenizer, _ = load_model(path, resolve_device(args.device))
+        self.engine = Engine.load(path, resolve_device(args.device), ServiceConfig(args.max_src_len))
         self.path, self.args = path, args
         self.search = search_config(args)
-        limit = source_limit(self.model)
-        self.max_src = args.max_src_len if limit is None else min(args.max_src_len, limit)
 
     def describe(self) -> str:
-        return f"{self.path}: {self.model.describe()}"
+        return f"{self.path}: {self.engine.model.describe()}"
 
-    def encode(self, lines: list[str], numbers: list[int]) -> list[list[int]]:
-        """Subword ids per line; a line longer than max_src is cut, with a warning naming its number."""
-        out = []
-        for n, line in zip(numbers, lines):
-            ids = self.tokenizer.encode(line, "src")
-            if len(ids) > self.max_src:
-                warn(f"line {n}: {len(ids)} subwords, only the first {self.max_src} are translated")
-                ids = ids[: self.max_src]
-            out.append(ids)
-        return out
-
-    def translate(self, lines: list[str], first_line: int = 1, progress: bool = False) -> list[str]:
-        """One output line per input line; blank lines stay blank."""
-        todo = [i for i, line in enumerate(lines) if line.strip()]
-        src = self.encode([lines[i] for i in todo], [first_line + i for i in todo])
-        hyps = translate_ids(self.model, src, self.search, progress=progress, desc=PROG)
-        out = [""] * len(lines)
-        for i, nbest in zip(todo, hyps):
-            out[i] = "\t".join(self.tokenizer.decode(h.tokens, "tgt") for h in nbest)
-        return out
+    def translate(self, lines: list[str], progress: bool = False) -> list[str]:
+        """One output line per input line (a long line is split into sentences and joined again); blank
+        lines stay blank."""
+        out = self.engine.translate(lines, self.search, progress=progress, desc=PROG)
+        return ["\t".join(nbest) if nbest[0] else "" for nbest in out]
 
 
 FLAGS = {"beam_size": "--beam", "nbest": "--nbest", "alpha": "--alpha", "max_len_a": "--max-len-a",
@@ -99,10 +85,6 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         beam_size=args.beam, nbest=args.nbest, alpha=args.alpha, max_len_a=args.max_len_a,
         max_len_b=args.max_len_b, max_tokens=args.batch_tokens,
     )  # fmt: skip
-
-
-def warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def read_lines(path: str) -> list[str]:
@@ -124,22 +106,20 @@ def emit(lines: list[str], output: str | None) -> None:
 
 def stream(translator: Translator, stdin, stdout) -> None:
     """stdin to stdout line by line, each translation flushed before the next line is read."""
-    for n, line in enumerate(stdin, 1):
-        stdout.write(translator.translate([line.rstrip("\r\n")], first_line=n)[0] + "\n")
+    for line in stdin:
+        stdout.write(translator.translate([line.rstrip("\r\n")])[0] + "\n")
         stdout.flush()
 
 
 def interactive(translator: Translator) -> None:
     print(f"{translator.describe()}\nType a sentence, Ctrl-D to quit.", file=sys.stderr)
-    n = 0
     while True:
         try:
             line = input("> ")
         except (EOFError, KeyboardInterrupt):
             print(file=sys.stderr)
             return
-        n += 1
-        print(translator.translate([line], first_line=n)[0], flush=True)
+        print(translator.translate([line])[0], flush=True)
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
