@@ -2,7 +2,9 @@
 
 Teacher forcing runs the decoder's self-attention with the causal fast path over the whole target; step()
 decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
-are projected once in encode(). Embeddings are scaled by sqrt(E); with tie_embeddings the output projection
+are projected once in encode(). For serving, encode(src, paged=pool) keeps the self-attention keys/values
+in a PagedKVCache instead (blocks of a shared pool), and every row has its own position, so sentences can
+join a running batch. Embeddings are scaled by sqrt(E); with tie_embeddings the output projection
 shares the target embedding, and the source embedding too when the vocabulary is joint (section 3.4).
 
 Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from translate.attention import KVCache
+from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State
@@ -92,7 +95,9 @@ class Transformer(Seq2Seq):
         memory, pad_mask = self._encode(src)
         return self._decode(tgt_in, memory, pad_mask)[0]
 
-    def encode(self, src: torch.Tensor) -> State:
+    def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
+        """src (B,S) -> decoder state; with `paged` the self-attention cache is a PagedKVCache on that pool
+        (serving), else one contiguous KVCache per layer."""
         memory, pad_mask = self._encode(src)
         batch, length, _ = memory.shape
         cross_caches = []
@@ -106,20 +111,33 @@ class Transformer(Seq2Seq):
         return {
             "memory": memory,  # (B,S,E): tells each layer's cross-attention to read its (filled) cache
             "src_pad_mask": pad_mask,
-            "self_caches": [KVCache() for _ in self.decoder_layers],
+            "self_caches": PagedKVCache(paged, batch) if paged else [KVCache() for _ in self.decoder_layers],
             "cross_caches": cross_caches,
-            "position": 0,  # the next target position, the same for every row
+            "position": torch.zeros(batch, dtype=torch.long, device=src.device),  # (B,) next target position
         }
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        pos = state["position"]
-        x = self.dropout(self.tgt_embedding(tokens[:, None]) + self.tgt_positions(1, offset=pos))  # (B,1,E)
-        for layer, self_cache, cross_cache in zip(
-            self.decoder_layers, state["self_caches"], state["cross_caches"]
-        ):
+        pos = state["position"]  # (B,): rows that joined a running batch later are at earlier positions
+        x = self.tgt_embedding(tokens[:, None]) + self.tgt_positions.at(pos)[:, None]  # (B,1,E)
+        x = self.dropout(x)
+        caches = state["self_caches"]
+        paged = isinstance(caches, PagedKVCache)
+        if paged:
+            caches.begin_step()  # a slot per row for this token
+            caches = [caches.layer(i) for i in range(len(self.decoder_layers))]
+        for layer, self_cache, cross_cache in zip(self.decoder_layers, caches, state["cross_caches"]):
             x, _ = layer(x, state["memory"], state["src_pad_mask"], self_cache, cross_cache)
+        if paged:
+            state["self_caches"].end_step()
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
+
+    def new_block_pool(self, block_size: int, num_blocks: int = 64) -> BlockPool:
+        """An empty pool of paged self-attention K/V blocks for this decoder (its layers, heads, dtype)."""
+        attn = self.decoder_layers[0].self_attn
+        weight = attn.k_proj.weight
+        return BlockPool(len(self.decoder_layers), attn.num_heads, attn.head_dim, block_size, num_blocks,
+                         weight.dtype, weight.device)  # fmt: skip
 
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-attention of every decoder layer: {"layer0": (B,H,T,S), ...}."""
