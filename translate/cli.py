@@ -4,6 +4,7 @@
   translate -i in.txt -o out.txt             a file (token batches, progress bar, output written atomically)
   cat in.txt | translate                     stdin to stdout, streaming: each line is flushed as it is done
   translate                                  at a terminal: an interactive prompt
+  translate serve --model name=ckpt.pt       the HTTP service and web page (translate/serve.py)
 
 One output line per input line (an empty line stays empty); with --nbest N the N best translations share
 the line, separated by tabs. Errors are one line, `translate: error: ...`, exit status 2.
@@ -135,6 +136,11 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # `translate serve ...`; `translate -- serve` translates the word
+        from translate.serve import main as serve
+
+        return serve(argv[1:])
     p = build_parser()
     args = p.parse_args(argv)
     check_args(p, args)

@@ -40,17 +40,24 @@ def run(decoder, srcs, arrive_every=2, per_arrival=3):
     return [found[i] for i in range(len(srcs))]
 
 
+GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, max_tokens=40)
+BEAM = SearchConfig(beam_size=3, nbest=2, alpha=0.6, max_len_a=1.0, max_len_b=3, max_tokens=40)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("paged", [False, True])
-def test_greedy_joins_and_leaves_give_the_offline_translations(name, paged):
+@pytest.mark.parametrize("search", [GREEDY, BEAM], ids=["greedy", "beam"])
+def test_joins_and_leaves_give_the_offline_translations(name, paged, search):
     torch.manual_seed(1)
     model = MODELS[name]().eval()
     srcs = sources(14)
-    search = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, max_tokens=40)
     decoder = ContinuousDecoder(model, search, paged=paged, block_size=4)
     got = run(decoder, srcs)
     want = translate_ids(model, srcs, search)
-    assert [h[0].tokens for h in got] == [h[0].tokens for h in want]
+    assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
+    if not search.greedy:
+        for g, w in zip(got, want):
+            assert [h.score for h in g] == pytest.approx([h.score for h in w], rel=1e-4)
     assert decoder.kv_blocks()[0] == 0 and decoder.state is None  # every block given back
 
 

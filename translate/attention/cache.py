@@ -52,6 +52,15 @@ class KVCache:
         self.store(torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2), key_padding_mask)
         return self.k, self.v, self.key_padding_mask
 
+    def memory(self) -> tuple[int, int]:
+        """(bytes allocated, bytes holding keys/values a row may see) of k and v."""
+        if self.k is None:
+            return 0, 0
+        per_key = 2 * self.k.shape[1] * self.k.shape[3] * self.k.element_size()  # k and v, H x D each
+        mask = self.key_padding_mask
+        seen = self.k.shape[0] * self.k.shape[2] if mask is None else int((~mask).sum())
+        return self.k.shape[0] * self.k.shape[2] * per_key, seen * per_key
+
     def reorder(self, index: Tensor) -> KVCache:
         """Select batch rows in place (beam search reordering, finished rows dropped); returns self.
 

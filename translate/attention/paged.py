@@ -164,6 +164,13 @@ class PagedKVCache:
     def layer(self, i: int) -> PagedLayer:
         return PagedLayer(self, i)
 
+    def memory(self) -> tuple[int, int]:
+        """(bytes of the blocks these rows hold, bytes of the slots they fill); blocks counted once."""
+        P = self.pool.block_size
+        per_slot = self.pool.bytes_per_block() // P
+        held = len({b for t in self.tables for b in t})
+        return held * P * per_slot, (held * P - self.waste()) * per_slot
+
     def waste(self) -> int:
         """Slots allocated but unused in the blocks these rows hold (distinct blocks): < P per row."""
         P = self.pool.block_size

@@ -132,6 +132,12 @@ class Transformer(Seq2Seq):
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
 
+    def kv_memory(self, state: State) -> tuple[int, int]:
+        """(bytes allocated, bytes used) by the decoder self-attention cache of a decoding state."""
+        caches = state["self_caches"]
+        parts = [caches.memory()] if isinstance(caches, PagedKVCache) else [c.memory() for c in caches]
+        return sum(a for a, _ in parts), sum(u for _, u in parts)
+
     def new_block_pool(self, block_size: int, num_blocks: int = 64) -> BlockPool:
         """An empty pool of paged self-attention K/V blocks for this decoder (its layers, heads, dtype)."""
         attn = self.decoder_layers[0].self_attn

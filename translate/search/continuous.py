@@ -26,7 +26,7 @@ from collections.abc import Hashable, Iterable
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.beam import Hypothesis
+from translate.search.beam import Hypothesis, length_penalty
 from translate.search.config import SearchConfig
 from translate.search.corpus import pad_sources, source_limit
 from translate.search.stepper import bos, mask_specials, max_lengths, target_positions
@@ -48,7 +48,13 @@ class ContinuousDecoder:
         self.steps = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) tokens generated so far
         self.tokens = torch.empty(0, dtype=torch.long, device=self.device)  # (B*K,) the next input tokens
         self.out: list[list[int]] = []  # greedy: (B,) tokens generated so far
+        # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]), and the
+        # hypotheses that ended
+        self.scores = torch.empty(0, self.K, device=self.device)  # (B, K)
+        self.history = torch.zeros(0, self.K, 8, dtype=torch.long, device=self.device)  # (B, K, Tcap)
+        self.finished: list[list[Hypothesis]] = []  # (B,)
         self.generated = 0  # target tokens produced (EOS included), for throughput figures
+        self.admitted: list[Hashable] = []  # the sentences that joined at the last step
 
     # ------------------------------------------------------------------------------------------ queue
 
@@ -73,6 +79,11 @@ class ContinuousDecoder:
     def busy(self) -> bool:
         return bool(self.waiting or self.keys)
 
+    def kv_memory(self) -> tuple[int, int]:
+        """(bytes allocated, bytes used) of the running rows' self-attention cache; (0, 0) without one."""
+        measure = getattr(self.model, "kv_memory", None)
+        return (0, 0) if self.state is None or measure is None else measure(self.state)
+
     def kv_blocks(self) -> tuple[int, int]:
         """(blocks in use, blocks allocated) of the paged pool; (0, 0) without one."""
         return (self.pool.in_use, self.pool.num_blocks) if self.pool is not None else (0, 0)
@@ -82,11 +93,11 @@ class ContinuousDecoder:
     @torch.no_grad()
     def step(self) -> list[tuple[Hashable, list[Hypothesis]]]:
         """Admit, decode one token for every running row, and return the sentences that finished."""
-        self._admit()
+        self.admitted = self._admit()
         if not self.keys:
             return []
         logits = mask_specials(self._model_step().float())  # (B*K, V)
-        return self._greedy(logits)
+        return self._greedy(logits) if self.search.greedy else self._beam(logits)
 
     def _model_step(self) -> torch.Tensor:
         logits, self.state = self.model.step(self.tokens, self.state)
@@ -109,9 +120,38 @@ class ContinuousDecoder:
                                     device=self.device))  # fmt: skip
         return done
 
+    def _beam(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
+        """The choices of beam_search, with one step count per sentence (its length penalty and limit)."""
+        B, K, alpha = len(self.keys), self.K, self.search.alpha
+        logp = force_eos_at_limit(logits.log_softmax(-1).view(B, K, -1), self.steps, self.limit)  # (B, K, V)
+        top_scores, top_beam, top_tok = top_candidates(self.scores, logp)  # (B, 2K) each
+        ended = ended_mask(top_scores, top_tok, K)  # (B, 2K)
+        if ended.any():
+            raw_cpu, beam_cpu, hist_cpu = top_scores.cpu(), top_beam.cpu(), self.history.cpu()
+            steps = self.steps.tolist()
+            for b, j in ended.nonzero().tolist():  # one host copy per step, not one per hypothesis
+                raw, t = raw_cpu[b, j].item(), steps[b]
+                tokens = hist_cpu[b, beam_cpu[b, j], :t].tolist()
+                self.finished[b].append(Hypothesis(tokens, raw / length_penalty(t + 1, alpha), raw))
+        self.scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (B, K) each
+        if int(self.steps.max()) >= self.history.size(2):  # room for one more token per beam
+            self.history = torch.cat([self.history, torch.zeros_like(self.history)], 2)
+        self.history = self.history.gather(1, beam_src[:, :, None].expand_as(self.history))  # follow beams
+        self.history[torch.arange(B, device=self.device), :, self.steps] = new_tok
+        self.steps += 1
+        self.generated += B
+        self.tokens = new_tok.reshape(-1)
+        done = torch.tensor([len(f) >= K for f in self.finished], device=self.device)
+        done = done | ~torch.isfinite(self.scores).any(1)  # (B,)
+        out = [(self.keys[b], sorted(self.finished[b], key=lambda h: -h.score)[: self.search.nbest])
+               for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip
+        keep = (~done).nonzero().squeeze(1)  # (B',)
+        self._keep(keep, (keep[:, None] * K + beam_src[keep]).reshape(-1))  # the kept beams' state rows
+        return out
+
     # ---------------------------------------------------------------------------------- join / leave
 
-    def _admit(self) -> None:
+    def _admit(self) -> list[Hashable]:
         """Waiting sentences join while the running source tokens stay within search.max_tokens (the first
         one always joins an empty batch)."""
         used = sum(self.src_tokens)
@@ -123,7 +163,7 @@ class ContinuousDecoder:
             new.append(self.waiting.popleft())
             used += need
         if not new:
-            return
+            return []
         src = pad_sources([ids for _, ids in new], self.device)  # (n, S)
         n = len(new)
         state = self.model.encode(src, paged=self.pool) if self.pool is not None else self.model.encode(src)
@@ -138,6 +178,12 @@ class ContinuousDecoder:
         self.steps = torch.cat([self.steps, torch.zeros(n, dtype=torch.long, device=self.device)])
         self.tokens = torch.cat([self.tokens, bos(n * self.K, self.device)])
         self.out += [[] for _ in range(n)]
+        scores = torch.full((n, self.K), float("-inf"), device=self.device)
+        scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
+        self.scores = torch.cat([self.scores, scores])
+        self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
+        self.finished += [[] for _ in range(n)]
+        return [k for k, _ in new]
 
     def _keep(self, keep: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """Keep sentences `keep` (B',), in order; `rows` (B'*K,) are their state rows (default: all K rows
@@ -149,7 +195,42 @@ class ContinuousDecoder:
         self.keys = [self.keys[i] for i in idx]
         self.src_tokens = [self.src_tokens[i] for i in idx]
         self.out = [self.out[i] for i in idx]
+        self.finished = [self.finished[i] for i in idx]
         self.limit, self.steps = self.limit[keep], self.steps[keep]
+        self.scores, self.history = self.scores[keep], self.history[keep]
         self.tokens = self.tokens.view(-1, self.K)[keep].reshape(-1) if self.K > 1 else self.tokens[keep]
         if not self.keys:
             self.state = None
+
+
+# The per-step pieces of beam_search, per sentence (steps and limits are (B,) tensors).
+
+
+def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """logp (B, K, V): sentences at their length limit may only pick EOS."""
+    at_limit = limit <= steps  # (B,)
+    if not at_limit.any():
+        return logp
+    eos_only = torch.full_like(logp[0, 0], float("-inf"))  # (V,)
+    eos_only[EOS_ID] = 0.0
+    return torch.where(at_limit[:, None, None], logp + eos_only, logp)
+
+
+def top_candidates(scores: torch.Tensor, logp: torch.Tensor):
+    """scores (B, K), logp (B, K, V) -> (top_scores, top_beam, top_tok), each (B, 2K), best first."""
+    B, K, V = logp.shape
+    top_scores, top_idx = (scores[:, :, None] + logp).view(B, K * V).topk(2 * K, dim=-1)  # (B, 2K)
+    return top_scores, top_idx // V, top_idx % V
+
+
+def ended_mask(top_scores: torch.Tensor, top_tok: torch.Tensor, beam_size: int) -> torch.Tensor:
+    """(B, 2K) bool: EOS among the K best candidates, with a finite score."""
+    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
+    return (top_tok == EOS_ID) & (rank < beam_size) & torch.isfinite(top_scores)
+
+
+def next_beams(top_scores: torch.Tensor, top_beam: torch.Tensor, top_tok: torch.Tensor, beam_size: int):
+    """(B, 2K) candidates -> (scores, beam_src, tokens), each (B, K): the K best that do not end, by rank."""
+    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
+    order = (rank + (top_tok == EOS_ID).long() * top_tok.size(1)).argsort(dim=-1)[:, :beam_size]  # (B, K)
+    return top_scores.gather(1, order), top_beam.gather(1, order), top_tok.gather(1, order)

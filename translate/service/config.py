@@ -32,13 +32,14 @@ class ServerConfig:
     scheduler: str = "continuous"  # continuous | static (batch what is queued) | sequential (one request)
     kv_cache: str = "contiguous"  # contiguous | paged: the decoder self-attention cache of the worker
     block_size: int = 16  # tokens per block of the paged cache
+    max_beam: int = 16  # the widest beam (and most alternatives + 1) a request may ask for
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {'|'.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.kv_cache not in KV_CACHES:
             raise ValueError(f"kv_cache must be one of {'|'.join(KV_CACHES)}, got {self.kv_cache!r}")
-        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size"):
+        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.timeout <= 0:
