@@ -44,7 +44,7 @@ def cpu_name() -> str:
 def machine_key(precision: str, model: nn.Module, tokens: int) -> str:
     """Everything the verdict depends on: CPU, ISA limits, torch and threads, precision, model shape."""
     isa = torch.backends.cpu.get_cpu_capability()
-    env = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # ISA limits set by hand change the verdict
+    env = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")  # ISA limits set by hand
     limits = ",".join(f"{k}={os.environ[k]}" for k in env if k in os.environ)
     shapes = sorted({tuple(p.shape) for p in model.parameters()})
     size = sum(p.numel() for p in model.parameters())
