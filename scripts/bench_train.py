@@ -40,7 +40,8 @@ from translate.data.vocab import BOS_ID, PAD_ID  # noqa: E402
 from translate.training.loss import label_smoothed_loss  # noqa: E402
 
 REFERENCE = "nn_transformer"
-ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")  # set by hand to approximate an older CPU
+# Set by hand to approximate an AVX2-only CPU on a newer one (README, "Speed").
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
 class TorchTransformer(nn.Module):
