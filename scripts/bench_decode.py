@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from translate.data.pipeline import prepare_data  # noqa: E402
 from translate.evaluation.checkpoints import model_label, resolve_device  # noqa: E402
-from translate.evaluation.files import write_json, write_text  # noqa: E402
+from translate.files import write_json, write_text  # noqa: E402
 from translate.models.build import build_model  # noqa: E402
 from translate.models.checkpoint import load_checkpoint, load_model  # noqa: E402
 from translate.search import SearchConfig, translate_ids  # noqa: E402

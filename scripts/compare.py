@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from translate.evaluation.files import write_text  # noqa: E402
+from translate.files import write_text  # noqa: E402
 
 MODELS = ("rnnencdec", "rnnsearch", "transformer")
 MAX_LENS = (30, 50)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
-from translate.evaluation.files import write_lines
+from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError
 from translate.search import SearchConfig
 from translate.service import ServiceConfig

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from translate.data.vocab import BOS_ID, EOS_ID
-from translate.evaluation.files import save_figure
+from translate.files import save_figure
 
 
 @torch.no_grad()

@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 from translate.data.pipeline import prepare_data
 from translate.evaluation.alignment import draw_alignments
 from translate.evaluation.checkpoints import model_label, resolve_device
-from translate.evaluation.files import write_json, write_lines, write_text
 from translate.evaluation.report import markdown_report, plot_bleu_by_length
+from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
 from translate.models.checkpoint import CheckpointError, load_model

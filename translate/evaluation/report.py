@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from translate.evaluation.files import save_figure
+from translate.files import save_figure
 
 
 def _fmt(x, digits: int = 1) -> str:

@@ -1,4 +1,4 @@
-"""Atomic writes for reports and translations: temp file in the same directory, then os.replace."""
+"""Atomic writes (temp file beside the target, then os.replace), below every layer."""
 
 from __future__ import annotations
 
