@@ -219,12 +219,13 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
             ]
             units = []
             for ids, unit_hyps in zip(p.units, h):
-                unit = {"source": tr.tokenizer.decode(ids, "src"), "hypotheses": []}
+                unit = {"source": tr.tokenizer.decode(ids, "src"), "length": len(ids), "hypotheses": []}
                 for hyp in unit_hyps:
                     entry = {
                         "text": tr.detokenize(hyp),
                         "score": _score(hyp.score),
                         "logprob": _score(hyp.logprob),
+                        "length": len(hyp.tokens),  # target subwords, EOS excluded
                     }
                     if want_alignment:
                         entry["alignment"] = await asyncio.to_thread(alignment_json, tr, ids, hyp.tokens)
