@@ -43,7 +43,7 @@ def test_beam_fork_shares_blocks_and_copies_only_the_partial_one():
     fill(cache, 1)
     assert [t[0] for t in cache.tables] == [full] * 3  # the full block stays shared
     assert len({t[1] for t in cache.tables}) == 3  # two rows copied the 2-token partial block
-    assert pool.copied_tokens == 2 * 2 and pool.in_use == 4
+    assert pool.copied_tokens == 2 * 4 and pool.in_use == 4  # two whole blocks copied
     k = gather_blocks(pool.k[0], torch.tensor(cache.tables))  # (B,H,S,D)
     assert k[:, 0, :7, 0].tolist() == [[0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5, 106],
                                        [0, 1, 2, 3, 4, 5, 206]]  # fmt: skip

@@ -11,7 +11,8 @@ that changes rows moves block ids, never keys or values:
                   re-indexed, references taken and given back; a block nobody references is free again;
   join(other)     sentences joining a running batch: the tables are concatenated (one pool).
 The one copy: before a row writes into a partly filled last block that another row shares (a beam that
-forked), it gets its own copy of that block (copy-on-write, at most P - 1 tokens per forked row).
+forked), it gets its own copy of that block (copy-on-write: one block per forked row, all of a step's
+copies in one indexed copy per layer).
 Attention reads through the block table: paged_attention gathers the row's blocks and runs the attention
 core (the reference, and the CPU path), or runs the Triton decode kernel (triton_paged.py) on CUDA.
 """
@@ -39,7 +40,7 @@ class BlockPool:
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.refs = [0] * num_blocks
         self.free = list(range(num_blocks - 1, -1, -1))  # a stack: the lowest id is handed out first
-        self.copied_tokens = 0  # copy-on-write traffic, in tokens (x layers x 2 x H x D elements)
+        self.copied_tokens = 0  # copy-on-write traffic, in slots (x layers x 2 x H x D elements)
         self.peak_in_use = 0
 
     @property
@@ -70,11 +71,15 @@ class BlockPool:
         if self.refs[block] == 0:
             self.free.append(block)
 
-    def copy(self, src: int, dst: int, tokens: int) -> None:
-        """The first `tokens` slots of block src into block dst, in every layer (copy-on-write)."""
+    def copy(self, src: list[int], dst: list[int]) -> None:
+        """Blocks src[i] into blocks dst[i], in every layer (copy-on-write): one indexed copy per tensor."""
+        if not src:
+            return
+        device = self.k[0].device
+        s, d = torch.tensor(src, device=device), torch.tensor(dst, device=device)
         for pool in (*self.k, *self.v):
-            pool[dst, :tokens] = pool[src, :tokens]
-        self.copied_tokens += tokens
+            pool[d] = pool[s]
+        self.copied_tokens += len(src) * self.block_size
 
     def _grow(self) -> None:
         n = self.num_blocks
@@ -137,17 +142,19 @@ class PagedKVCache:
         """Give every row a slot for its next token: a new block at a block boundary, and its own copy of a
         partly filled last block that another row shares."""
         pool, P = self.pool, self.pool.block_size
-        slots = []
+        slots, copy_src, copy_dst = [], [], []
         for table, length in zip(self.tables, self.lengths):
             offset = length % P
             if offset == 0:
                 table.append(pool.allocate())
             elif pool.refs[table[-1]] > 1:  # a forked beam: copy-on-write of the shared partial block
                 own = pool.allocate()
-                pool.copy(table[-1], own, offset)
-                pool.release(table[-1])
+                copy_src.append(table[-1])
+                copy_dst.append(own)
+                pool.release(table[-1])  # still held by the row it is shared with: not freed
                 table[-1] = own
             slots.append(table[-1] * P + offset)
+        pool.copy(copy_src, copy_dst)
         width = max((len(t) for t in self.tables), default=0)
         padded = [t + [0] * (width - len(t)) for t in self.tables]
         device = pool.k[0].device
