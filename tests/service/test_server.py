@@ -121,6 +121,14 @@ def test_bad_requests_are_json_errors_with_their_status(live, raw, content_type,
     assert got == status and words in out["error"]
 
 
+def test_odd_but_valid_text_is_translated(live):
+    """A lone surrogate from JSON ("\\ud800") is replaced, not a 500; an empty q gives an empty answer."""
+    raw = b'{"q": ["\\ud800 Dios es amor.", "", "\\u2028"], "source": "es", "target": "en"}'
+    status, _, out = call(live.url, "/translate", raw=raw)
+    assert status == 200 and out["translatedText"][0] == offline(live, "\ufffd Dios es amor.")[0]
+    assert out["translatedText"][1] == ""
+
+
 def test_unknown_path_is_a_json_404(live):
     assert call(live.url, "/nowhere")[0] == 404 and "error" in call(live.url, "/nowhere")[2]
 
