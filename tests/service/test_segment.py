@@ -30,6 +30,15 @@ def test_spanish_sentences():
     assert split_sentences("   ", "es") == []
 
 
+def test_sentences_of_concurrent_texts_do_not_mix():
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Texto {i}. Dice {i} cosas. Fin {i}." for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda t: split_sentences(t, "es"), texts))
+    assert found == [[f"Texto {i}.", f"Dice {i} cosas.", f"Fin {i}."] for i in range(200)]
+
+
 def test_boundary_ranks():
     assert boundary_rank("\u2581luz.", "\u2581Y") == 3
     assert boundary_rank("\u2581Dios,", "\u2581y") == 2

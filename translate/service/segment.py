@@ -13,7 +13,6 @@ its leading whitespace (indentation), and a blank input line gives a blank outpu
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 WORD_START = "\u2581"  # SentencePiece's word-start marker
@@ -21,8 +20,9 @@ STRONG = tuple(".;:!?\u2026")  # a clause ends before the next word
 WEAK = tuple(",)]}\u00bb\"'\u201d")  # a phrase ends before the next word
 
 
-@functools.cache
 def _segmenter(lang: str):
+    """A fresh pysbd Segmenter per call (about a microsecond): one keeps the text it is segmenting, so a
+    shared one would mix up the texts of concurrent requests."""
     import pysbd
 
     try:
