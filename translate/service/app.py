@@ -109,16 +109,18 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
         except QueueFull as e:
             raise ApiError(503, str(e), {"Retry-After": str(e.retry_after)}) from None
         future = asyncio.wrap_future(job.future)
-        while not future.done():
-            await asyncio.wait({future}, timeout=0.05)
-            if not future.done() and await request.is_disconnected():
-                s.worker.cancel(job)
+        gone = asyncio.ensure_future(disconnected(request))  # event-driven: no polling
+        try:  # the worker ends the job at its deadline; the timeout here is a backstop
+            await asyncio.wait({future, gone}, timeout=job.deadline + 1.0 - time.monotonic(),
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            gone.cancel()
+        if not future.done():
+            s.worker.cancel(job)
+            if gone.done() and not gone.cancelled():
                 counters.disconnects += 1
                 raise ApiError(499, "client closed the request")
-            if (
-                time.monotonic() > job.deadline + 1.0
-            ):  # the worker ends it at the deadline; this is a backstop
-                s.worker.cancel(job)
+            raise ApiError(504, f"not translated within {config.timeout:g} s")
         if future.cancelled():
             raise ApiError(504, f"not translated within {config.timeout:g} s")
         try:
@@ -238,6 +240,12 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
                 "translations": results if many else results[0], "timing": timing}  # fmt: skip
 
     return app
+
+
+async def disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read, so the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _score(x: float) -> float | None:
