@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import signal
 
 import pytest
@@ -149,7 +150,11 @@ def test_out_of_memory_suggests_a_smaller_token_budget(smoke_cfg, tmp_path, monk
 
 
 def test_fp16_needs_cuda():
+    from translate.training.precision import autocast_for, resolve_precision
+
     with pytest.raises(TrainingError, match="fp16 needs CUDA"):
-        loop_module.autocast_for("fp16", torch.device("cpu"))
-    with pytest.raises(TrainingError, match="choose fp32, bf16 or fp16"):
-        loop_module.autocast_for("int8", torch.device("cpu"))
+        resolve_precision("fp16", torch.device("cpu"), torch.nn.Linear(2, 2))
+    with pytest.raises(TrainingError, match=re.escape("choose auto | fp32 | bf16 | fp16")):
+        resolve_precision("int8", torch.device("cpu"), torch.nn.Linear(2, 2))
+    with pytest.raises(TrainingError, match="resolve it first"):
+        autocast_for("auto", torch.device("cpu"))

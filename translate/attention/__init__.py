@@ -5,7 +5,13 @@ the modules (multihead, additive, luong) own only their projections.
 """
 
 from translate.attention.additive import AdditiveAttention
-from translate.attention.backend import BACKENDS, additive_attention, resolve_backend, scaled_dot_product
+from translate.attention.backend import (
+    BACKENDS,
+    additive_attention,
+    resolve_backend,
+    scaled_dot_product,
+    set_backend,
+)
 from translate.attention.cache import KVCache
 from translate.attention.functional import additive_math, masked_softmax, scaled_dot_product_math
 from translate.attention.luong import LuongAttention
@@ -26,4 +32,5 @@ __all__ = [
     "resolve_backend",
     "scaled_dot_product",
     "scaled_dot_product_math",
+    "set_backend",
 ]

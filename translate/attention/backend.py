@@ -98,6 +98,21 @@ def resolve_backend(
     return _announce(name, chosen, reason)
 
 
+def set_backend(model: torch.nn.Module, name: str) -> int:
+    """Point every attention module inside `model` at backend `name` -> how many modules it changed.
+
+    The attention modules keep their backend as a plain `backend` string; training uses this to apply the
+    backend it measured fastest on this machine (translate/training/backend_choice.py).
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {name!r}")
+    changed = 0
+    for module in model.modules():
+        if isinstance(getattr(module, "backend", None), str) and module.backend in BACKENDS:
+            module.backend, changed = name, changed + 1
+    return changed
+
+
 def _triton_problem(device, form, dropout_p, right_padded, head_dim, value_dim, dtype) -> str | None:
     """The first thing the fused kernels cannot do for this call, or None."""
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":

@@ -28,9 +28,11 @@ from translate.data.pipeline import prepare_data
 from translate.data.tokenizer import Tokenizer
 from translate.models.build import build_model
 from translate.training import distributed
+from translate.training.backend_choice import choose_attention_backend
 from translate.training.budget import Budget, format_seconds, parse_duration
 from translate.training.errors import TrainingError
 from translate.training.loss import label_smoothed_loss
+from translate.training.precision import autocast_for, cpu_threads_note, resolve_precision
 from translate.training.progress import RunLogger
 from translate.training.signals import StopOnSignal
 from translate.training.state import (
@@ -77,20 +79,6 @@ class TrainResult:
             f"done ({self.stop_reason}): {self.steps} steps, {self.epoch} epochs, "
             f"{format_seconds(self.seconds)}{ranks}, {best}; checkpoints in {self.checkpoint_dir}"
         )
-
-
-def autocast_for(precision: str, device: torch.device):
-    """-> a zero-argument context factory: bf16/fp16 autocast or nothing (fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext
-    if precision not in ("bf16", "fp16"):
-        raise TrainingError(f"trainer.precision={precision}: choose fp32, bf16 or fp16")
-    if precision == "fp16" and device.type != "cuda":
-        raise TrainingError(
-            "trainer.precision=fp16 needs CUDA (it trains with a GradScaler); use bf16 on the CPU"
-        )
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def is_oom(e: BaseException) -> bool:
@@ -147,7 +135,16 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     model.to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer)
+    # ---- precision and attention backend: chosen by what this machine runs fast (logged with the reason)
+    requested = t.precision
+    t.precision, precision_reason = resolve_precision(requested, device, model)  # config.yaml gets the result
     autocast = autocast_for(t.precision, device)
+    backend, backend_reason = "", ""
+    if model_cfg.get("attention_backend") == "auto":
+        cache_file = Path(cfg.cache_dir) / "attention_backend.json"
+        backend, backend_reason = choose_attention_backend(
+            model, t.precision, autocast, device, t.max_tokens // 2, cache_file
+        )
     scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
 
     step, epoch, batch_in_epoch = 0, 0, 0
@@ -180,6 +177,11 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         (run_dir / "config.yaml").write_text(config_yaml, encoding="utf-8")
     logger = RunLogger(run_dir, t.max_steps or None, step, enabled=info.is_main)
     logger.config_text(config_yaml)
+    logger.message(f"precision: {requested} -> {t.precision} ({precision_reason})")
+    if backend:
+        logger.message(f"attention backend: auto -> {backend} ({backend_reason})")
+    if device.type == "cpu":
+        logger.message(f"threads: {cpu_threads_note()}")
     logger.message(
         f"{model.describe()}; {len(train_set):,} training pairs, {steps_per_epoch} steps/epoch on "
         f"{info.world_size} x {device}, precision {t.precision}"
