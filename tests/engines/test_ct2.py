@@ -9,6 +9,8 @@ and our beam-4 n-best lists, tokens and scores.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import ROOT, TINY_MODELS, tiny_data_config
@@ -21,7 +23,8 @@ from translate.engines.ct2 import CT2Engine
 from translate.engines.ct2_export import ExportError, export_ct2, transformer_spec
 from translate.models.build import build_model
 from translate.models.checkpoint import save_checkpoint
-from translate.search import SearchConfig, pad_sources, translate_ids
+from translate.search import Hypothesis, SearchConfig, length_penalty, pad_sources, translate_ids
+from translate.search.stepper import bos, mask_specials
 
 ct2 = pytest.importorskip("ctranslate2")
 
@@ -135,6 +138,63 @@ def test_trained_model_same_greedy_output(copy_checkpoint, tmp_path):
     mine = [h[0].tokens for h in translate_ids(ours.model, rows, greedy)]
     assert [h[0].tokens for h in theirs.translate_ids(rows, greedy)] == mine
     assert len({len(t) for t in mine}) >= 4  # outputs end on </s> at many lengths
+
+
+def beam_to_the_limit(model, row, beam_size, alpha, limit):
+    """Reference for the CT2 engine's beam search: K beams decoded to the length limit, every hypothesis that
+    ends on the way kept (at the last step each of the K best candidates ends, </s> or not), ranked by our
+    GNMT score. Each step: the 2K best candidates; </s> among the K best ends a hypothesis; the first K
+    candidates that are not </s> live on."""
+    K = beam_size
+    state = model.reorder_state(model.encode(pad_sources([row])), torch.zeros(K, dtype=torch.long))
+    scores = torch.full((K,), float("-inf"))
+    scores[0] = 0.0
+    history, tokens, ended = [[] for _ in range(K)], bos(K, "cpu"), []
+    for t in range(limit):
+        logits, state = model.step(tokens, state)
+        logp = mask_specials(logits.float()).log_softmax(-1)  # (K, V)
+        top, idx = (scores[:, None] + logp).view(-1).topk(2 * K)  # (2K,)
+        beams, toks = (idx // logp.size(1)).tolist(), (idx % logp.size(1)).tolist()
+        live = []
+        for j in range(2 * K):
+            if j < K and (toks[j] == EOS_ID or t == limit - 1):
+                ids = history[beams[j]] + ([] if toks[j] == EOS_ID else [toks[j]])
+                raw = top[j].item()
+                ended.append(Hypothesis(ids, raw / length_penalty(len(ids) + 1, alpha), raw))
+            elif toks[j] != EOS_ID and len(live) < K:
+                live.append(j)
+        history = [history[beams[j]] + [toks[j]] for j in live]
+        scores, tokens = top[live], torch.tensor([toks[j] for j in live])
+        state = model.reorder_state(state, torch.tensor([beams[j] for j in live]))
+    return sorted(ended, key=lambda h: -h.score)
+
+
+@pytest.mark.parametrize("alpha,nbest", [(0.6, 4), (0.0, 2), (1.0, 1)])
+def test_trained_model_beam4_nbest_lists(copy_checkpoint, tmp_path, alpha, nbest):
+    """The CT2 engine's n-best lists are the reference's (beam_to_the_limit) on every sentence; against our
+    own beam search, sentences where a hypothesis reaches the limit (ours forces </s> there, CTranslate2
+    stops without it) are left out."""
+    ours = load_engine("torch", copy_checkpoint)
+    theirs = load_engine("ct2", export_ct2(copy_checkpoint, tmp_path / "ct2", "float32"))
+    rows = copy_rows(24, seed=1000)
+    beam = SearchConfig(beam_size=4, nbest=nbest, alpha=alpha, max_len_a=2.0, max_len_b=6)
+    mine, found = translate_ids(ours.model, rows, beam), theirs.translate_ids(rows, beam)
+    compared = 0
+    for row, a, b in zip(rows, mine, found):
+        limit = math.floor(2.0 * (len(row) + 1) + 6)
+        with torch.no_grad():
+            ref = beam_to_the_limit(ours.model, row, 4, alpha, limit)[:nbest]
+        assert [h.tokens for h in b] == [h.tokens for h in ref]
+        assert [h.score for h in b] == pytest.approx([h.score for h in ref], rel=1e-4)
+        assert [h.logprob for h in b] == pytest.approx([h.logprob for h in ref], rel=1e-4)
+        if any(len(h.tokens) >= limit for h in a + b):
+            continue
+        compared += 1
+        # Ours ends a subset of the hypotheses the reference ends (the same beams, stopped no later than the
+        # limit), so its i-th best never beats the reference's i-th best.
+        assert all(x.score <= y.score + 1e-5 for x, y in zip(a, b))
+    assert compared >= 20
+    assert len({len(h.tokens) for a in found for h in a}) >= 4  # hypotheses end at many lengths
 
 
 def token_agreement(a: list[list[int]], b: list[list[int]]) -> float:
