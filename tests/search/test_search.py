@@ -197,6 +197,16 @@ def test_top_p_keeps_the_smallest_nucleus():
     assert kept.sum().item() == 6
 
 
+def test_top_k_keeps_exactly_k_tokens_even_with_ties():
+    logits = torch.tensor([[1.0, 1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0], [3.0, 2.0, 2.0, 1.0, 0.0]])
+    for k in (1, 2, 3):
+        kept = torch.isfinite(filter_logits(logits, top_k=k))
+        assert kept.sum(-1).tolist() == [k, k, k]
+        assert not kept[0, 3]  # never the lower one while ties above remain
+    kept = torch.isfinite(filter_logits(logits, top_k=2))[2]
+    assert kept[0] and kept[1] != kept[2] and not kept[3:].any()  # the best, then one of the tied pair
+
+
 def test_sampled_tokens_stay_inside_the_nucleus():
     model = ToySeq2Seq(sharpness=0.8)
     for seed in range(5):
