@@ -43,7 +43,7 @@ class SearchError(ValueError):
     """
 
     def __init__(self, rows: list[int], what: str = "sentence"):
-        self.rows = list(rows)
+        self.rows = sorted(rows)
         shown = ", ".join(map(str, self.rows[:10])) + (", ..." if len(self.rows) > 10 else "")
         super().__init__(
             f"{what} {shown}: no hypothesis with a finite score (the model's logits are NaN or infinite)"
