@@ -12,6 +12,7 @@ import torch
 from conftest import TINY_MODELS, tiny_data_config
 
 from translate.data.pipeline import prepare_data
+from translate.data.vocab import UNK_ID
 from translate.evaluation.alignment import alignment_maps, to_words, word, word_groups
 from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
@@ -104,6 +105,19 @@ def test_word_level_maps_keep_rows_distributions_and_group_by_spaces():
     assert torch.allclose(words.sum(-1), torch.ones(3))
     assert torch.allclose(words[0, 1], (w[0, 1] + w[0, 2] + w[1, 1] + w[1, 2]) / 2)
     assert torch.allclose(words[2, 3], w[3, 5])
+
+
+def test_alignment_labels_show_the_source_text_of_unknown_pieces(checkpoints, tmp_path, monkeypatch):
+    from translate.evaluation import alignment
+    from translate.models.checkpoint import load_model
+
+    model, tok, _ = load_model(checkpoints["rnnsearch"])
+    text = "Dios \u2603 es \u0416\u0416amor."  # a snowman and Cyrillic: not in the fixture vocabulary
+    assert UNK_ID in tok.encode(text, "src")
+    seen = {}
+    monkeypatch.setattr(alignment, "plot_alignment", lambda maps, src, tgt, path, title: seen.update(src=src))
+    alignment.draw_alignments(model, tok, [text], [tok.encode("God is love.", "tgt")], tmp_path, "x")
+    assert seen["src"] == ["Dios", "\u2603", "es", "\u0416\u0416amor.", "</s>"]
 
 
 def test_labels_disambiguate_repeated_model_classes(checkpoints, tmp_path):
