@@ -20,7 +20,7 @@ from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
-from translate.models.checkpoint import CheckpointError, load_model
+from translate.models.checkpoint import CheckpointError, first_line, load_model
 from translate.search import SearchConfig, translate_ids
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,13 @@ class EvalSettings:
 def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
     """Translate the split with one checkpoint, write its hypotheses and alignments -> its results entry."""
     model, tokenizer, ckpt = load_model(path, resolve_device(s.device))
-    if "config" not in ckpt or "data" not in ckpt["config"]:
+    data = ckpt.get("config", {}).get("data")
+    if data is None:
         raise CheckpointError(f"{path}: checkpoint lacks the training config's data section")
-    data_cfg = OmegaConf.create(ckpt["config"]["data"])
+    try:
+        data_cfg = OmegaConf.create(dict(data))
+    except Exception as e:  # not a mapping, or values OmegaConf cannot hold
+        raise CheckpointError(f"{path}: unusable data config in the checkpoint ({first_line(e)})") from e
     ds = prepare_data(data_cfg, s.cache_dir, splits=(s.split,), tokenizer=tokenizer).datasets[s.split]
     sources, refs = list(ds["src"]), list(ds["tgt"])
 
@@ -95,6 +99,10 @@ def unique_labels(paths: list[str | Path], labels: list[str] | None) -> list[str
     if labels:
         if len(labels) != len(paths):
             raise ValueError(f"labels: {len(labels)} given for {len(paths)} checkpoints")
+        repeated = sorted({str(x) for x in labels if list(labels).count(x) > 1})
+        if repeated:  # each label names its own hypotheses and alignment files
+            which = ", ".join(repeated)
+            raise ValueError(f"labels: {which} given twice or more; each checkpoint needs its own")
         return list(labels)
     from translate.models.checkpoint import load_checkpoint
 
