@@ -8,8 +8,11 @@
   translate --quantize int8                  our engine with PyTorch dynamic int8 (Linear, GRU), CPU only
   translate export CKPT -o DIR               the export subcommand (translate/export.py)
 
-One output line per input line (an empty line stays empty); with --nbest N the N best translations share
-the line, separated by tabs. Errors are one line, `translate: error: ...`, exit status 2.
+One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
+"\r" is dropped, input is read as bytes and invalid UTF-8 becomes U+FFFD with one warning naming the lines,
+and a line with nothing to translate (blank, or only characters the tokenizer drops) gives an empty line.
+With --nbest N the N best translations share the line, separated by tabs. Output is UTF-8 whatever the
+locale. Errors are one line, `translate: error: ...`, exit status 2.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from translate.data.lines import clean_text, decode_line, invalid_utf8_message, one_line, split_lines
 from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError
-from translate.search import SearchConfig
+from translate.search import SearchConfig, SearchError
 
 PROG = "translate"
 
@@ -31,8 +35,14 @@ class UsageError(Exception):
     """Bad input from the user (file, option): reported as one line, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, `translate: error: ...`, exit status 2 (argparse would print its usage line first)."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Translate text with a trained checkpoint.")
+    p = Parser(prog=PROG, description="Translate text with a trained checkpoint.")
     p.add_argument("text", nargs="*", help="sentences to translate (default: -i file, or stdin)")
     p.add_argument("-i", "--input", help="input file, one sentence per line")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
@@ -92,13 +102,18 @@ class Translator:
         return out
 
     def translate(self, lines: list[str], first_line: int = 1, progress: bool = False) -> list[str]:
-        """One output line per input line; blank lines stay blank."""
+        """One output line per input line; a line with no source ids (blank, or only characters such as
+        \x07, U+200B or a BOM that the tokenizer drops) gives an empty line."""
         todo = [i for i, line in enumerate(lines) if line.strip()]
         src = self.encode([lines[i] for i in todo], [first_line + i for i in todo])
-        hyps = self.engine.translate_ids(src, self.search, progress=progress, desc=PROG)
+        todo, src = [i for i, ids in zip(todo, src) if ids], [ids for ids in src if ids]
+        try:
+            hyps = self.engine.translate_ids(src, self.search, progress=progress, desc=PROG)
+        except SearchError as e:  # indices into src -> the user's line numbers
+            raise SearchError([first_line + todo[r] for r in e.rows], "line") from None
         out = [""] * len(lines)
         for i, nbest in zip(todo, hyps):
-            out[i] = "\t".join(self.tokenizer.decode(h.tokens, "tgt") for h in nbest)
+            out[i] = "\t".join(one_line(self.tokenizer.decode(h.tokens, "tgt")) for h in nbest)
         return out
 
 
@@ -117,41 +132,85 @@ def warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
 
+def warn_invalid(bad: list[int]) -> None:
+    if bad:
+        warn(invalid_utf8_message(bad))
+
+
 def read_lines(path: str) -> list[str]:
+    """The input file's lines (translate.data.lines), read as bytes; invalid UTF-8 is warned about once."""
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such input file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read ({e})") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read ({e.strerror or e})") from None
+    lines, bad = split_lines(data)
+    warn_invalid(bad)
+    return lines
+
+
+def binary(stream):
+    """The bytes under a text stream (sys.stdin/sys.stdout); a stream without one is used as it is."""
+    return getattr(stream, "buffer", stream)
+
+
+def writer(stream):
+    """-> write(text): UTF-8 bytes whatever the locale, flushed at once (text-only streams get text)."""
+    raw = binary(stream)
+
+    def write(text: str) -> None:
+        raw.write(text if raw is stream else text.encode("utf-8"))
+        raw.flush()
+
+    return write
 
 
 def emit(lines: list[str], output: str | None) -> None:
     if output:
         write_lines(output, lines)
     else:
+        write = writer(sys.stdout)
         for line in lines:
-            print(line, flush=True)
+            write(line + "\n")
 
 
 def stream(translator: Translator, stdin, stdout) -> None:
-    """stdin to stdout line by line, each translation flushed before the next line is read."""
-    for n, line in enumerate(stdin, 1):
-        stdout.write(translator.translate([line.rstrip("\r\n")], first_line=n)[0] + "\n")
-        stdout.flush()
+    """stdin to stdout line by line (bytes, split at "\n" only), each translation flushed before the next line
+    is read; the lines that were not valid UTF-8 are named in one warning at the end."""
+    write, bad = writer(stdout), []
+    for n, raw in enumerate(binary(stdin), 1):
+        line, ok = decode_line(raw)
+        if not ok:
+            bad.append(n)
+        write(translator.translate([line], first_line=n)[0] + "\n")
+    warn_invalid(bad)
 
 
 def interactive(translator: Translator) -> None:
     print(f"{translator.describe()}\nType a sentence, Ctrl-D to quit.", file=sys.stderr)
-    n = 0
+    write, stdin, n = writer(sys.stdout), binary(sys.stdin), 0
     while True:
+        write("> ")
         try:
-            line = input("> ")
-        except (EOFError, KeyboardInterrupt):
+            raw = stdin.readline()
+        except KeyboardInterrupt:
+            raw = b""
+        if not raw:
             print(file=sys.stderr)
             return
         n += 1
-        print(translator.translate([line], first_line=n)[0], flush=True)
+        line, ok = decode_line(raw)
+        if not ok:
+            warn_invalid([n])
+        write(translator.translate([line], first_line=n)[0] + "\n")
+
+
+def arguments(texts: list[str]) -> list[str]:
+    """Sentences given as arguments, made valid text (a non-UTF-8 locale decodes bad bytes as surrogates)."""
+    cleaned = [clean_text(t) for t in texts]
+    warn_invalid([n for n, (_, ok) in enumerate(cleaned, 1) if not ok])
+    return [t for t, _ in cleaned]
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -185,18 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         lines = read_lines(args.input) if args.input else None
         translator = Translator(args)
         if args.text:
-            emit(translator.translate(args.text), args.output)
+            emit(translator.translate(arguments(args.text)), args.output)
         elif lines is not None:
             emit(translator.translate(lines, progress=True), args.output)
         elif sys.stdin.isatty() and not args.output:
             interactive(translator)
         elif args.output:
-            emit(
-                translator.translate([line.rstrip("\r\n") for line in sys.stdin], progress=True), args.output
-            )
+            lines, bad = split_lines(binary(sys.stdin).read())
+            warn_invalid(bad)
+            emit(translator.translate(lines, progress=True), args.output)
         else:
             stream(translator, sys.stdin, sys.stdout)
-    except (CheckpointError, EngineError, UsageError) as e:
+    except (CheckpointError, EngineError, UsageError, SearchError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `translate < big.txt | head`

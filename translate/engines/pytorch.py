@@ -29,7 +29,8 @@ class TorchEngine:
         if quantize == "int8":
             self.model = quantize_dynamic_int8(self.model)
         self.quantize = quantize
-        self.data_config = (self.ckpt.get("config") or {}).get("data")
+        config = self.ckpt.get("config")
+        self.data_config = config.get("data") if isinstance(config, dict) else None
         self.source_limit = source_limit(self.model)
         self.info = {"model": type(self.model).__name__, "parameters": self.parameters,
                      "target": str(self.ckpt["model_config"].get("_target_", "")),

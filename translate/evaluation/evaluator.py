@@ -21,7 +21,7 @@ from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
-from translate.models.checkpoint import CheckpointError
+from translate.models.checkpoint import CheckpointError, first_line
 from translate.search import SearchConfig
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,13 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
     device = "cpu" if s.quantize == "int8" else resolve_device(s.device)
     engine = load_engine(s.engine, path, device=device, quantize=s.quantize)
     tokenizer = engine.tokenizer
-    if not engine.data_config:
+    data = engine.data_config
+    if data is None:
         raise CheckpointError(f"{path}: checkpoint lacks the training config's data section")
-    data_cfg = OmegaConf.create(engine.data_config)
+    try:
+        data_cfg = OmegaConf.create(dict(data))
+    except Exception as e:  # not a mapping, or values OmegaConf cannot hold
+        raise CheckpointError(f"{path}: unusable data config in the checkpoint ({first_line(e)})") from e
     ds = prepare_data(data_cfg, s.cache_dir, splits=(s.split,), tokenizer=tokenizer).datasets[s.split]
     sources, refs = list(ds["src"]), list(ds["tgt"])
 
@@ -106,6 +110,10 @@ def unique_labels(
     if labels:
         if len(labels) != len(paths):
             raise ValueError(f"labels: {len(labels)} given for {len(paths)} checkpoints")
+        repeated = sorted({str(x) for x in labels if list(labels).count(x) > 1})
+        if repeated:  # each label names its own hypotheses and alignment files
+            which = ", ".join(repeated)
+            raise ValueError(f"labels: {which} given twice or more; each checkpoint needs its own")
         return list(labels)
     if engine == "ct2":
         from translate.engines.ct2 import read_meta
