@@ -189,13 +189,13 @@ def test_lines_with_no_source_ids_give_empty_lines(ckpt, tmp_path, monkeypatch, 
 
 
 def test_a_model_with_nan_scores_is_a_one_line_error_naming_the_line(ckpt, monkeypatch, capsys):
-    from translate import cli
+    from translate.engines import pytorch
     from translate.search import SearchError
 
     def broken(model, src_ids, search, **kw):
         raise SearchError([1], "source sentence")  # the second sentence handed to the search
 
-    monkeypatch.setattr(cli, "translate_ids", broken)
+    monkeypatch.setattr(pytorch, "translate_ids", broken)  # what the CLI's torch engine calls
     assert main(["-c", str(ckpt), *FAST, "Dios es amor.", "", "La luz."]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == ["translate: error: line 3: no hypothesis with a finite score (the model's logits are "

@@ -4,6 +4,9 @@
   translate -i in.txt -o out.txt             a file (token batches, progress bar, output written atomically)
   cat in.txt | translate                     stdin to stdout, streaming: each line is flushed as it is done
   translate                                  at a terminal: an interactive prompt
+  translate --engine ct2 --model-dir DIR     a CTranslate2 export (translate export CKPT -o DIR) instead
+  translate --quantize int8                  our engine with PyTorch dynamic int8 (Linear, GRU), CPU only
+  translate export CKPT -o DIR               the export subcommand (translate/export.py)
 
 One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
 "\r" is dropped, input is read as bytes and invalid UTF-8 becomes U+FFFD with one warning naming the lines,
@@ -19,10 +22,11 @@ import sys
 from pathlib import Path
 
 from translate.data.lines import clean_text, decode_line, invalid_utf8_message, one_line, split_lines
+from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.files import write_lines
-from translate.models.checkpoint import CheckpointError, load_model
-from translate.search import SearchConfig, SearchError, source_limit, translate_ids
+from translate.models.checkpoint import CheckpointError
+from translate.search import SearchConfig, SearchError
 
 PROG = "translate"
 
@@ -59,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-src-len", type=int, default=512,
                    help="inputs are cut to this many subwords, with a warning (default: 512)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--engine", default="torch", choices=ENGINES,
+                   help="torch: our search on a checkpoint; ct2: CTranslate2 (default: torch)")  # fmt: skip
+    p.add_argument("--model-dir", help="--engine ct2: a directory written by `translate export`")
+    p.add_argument("--quantize", default="none", choices=QUANTIZE,
+                   help="--engine torch: int8 = PyTorch dynamic int8 on the CPU (default: none)")  # fmt: skip
     p.add_argument("--batch-tokens", type=int, default=d.max_tokens,
                    help=f"source tokens per batch (default: {d.max_tokens})")  # fmt: skip
     return p
@@ -68,15 +77,18 @@ class Translator:
     """A loaded checkpoint plus the search settings: lines of text in, lines of text out."""
 
     def __init__(self, args: argparse.Namespace):
-        path = args.checkpoint or str(newest_best_checkpoint())
-        self.model, self.tokenizer, _ = load_model(path, resolve_device(args.device))
-        self.path, self.args = path, args
+        path = args.model_dir if args.engine == "ct2" else args.checkpoint or str(newest_best_checkpoint())
+        device = resolve_device(args.device)
+        if args.quantize == "int8" and args.device == "auto":
+            device = "cpu"  # dynamic int8 has CPU kernels only
+        self.engine = load_engine(args.engine, path, device=device, quantize=args.quantize)
+        self.tokenizer, self.args = self.engine.tokenizer, args
         self.search = search_config(args)
-        limit = source_limit(self.model)
+        limit = self.engine.source_limit
         self.max_src = args.max_src_len if limit is None else min(args.max_src_len, limit)
 
     def describe(self) -> str:
-        return f"{self.path}: {self.model.describe()}"
+        return self.engine.describe()
 
     def encode(self, lines: list[str], numbers: list[int]) -> list[list[int]]:
         """Subword ids per line; a line longer than max_src is cut, with a warning naming its number."""
@@ -96,7 +108,7 @@ class Translator:
         src = self.encode([lines[i] for i in todo], [first_line + i for i in todo])
         todo, src = [i for i, ids in zip(todo, src) if ids], [ids for ids in src if ids]
         try:
-            hyps = translate_ids(self.model, src, self.search, progress=progress, desc=PROG)
+            hyps = self.engine.translate_ids(src, self.search, progress=progress, desc=PROG)
         except SearchError as e:  # indices into src -> the user's line numbers
             raise SearchError([first_line + todo[r] for r in e.rows], "line") from None
         out = [""] * len(lines)
@@ -211,9 +223,20 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("--max-src-len must be >= 1")
     if args.text and args.input:
         p.error("give sentences or -i FILE, not both")
+    if args.engine == "ct2" and not args.model_dir:
+        p.error("--engine ct2 needs --model-dir DIR (write one with: translate export CKPT -o DIR)")
+    if args.engine == "ct2" and (args.checkpoint or args.quantize != "none"):
+        p.error("--engine ct2 reads --model-dir; --checkpoint and --quantize belong to --engine torch")
+    if args.engine == "torch" and args.model_dir:
+        p.error("--model-dir is for --engine ct2")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:  # the subcommand; `translate -- export` translates the word
+        from translate.export import main as export_main
+
+        return export_main(argv[1:])
     p = build_parser()
     args = p.parse_args(argv)
     check_args(p, args)
@@ -232,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             emit(translator.translate(lines, progress=True), args.output)
         else:
             stream(translator, sys.stdin, sys.stdout)
-    except (CheckpointError, UsageError, SearchError) as e:
+    except (CheckpointError, EngineError, UsageError, SearchError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `translate < big.txt | head`

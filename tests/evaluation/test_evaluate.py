@@ -203,7 +203,7 @@ def test_repeated_labels_are_refused_before_anything_is_written(checkpoints, cac
 
 
 def test_nan_logits_are_a_clear_error_naming_the_sentence(checkpoints, cache, tmp_path, monkeypatch):
-    from translate.evaluation import evaluator
+    from translate.engines import pytorch
     from translate.search import SearchError
 
     def broken_model(path, device):
@@ -213,6 +213,6 @@ def test_nan_logits_are_a_clear_error_naming_the_sentence(checkpoints, cache, tm
                 p.fill_(float("nan"))
         return model, tok, ckpt
 
-    monkeypatch.setattr(evaluator, "load_model", broken_model)
+    monkeypatch.setattr(pytorch, "load_model", broken_model)  # what the evaluator's torch engine loads with
     with pytest.raises(SearchError, match=r"^source sentence \d+, \d+, .*: no hypothesis with a finite"):
         evaluate_checkpoints([checkpoints["transformer"]], tmp_path, settings(cache))

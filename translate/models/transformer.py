@@ -2,8 +2,10 @@
 
 Teacher forcing runs the decoder's self-attention with the causal fast path over the whole target; step()
 decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
-are projected once in encode(). Embeddings are scaled by sqrt(E); with tie_embeddings the output projection
-shares the target embedding, and the source embedding too when the vocabulary is joint (section 3.4).
+are projected once in encode(). reorder_state copies the source side (cross-attention caches, memory) only
+when some row comes to read another source, so beam search's reorders within a sentence's beams leave it
+alone. Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target
+embedding, and the source embedding too when the vocabulary is joint (section 3.4).
 
 Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
 """
@@ -16,7 +18,7 @@ from torch import nn
 from translate.attention import KVCache
 from translate.data.vocab import PAD_ID
 from translate.models.embedding import ScaledEmbedding, build_positions
-from translate.models.interface import Seq2Seq, State
+from translate.models.interface import Seq2Seq, State, reorder
 from translate.models.transformer_layers import DecoderLayer, EncoderLayer
 
 
@@ -108,6 +110,7 @@ class Transformer(Seq2Seq):
             "src_pad_mask": pad_mask,
             "self_caches": [KVCache() for _ in self.decoder_layers],
             "cross_caches": cross_caches,
+            "src_rows": torch.arange(batch, device=src.device),  # (B,) the source each decoder row reads
             "position": 0,  # the next target position, the same for every row
         }
 
@@ -120,6 +123,18 @@ class Transformer(Seq2Seq):
             x, _ = layer(x, state["memory"], state["src_pad_mask"], self_cache, cross_cache)
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        """Rows `index` (B',) of the state. The source side (memory, its mask, the cross-attention caches) is
+        a function of the source row alone, so it is copied only when some row comes to read another source
+        than the one it holds: never for beam search's reorders within one sentence's beams."""
+        src_rows = state["src_rows"].index_select(0, index)  # (B',)
+        out = {**state, "self_caches": [c.reorder(index) for c in state["self_caches"]], "src_rows": src_rows}
+        if src_rows.shape == state["src_rows"].shape and torch.equal(src_rows, state["src_rows"]):
+            return out  # every row already holds its source's keys and values
+        for key in ("memory", "src_pad_mask", "cross_caches"):
+            out[key] = reorder(state[key], index)
+        return out
 
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-attention of every decoder layer: {"layer0": (B,H,T,S), ...}."""
