@@ -1,4 +1,5 @@
 # translate: every target creates the virtual environment on first use.
+# The dev extra includes ctranslate2 (the ct2 extra), so `make test` runs the CTranslate2 tests too.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
@@ -10,12 +11,16 @@ DATA ?=
 EXPERIMENT ?=
 ARGS ?=
 CKPT ?=
+ENGINE ?=
+QUANTIZE ?=
+QUANT ?= int8
+OUT ?=
 
 # Hydra overrides assembled from the friendly variables above.
 TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
-EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(ARGS)
+EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(if $(ENGINE),engine=$(ENGINE)) $(if $(QUANTIZE),quantize=$(QUANTIZE)) $(ARGS)
 
-.PHONY: setup venv test lint data train eval compare serve bench clean
+.PHONY: setup venv test lint data train eval export compare serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +45,11 @@ train: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m translate.evaluate $(EVAL_OVERRIDES)
+
+# make export CKPT=runs/<run>/checkpoints/best.pt [QUANT=int8|int8_float32|int16|float16|float32] [OUT=dir]
+export: $(STAMP)
+	$(PY) -m translate.export $(or $(CKPT),$(error make export needs CKPT=path/to/best.pt)) --format ct2 \
+		--quantization $(QUANT) -o $(or $(OUT),exports/ct2-$(QUANT)) $(ARGS)
 
 compare: $(STAMP)
 	$(PY) scripts/compare.py $(ARGS)

@@ -1,8 +1,11 @@
-"""Benchmark decoding: sentences/s and tokens/s for greedy and beam search, KV cache on and off, per model.
+"""Benchmark decoding: sentences/s and tokens/s for greedy and beam search, KV cache on and off, per model;
+with --engines, our engine against CTranslate2 on one Transformer checkpoint, side by side.
 
     .venv/bin/python scripts/bench_decode.py                          # -> reports/bench_decode.{json,md}
     .venv/bin/python scripts/bench_decode.py --checkpoints runs/a/checkpoints/best.pt b.pt --repeats 3
     .venv/bin/python scripts/bench_decode.py --sentences 0 --beams 1 5 10 --device cuda
+    .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --sentences 0 --threads 1 2 \
+        --out reports/bench_engines.json                              # the engine comparison (see below)
 
 Models: the given checkpoints; by default the newest best.pt per model class under runs/, and for a class
 with no checkpoint an untrained model of conf/model/<name>.yaml (marked "untrained": it always decodes to
@@ -13,13 +16,29 @@ Cache off = search(use_cache=False): the decoder re-reads the whole prefix with 
 as JoeyNMT and other toolkits without incremental decoding do. Both runs must give the same translations
 (checked and reported). tokens/s counts the best hypothesis' subwords plus EOS. Times are the best of
 --repeats runs after a warm-up batch.
+
+--engines: one Transformer checkpoint (the first of --checkpoints, else the newest Transformer best.pt) is
+exported to CTranslate2 (float32, int8, int8_float32; int8_float32 is left out when its model.bin is the
+same file as int8's), then for every --threads, every --beams and every engine (ours fp32, ours PyTorch
+dynamic int8, CTranslate2 per export) a fresh subprocess loads only that engine, warms up, translates the
+test sentences (the best of --repeats) and reports sentences/s, target tokens/s, BLEU and chrF (sacrebleu),
+the share of sentences identical to ours fp32, its own peak RSS (VmHWM) and the model's size on disk (ours:
+the state_dict as torch.save writes it; CTranslate2: model.bin). Peak RSS includes the interpreter with
+torch imported, as every engine process imports it (rss_after_imports_mib in the JSON). The search settings
+are SearchConfig's defaults (alpha, length limit, batch tokens) at each beam size.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -147,6 +166,217 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+ENGINES = ("torch", "torch-int8", "ct2-float32", "ct2-int8", "ct2-int8_float32")
+CT2_QUANTIZATIONS = ("float32", "int8", "int8_float32")
+
+
+def cpu_description() -> str:
+    """e.g. "Intel(R) Xeon(R) ... (2 logical CPUs; avx2 avx512f avx512_vnni)" from /proc/cpuinfo."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = next(
+            line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
+        )
+        flags = set(
+            next(line for line in info.splitlines() if line.startswith("flags")).split(":", 1)[1].split()
+        )
+    except (OSError, StopIteration):
+        pass
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{name} ({os.cpu_count()} logical CPUs; {' '.join(shown) or 'no AVX2'})"
+
+
+def engine_checkpoint(args) -> Path:
+    if args.checkpoints:
+        return Path(args.checkpoints[0])
+    found = newest_per_class().get("Transformer")
+    if found is None:
+        raise SystemExit("bench_decode --engines: no Transformer checkpoint: pass --checkpoints best.pt")
+    return found
+
+
+def export_ct2_models(ckpt: Path, export_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """{engine label: model dir} for the CTranslate2 exports, and notes on the ones left out."""
+    from translate.engines.ct2_export import export_ct2
+
+    dirs, digests, notes = {}, {}, []
+    for q in CT2_QUANTIZATIONS:
+        out = export_ct2(ckpt, export_dir / f"ct2-{q}", q, force=True)
+        digest = hashlib.sha256((out / "model.bin").read_bytes()).hexdigest()
+        same = [label for label, d in digests.items() if d == digest]
+        if same:
+            notes.append(f"ct2-{q} left out: its model.bin is the same file as {same[0]}'s")
+            continue
+        digests[f"ct2-{q}"], dirs[f"ct2-{q}"] = digest, out
+    return dirs, notes
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM): unlike ru_maxrss it starts afresh at exec, so the parent's
+    memory is not counted."""
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(job_file: str) -> int:
+    """One engine in its own process: load, warm up, translate, score; the result JSON goes to job[result]."""
+    from translate.engines import load_engine
+    from translate.metrics.bleu import corpus_scores
+
+    job = json.loads(Path(job_file).read_text())
+    torch.set_num_threads(job["threads"])
+    rss_start = peak_rss_mib()  # the interpreter, torch and translate imported
+    data = json.loads(Path(job["data"]).read_text())
+    engine = load_engine(
+        job["engine"], job["path"], device="cpu", quantize=job["quantize"], threads=job["threads"]
+    )
+    search = SearchConfig(beam_size=job["beam"], max_tokens=job["max_tokens"])
+    engine.translate_ids(data["src_ids"][:8], search)  # warm-up
+    seconds, hyps = timed(lambda: engine.translate_ids(data["src_ids"], search), job["repeats"])
+    peak_rss = peak_rss_mib()
+    ids = [h[0].tokens for h in hyps]
+    scores = corpus_scores([engine.tokenizer.decode(t, "tgt") for t in ids], data["refs"])
+    if job["engine"] == "ct2":
+        size = (Path(job["path"]) / "model.bin").stat().st_size
+    else:
+        with tempfile.TemporaryFile() as f:
+            torch.save(engine.model.state_dict(), f)
+            size = f.tell()
+    tokens = sum(len(t) + 1 for t in ids)
+    result = {
+        "seconds": seconds,
+        "sentences_per_s": len(ids) / seconds,
+        "tokens_per_s": tokens / seconds,
+        "output_tokens": tokens,
+        "bleu": scores["bleu"],
+        "chrf": scores["chrf"],
+        "bleu_signature": scores["bleu_signature"],
+        "peak_rss_mib": peak_rss,
+        "rss_after_imports_mib": rss_start,
+        "model_mib": size / 2**20,
+        "ids": ids,
+    }
+    Path(job["result"]).write_text(json.dumps(result))
+    return 0
+
+
+def run_engine(job: dict, tmp: Path) -> dict:
+    job_file, job["result"] = tmp / "job.json", str(tmp / "result.json")
+    job_file.write_text(json.dumps(job))
+    env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, __file__, "--worker", str(job_file)], env=env, cwd=Path.cwd())
+    if done.returncode != 0:
+        raise SystemExit(f"bench_decode --engines: the {job['label']} worker failed (exit {done.returncode})")
+    return json.loads(Path(job["result"]).read_text())
+
+
+def bench_engines(args) -> dict:
+    ckpt = engine_checkpoint(args)
+    model, tok, c = load_model(ckpt, "cpu")
+    if type(model).__name__ != "Transformer":
+        raise SystemExit(
+            f"bench_decode --engines: {ckpt} is a {type(model).__name__}; CTranslate2 needs a Transformer"
+        )
+    data_cfg = OmegaConf.create(c["config"]["data"])
+    test = prepare_data(data_cfg, args.cache_dir, splits=("test",), tokenizer=tok).datasets["test"]
+    n = args.sentences or len(test)
+    data = {"src_ids": [list(r) for r in test["src_ids"][:n]], "refs": list(test["tgt"][:n])}
+    del model
+    with tempfile.TemporaryDirectory(prefix="bench_engines.") as tmp:
+        tmp = Path(tmp)
+        (tmp / "data.json").write_text(json.dumps(data))
+        ct2_dirs, notes = export_ct2_models(ckpt, Path(args.export_dir) if args.export_dir else tmp)
+        engines = {
+            "torch": (ckpt, "none"),
+            "torch-int8": (ckpt, "int8"),
+            **{k: (d, "none") for k, d in ct2_dirs.items()},
+        }
+        rows = []
+        for threads in args.threads or [torch.get_num_threads()]:
+            for beam in args.beams:
+                base = None
+                for label, (path, quantize) in engines.items():
+                    if label not in args.engine_list:
+                        continue
+                    job = {
+                        "label": label,
+                        "engine": label.split("-")[0],
+                        "path": str(path),
+                        "quantize": quantize,
+                        "threads": threads,
+                        "beam": beam,
+                        "data": str(tmp / "data.json"),
+                        "repeats": args.repeats,
+                        "max_tokens": args.max_tokens,
+                    }
+                    r = run_engine(job, tmp)
+                    ids = r.pop("ids")
+                    base = base or {"bleu": r["bleu"], "ids": ids}  # ours fp32 (torch) runs first
+                    same = sum(a == b for a, b in zip(ids, base["ids"])) / len(ids)
+                    rows.append(
+                        {
+                            "engine": label,
+                            "threads": threads,
+                            "search": "greedy" if beam == 1 else f"beam {beam}",
+                            "beam_size": beam,
+                            "sentences": len(ids),
+                            **r,
+                            "bleu_diff": r["bleu"] - base["bleu"],
+                            "same_as_first": same,
+                        }
+                    )
+                    print(
+                        f"{label:>17} {threads} thr {rows[-1]['search']:>7}: "
+                        f"{r['sentences_per_s']:7.1f} sent/s"
+                        f" BLEU {r['bleu']:5.2f}  RSS {r['peak_rss_mib']:6.0f} MiB",
+                        flush=True,
+                    )
+    import ctranslate2
+
+    return {
+        "cpu": cpu_description(),
+        "torch": torch.__version__,
+        "ctranslate2": ctranslate2.__version__,
+        "checkpoint": str(ckpt),
+        "sentences": n,
+        "repeats": args.repeats,
+        "max_tokens": args.max_tokens,
+        "search": {k: v for k, v in vars(SearchConfig()).items() if k not in ("beam_size", "nbest")},
+        "load_average": os.getloadavg(),
+        "notes": notes,
+        "rows": rows,
+    }
+
+
+def engines_markdown(report: dict) -> str:
+    s = report["search"]
+    lines = [
+        f"Decoding {report['sentences']} test sentences of {report['checkpoint']} on {report['cpu']}; torch "
+        f"{report['torch']}, CTranslate2 {report['ctranslate2']}; best of {report['repeats']}; "
+        f"alpha {s['alpha']}, "
+        f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['max_tokens']} source tokens per batch; "
+        f"load average {report['load_average'][0]:.1f} at the end.",
+        "",
+        "| threads | search | engine | sent/s | target tok/s | BLEU | BLEU diff | chrF "
+        "| same output as ours fp32 | peak RSS MiB | model MiB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    names = {"torch": "ours fp32", "torch-int8": "ours dynamic int8"}
+    for r in report["rows"]:
+        lines.append(
+            f"| {r['threads']} | {r['search']} | {names.get(r['engine'], 'CTranslate2 ' + r['engine'][4:])} "
+            f"| {r['sentences_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['bleu']:.2f} "
+            f"| {r['bleu_diff']:+.2f} | {r['chrf']:.2f} | {100 * r['same_as_first']:.1f} % "
+            f"| {r['peak_rss_mib']:.0f} | {r['model_mib']:.1f} |"
+        )
+    lines += ["", *[f"- {note}" for note in report["notes"]]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", nargs="*", default=[], help="default: newest best.pt per model class")
@@ -155,14 +385,35 @@ def main(argv=None) -> int:
     p.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per setting (the best counts)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, nargs="+", default=[],
+                   help="CPU threads (default: torch's); --engines runs each, else the first")  # fmt: skip
+    p.add_argument("--engines", nargs="*", dest="engine_list", default=None, metavar="ENGINE",
+                   help=f"compare engines (default all: {' '.join(ENGINES)})")  # fmt: skip
+    p.add_argument("--export-dir", help="--engines: keep the CTranslate2 exports here (default: a temp dir)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--cache-dir", default=".cache/translate")
     p.add_argument(
         "--out", default="reports/bench_decode.json", help="JSON; the markdown table goes beside it"
     )
     args = p.parse_args(argv)
+    if args.worker:
+        return worker(args.worker)
+    if args.engine_list is not None:
+        args.engine_list = args.engine_list or list(ENGINES)
+        unknown = sorted(set(args.engine_list) - set(ENGINES))
+        if unknown:
+            p.error(f"--engines: unknown {' '.join(unknown)} (choose from {' '.join(ENGINES)})")
+        if "torch" not in args.engine_list:
+            p.error("--engines: include torch (ours fp32): the BLEU diff and same-output columns use it")
+        report = bench_engines(args)
+        out = Path(args.out if args.out != p.get_default("out") else "reports/bench_engines.json")
+        write_json(out, report)
+        table = engines_markdown(report)
+        write_text(out.with_suffix(".md"), table)
+        print("\n" + table + f"\nwritten: {out}, {out.with_suffix('.md')}")
+        return 0
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads[0])
     rows = []
     for e in load_models(args):
         rows += bench_model(e, args)

@@ -4,10 +4,18 @@
   translate -i in.txt -o out.txt             a file (token batches, progress bar, output written atomically)
   cat in.txt | translate                     stdin to stdout, streaming: each line is flushed as it is done
   translate                                  at a terminal: an interactive prompt
+  translate --engine ct2 --model-dir DIR     a CTranslate2 export (translate export CKPT -o DIR) instead
+  translate --quantize int8                  our engine with PyTorch dynamic int8 (Linear, GRU), CPU only
+  translate export CKPT -o DIR               the export subcommand (translate/export.py)
   translate serve --model name=ckpt.pt       the HTTP service and web page (translate/serve.py)
 
-One output line per input line (an empty line stays empty); with --nbest N the N best translations share
-the line, separated by tabs. Errors are one line, `translate: error: ...`, exit status 2.
+One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
+"\r" is dropped, input is read as bytes and invalid UTF-8 becomes U+FFFD with one warning naming the lines,
+and a line with nothing to translate (blank, or only characters the tokenizer drops) gives an empty line.
+A line is translated sentence by sentence (translate.service: pysbd sentences, a sentence over --max-src-len
+subwords cut at its best split points, the parts joined back on the same line; nothing is truncated).
+With --nbest N the N best translations share the line, separated by tabs. Output is UTF-8 whatever the
+locale. Errors are one line, `translate: error: ...`, exit status 2.
 """
 
 from __future__ import annotations
@@ -16,12 +24,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from translate.data.lines import clean_text, decode_line, invalid_utf8_message, split_lines
+from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError
-from translate.search import SearchConfig
+from translate.search import SearchConfig, SearchError
 from translate.service import ServiceConfig
-from translate.service import Translator as Engine
+from translate.service import Translator as Service
 
 PROG = "translate"
 
@@ -30,8 +40,14 @@ class UsageError(Exception):
     """Bad input from the user (file, option): reported as one line, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, `translate: error: ...`, exit status 2 (argparse would print its usage line first)."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Translate text with a trained checkpoint.")
+    p = Parser(prog=PROG, description="Translate text with a trained checkpoint.")
     p.add_argument("text", nargs="*", help="sentences to translate (default: -i file, or stdin)")
     p.add_argument("-i", "--input", help="input file, one sentence per line")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
@@ -53,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a longer sentence is cut at its best split points, translated in parts and joined "
                         f"again (default: {ServiceConfig.max_src_len})")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--engine", default="torch", choices=ENGINES,
+                   help="torch: our search on a checkpoint; ct2: CTranslate2 (default: torch)")  # fmt: skip
+    p.add_argument("--model-dir", help="--engine ct2: a directory written by `translate export`")
+    p.add_argument("--quantize", default="none", choices=QUANTIZE,
+                   help="--engine torch: int8 = PyTorch dynamic int8 on the CPU (default: none)")  # fmt: skip
     p.add_argument("--batch-tokens", type=int, default=d.max_tokens,
                    help=f"source tokens per batch (default: {d.max_tokens})")  # fmt: skip
     return p
@@ -62,19 +83,23 @@ class Translator:
     """A loaded checkpoint plus the search settings: lines of text in, lines of text out."""
 
     def __init__(self, args: argparse.Namespace):
-        path = args.checkpoint or str(newest_best_checkpoint())
-        self.engine = Engine.load(path, resolve_device(args.device), ServiceConfig(args.max_src_len))
-        self.path, self.args = path, args
-        self.search = search_config(args)
+        path = args.model_dir if args.engine == "ct2" else args.checkpoint or str(newest_best_checkpoint())
+        device = resolve_device(args.device)
+        if args.quantize == "int8" and args.device == "auto":
+            device = "cpu"  # dynamic int8 has CPU kernels only
+        engine = load_engine(args.engine, path, device=device, quantize=args.quantize)
+        self.service = Service(engine, ServiceConfig(args.max_src_len))
+        self.args, self.search = args, search_config(args)
 
     def describe(self) -> str:
-        return f"{self.path}: {self.engine.model.describe()}"
+        return self.service.describe()
 
-    def translate(self, lines: list[str], progress: bool = False) -> list[str]:
-        """One output line per input line (a long line is split into sentences and joined again); blank
-        lines stay blank."""
-        out = self.engine.translate(lines, self.search, progress=progress, desc=PROG)
-        return ["\t".join(nbest) if nbest[0] else "" for nbest in out]
+    def translate(self, lines: list[str], first_line: int = 1, progress: bool = False) -> list[str]:
+        """One output line per input line (split into sentences and joined again); a line with no source ids
+        (blank, or only characters such as \x07, U+200B or a BOM that the tokenizer drops) gives an empty
+        line."""
+        out = self.service.translate(lines, self.search, progress=progress, desc=PROG, first_line=first_line)
+        return ["\t".join(nbest) if any(nbest) else "" for nbest in out]
 
 
 FLAGS = {"beam_size": "--beam", "nbest": "--nbest", "alpha": "--alpha", "max_len_a": "--max-len-a",
@@ -88,39 +113,89 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     )  # fmt: skip
 
 
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def warn_invalid(bad: list[int]) -> None:
+    if bad:
+        warn(invalid_utf8_message(bad))
+
+
 def read_lines(path: str) -> list[str]:
+    """The input file's lines (translate.data.lines), read as bytes; invalid UTF-8 is warned about once."""
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such input file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read ({e})") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read ({e.strerror or e})") from None
+    lines, bad = split_lines(data)
+    warn_invalid(bad)
+    return lines
+
+
+def binary(stream):
+    """The bytes under a text stream (sys.stdin/sys.stdout); a stream without one is used as it is."""
+    return getattr(stream, "buffer", stream)
+
+
+def writer(stream):
+    """-> write(text): UTF-8 bytes whatever the locale, flushed at once (text-only streams get text)."""
+    raw = binary(stream)
+
+    def write(text: str) -> None:
+        raw.write(text if raw is stream else text.encode("utf-8"))
+        raw.flush()
+
+    return write
 
 
 def emit(lines: list[str], output: str | None) -> None:
     if output:
         write_lines(output, lines)
     else:
+        write = writer(sys.stdout)
         for line in lines:
-            print(line, flush=True)
+            write(line + "\n")
 
 
 def stream(translator: Translator, stdin, stdout) -> None:
-    """stdin to stdout line by line, each translation flushed before the next line is read."""
-    for line in stdin:
-        stdout.write(translator.translate([line.rstrip("\r\n")])[0] + "\n")
-        stdout.flush()
+    """stdin to stdout line by line (bytes, split at "\n" only), each translation flushed before the next line
+    is read; the lines that were not valid UTF-8 are named in one warning at the end."""
+    write, bad = writer(stdout), []
+    for n, raw in enumerate(binary(stdin), 1):
+        line, ok = decode_line(raw)
+        if not ok:
+            bad.append(n)
+        write(translator.translate([line], first_line=n)[0] + "\n")
+    warn_invalid(bad)
 
 
 def interactive(translator: Translator) -> None:
     print(f"{translator.describe()}\nType a sentence, Ctrl-D to quit.", file=sys.stderr)
+    write, stdin, n = writer(sys.stdout), binary(sys.stdin), 0
     while True:
+        write("> ")
         try:
-            line = input("> ")
-        except (EOFError, KeyboardInterrupt):
+            raw = stdin.readline()
+        except KeyboardInterrupt:
+            raw = b""
+        if not raw:
             print(file=sys.stderr)
             return
-        print(translator.translate([line])[0], flush=True)
+        n += 1
+        line, ok = decode_line(raw)
+        if not ok:
+            warn_invalid([n])
+        write(translator.translate([line], first_line=n)[0] + "\n")
+
+
+def arguments(texts: list[str]) -> list[str]:
+    """Sentences given as arguments, made valid text (a non-UTF-8 locale decodes bad bytes as surrogates)."""
+    cleaned = [clean_text(t) for t in texts]
+    warn_invalid([n for n, (_, ok) in enumerate(cleaned, 1) if not ok])
+    return [t for t, _ in cleaned]
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -133,10 +208,20 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("--max-src-len must be >= 1")
     if args.text and args.input:
         p.error("give sentences or -i FILE, not both")
+    if args.engine == "ct2" and not args.model_dir:
+        p.error("--engine ct2 needs --model-dir DIR (write one with: translate export CKPT -o DIR)")
+    if args.engine == "ct2" and (args.checkpoint or args.quantize != "none"):
+        p.error("--engine ct2 reads --model-dir; --checkpoint and --quantize belong to --engine torch")
+    if args.engine == "torch" and args.model_dir:
+        p.error("--model-dir is for --engine ct2")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:  # the subcommand; `translate -- export` translates the word
+        from translate.export import main as export_main
+
+        return export_main(argv[1:])
     if argv[:1] == ["serve"]:  # `translate serve ...`; `translate -- serve` translates the word
         from translate.serve import main as serve
 
@@ -148,18 +233,18 @@ def main(argv: list[str] | None = None) -> int:
         lines = read_lines(args.input) if args.input else None
         translator = Translator(args)
         if args.text:
-            emit(translator.translate(args.text), args.output)
+            emit(translator.translate(arguments(args.text)), args.output)
         elif lines is not None:
             emit(translator.translate(lines, progress=True), args.output)
         elif sys.stdin.isatty() and not args.output:
             interactive(translator)
         elif args.output:
-            emit(
-                translator.translate([line.rstrip("\r\n") for line in sys.stdin], progress=True), args.output
-            )
+            lines, bad = split_lines(binary(sys.stdin).read())
+            warn_invalid(bad)
+            emit(translator.translate(lines, progress=True), args.output)
         else:
             stream(translator, sys.stdin, sys.stdout)
-    except (CheckpointError, UsageError) as e:
+    except (CheckpointError, EngineError, UsageError, SearchError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `translate < big.txt | head`

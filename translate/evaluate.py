@@ -1,5 +1,8 @@
 """`make eval CKPT=a.pt,b.pt` = `python -m translate.evaluate 'checkpoints=[a.pt,b.pt]'`: the Hydra app.
 
+`make eval ENGINE=ct2 CKPT=DIR` evaluates a `translate export` directory with CTranslate2 (engine=ct2);
+`make eval QUANTIZE=int8` our engine in PyTorch dynamic int8 (quantize=int8).
+
 Composes conf/evaluate.yaml, runs translate.evaluation.evaluator in the Hydra run directory, prints the
 scores with their sacrebleu signatures; user-facing errors become one line on stderr and exit code 2.
 """
@@ -14,6 +17,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from translate.data.errors import DataError
+from translate.engines import EngineError
 from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
 from translate.models.checkpoint import CheckpointError
@@ -33,6 +37,8 @@ def settings(cfg: DictConfig) -> EvalSettings:
         confidence=cfg.bootstrap.confidence,
         alignment_sentences=tuple(cfg.alignments),
         progress=cfg.progress,
+        engine=cfg.engine,
+        quantize=cfg.quantize,
     )
 
 
@@ -58,7 +64,7 @@ def main(cfg: DictConfig) -> None:
     try:
         paths = [to_absolute_path(p) for p in cfg.checkpoints] or [str(newest_best_checkpoint())]
         results = evaluate_checkpoints(paths, out_dir, settings(cfg), labels=list(cfg.labels))
-    except (DataError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(summary(results, out_dir), flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,3 +40,26 @@ def write_json(path: str | Path, obj) -> Path:
 def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     """matplotlib figure -> PNG, atomically."""
     return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def write_dir_atomic(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """write(tmp) fills a temporary directory beside out_dir, which then takes out_dir's place."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    old = None
+    try:
+        write(tmp)
+        if out_dir.exists():  # --force: move the old one aside first, delete it once the new one is in place
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            os.replace(out_dir, old / "x")
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "x").exists() and not out_dir.exists():
+            os.replace(old / "x", out_dir)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out_dir

@@ -12,11 +12,12 @@ import torch
 from conftest import TINY_MODELS, tiny_data_config
 
 from translate.data.pipeline import prepare_data
+from translate.data.vocab import UNK_ID
 from translate.evaluation.alignment import alignment_maps, to_words, word, word_groups
 from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
 from translate.metrics.bleu import corpus_scores
-from translate.models.checkpoint import CheckpointError
+from translate.models.checkpoint import CheckpointError, load_model, save_checkpoint
 from translate.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,19 @@ def test_word_level_maps_keep_rows_distributions_and_group_by_spaces():
     assert torch.allclose(words[2, 3], w[3, 5])
 
 
+def test_alignment_labels_show_the_source_text_of_unknown_pieces(checkpoints, tmp_path, monkeypatch):
+    from translate.evaluation import alignment
+    from translate.models.checkpoint import load_model
+
+    model, tok, _ = load_model(checkpoints["rnnsearch"])
+    text = "Dios \u2603 es \u0416\u0416amor."  # a snowman and Cyrillic: not in the fixture vocabulary
+    assert UNK_ID in tok.encode(text, "src")
+    seen = {}
+    monkeypatch.setattr(alignment, "plot_alignment", lambda maps, src, tgt, path, title: seen.update(src=src))
+    alignment.draw_alignments(model, tok, [text], [tok.encode("God is love.", "tgt")], tmp_path, "x")
+    assert seen["src"] == ["Dios", "\u2603", "es", "\u0416\u0416amor.", "</s>"]
+
+
 def test_labels_disambiguate_repeated_model_classes(checkpoints, tmp_path):
     a = checkpoints["rnnsearch"]
     b = tmp_path / "other" / "checkpoints" / "best.pt"
@@ -148,10 +162,21 @@ def test_hydra_app_finds_the_newest_run_and_respects_run_dir(checkpoints, cache,
     assert results["models"][0]["checkpoint"].endswith("runs/2026-01-01_00-00-00/checkpoints/best.pt")
 
 
-def test_hydra_app_reports_a_missing_checkpoint_in_one_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("bad", ["missing", "3 bytes", "random bytes", "tokenizer", "model", "config"])
+def test_hydra_app_reports_a_bad_checkpoint_in_one_line(checkpoints, bad, tmp_path, monkeypatch, capsys):
     import logging
 
     from translate import evaluate
+
+    path = tmp_path / f"{bad.replace(' ', '_')}.pt"
+    if bad == "3 bytes":
+        path.write_bytes(b"\x80\x02.")
+    elif bad == "random bytes":
+        path.write_bytes(bytes(torch.randint(0, 256, (3000,)).tolist()))
+    elif bad != "missing":  # a real checkpoint with one entry of the wrong type
+        payload = torch.load(checkpoints["rnnsearch"], weights_only=True)
+        wrong = {"tokenizer": ["not", "a", "dict"], "model": 3, "config": {"data": 5}}[bad]
+        save_checkpoint(path, {**payload, bad: wrong})
 
     root = logging.getLogger()  # Hydra configures logging in-process: put it back afterwards
     monkeypatch.setattr(root, "handlers", list(root.handlers))
@@ -159,9 +184,35 @@ def test_hydra_app_reports_a_missing_checkpoint_in_one_line(tmp_path, monkeypatc
     package = logging.getLogger("translate")
     monkeypatch.setattr(package, "level", package.level)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["evaluate", "checkpoints=[missing.pt]", "hydra.run.dir=out"])
+    monkeypatch.setattr(sys, "argv", ["evaluate", f"checkpoints=[{path}]", "hydra.run.dir=out",
+                                      f"cache_dir={tmp_path / 'cache'}", "progress=false"])  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and err[-1].endswith("missing.pt: no such checkpoint file")
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: "), err
+    if bad == "missing":
+        assert err[0].endswith("missing.pt: no such checkpoint file")
+
+
+def test_repeated_labels_are_refused_before_anything_is_written(checkpoints, cache, tmp_path):
+    a, b = checkpoints["rnnsearch"], checkpoints["transformer"]
+    with pytest.raises(ValueError, match="^labels: x given twice or more; each checkpoint needs its own$"):
+        evaluate_checkpoints([a, b], tmp_path / "out", settings(cache), labels=["x", "x"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_logits_are_a_clear_error_naming_the_sentence(checkpoints, cache, tmp_path, monkeypatch):
+    from translate.engines import pytorch
+    from translate.search import SearchError
+
+    def broken_model(path, device):
+        model, tok, ckpt = load_model(path, device)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float("nan"))
+        return model, tok, ckpt
+
+    monkeypatch.setattr(pytorch, "load_model", broken_model)  # what the evaluator's torch engine loads with
+    with pytest.raises(SearchError, match=r"^source sentence \d+, \d+, .*: no hypothesis with a finite"):
+        evaluate_checkpoints([checkpoints["transformer"]], tmp_path, settings(cache))

@@ -1,7 +1,11 @@
 """sacrebleu wrapper: scores, signatures and the sufficient-statistics shortcut."""
 
+from importlib.metadata import requires
+
 import pytest
 import sacrebleu
+from packaging.requirements import Requirement
+from sacrebleu.metrics import BLEU
 
 from translate.metrics.bleu import bleu_from_stats, corpus_scores, sentence_stats
 
@@ -27,6 +31,26 @@ def test_summed_sentence_stats_give_corpus_bleu_of_any_subset():
     assert bleu_from_stats(sub) == pytest.approx(sacrebleu.corpus_bleu(HYPS[::2], [REFS[::2]]).score)
 
 
-def test_length_mismatch_is_an_error():
+def test_length_mismatch_and_empty_input_are_errors():
     with pytest.raises(ValueError, match="2 hypotheses for 3 references"):
         corpus_scores(HYPS[:2], REFS)
+    with pytest.raises(ValueError, match="no sentences to score"):
+        corpus_scores([], [])
+
+
+def test_the_private_sacrebleu_methods_we_use_exist_and_behave():
+    """bleu.py calls BLEU._extract_corpus_statistics and BLEU._compute_score_from_stats, which are private:
+    pyproject.toml pins sacrebleu to the range tested here, and this test fails first if a release changes
+    them (then widen the pin only after it passes)."""
+    pin = next(Requirement(r) for r in requires("translate") if Requirement(r).name == "sacrebleu")
+    assert pin.specifier.contains(sacrebleu.__version__) and any(s.operator == "<" for s in pin.specifier)
+    bleu = BLEU()
+    stats = bleu._extract_corpus_statistics(HYPS, [REFS])
+    assert len(stats) == len(HYPS) and all(len(row) == 2 + 2 * bleu.max_ngram_order for row in stats)
+    # layout: hypothesis length, reference length, then n-gram matches and totals for n = 1..4;
+    # "God is love ." against itself: 4 tokens, every n-gram matches
+    assert list(stats[1]) == [4, 4, 4, 3, 2, 1, 4, 3, 2, 1]
+    total = [sum(col) for col in zip(*stats)]
+    score = bleu._compute_score_from_stats(total)
+    assert score.score == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score)
+    assert score.bp == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).bp)

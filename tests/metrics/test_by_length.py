@@ -52,8 +52,24 @@ def test_each_bucket_is_sacrebleu_on_its_sentences():
         assert b["count"] == len(members)
         expected = sacrebleu.corpus_bleu([hyp[i] for i in members], [[ref[i] for i in members]]).score
         assert b["bleu"] == pytest.approx(expected)
-        assert b["ci"][0] <= b["bleu"] <= b["ci"][1] and b["ci"][0] < b["ci"][1]
+        # a percentile interval need not contain the point estimate: check only what always holds
+        assert 0.0 <= b["ci"][0] < b["ci"][1] <= 100.0
     assert res[-1]["hi"] is None and res[0]["hi"] == 10
+
+
+def test_interval_is_the_percentile_bootstrap_of_sacrebleu():
+    """The interval of one bucket recomputed the slow way: each resample's corpus BLEU by sacrebleu itself."""
+    src, hyp, ref = corpus()
+    res = bleu_by_length(src, hyp, ref, n_boot=40, seed=3)
+    i = 1  # the 10-20 bucket
+    members = [j for j, s in enumerate(src) if bucket_index(len(s.split())) == i]
+    n = len(members)
+    counts = np.random.default_rng(3 + i).multinomial(n, np.full(n, 1 / n), size=40)  # (R, N)
+    scores = []
+    for row in counts:  # (N,) how often each member is drawn
+        picked = [m for m, c in zip(members, row) for _ in range(c)]
+        scores.append(sacrebleu.corpus_bleu([hyp[j] for j in picked], [[ref[j] for j in picked]]).score)
+    assert res[i]["ci"] == pytest.approx(list(np.percentile(scores, [2.5, 97.5])))
 
 
 def test_empty_bucket_and_determinism():
@@ -74,3 +90,10 @@ def test_bootstrap_interval_narrows_with_more_sentences():
     identical = np.repeat(stats[:1], 30, axis=0)  # every resample is the same corpus
     lo, hi = bootstrap_interval(identical, n_boot=20)
     assert lo == pytest.approx(hi)
+
+
+def test_empty_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="^bleu_by_length: no sentences to score$"):
+        bleu_by_length([], [], [])
+    with pytest.raises(ValueError, match="^bootstrap_interval: no sentences to resample$"):
+        bootstrap_interval(np.zeros((0, 10), dtype=np.int64))

@@ -130,3 +130,97 @@ def test_model_config_that_cannot_be_built(tmp_path, tokenizer):
     with pytest.raises(CheckpointError, match="unknown.pt: cannot rebuild the model") as err:
         load_model(path)
     assert "\n" not in str(err.value)
+
+
+# ---- every malformed checkpoint is one CheckpointError naming the path (issue: tracebacks got through)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, tiny_checkpoint):
+    """A tiny real checkpoint (file bytes and payload) written the way training writes one."""
+    tmp = tmp_path_factory.mktemp("good")
+    path = tiny_checkpoint(tmp / "best.pt", "transformer", tmp / "cache")
+    return path.read_bytes(), torch.load(path, weights_only=True)
+
+
+def assert_one_line_error(path, capsys=None):
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    if capsys is not None:  # the same one line from the CLI, exit status 2
+        from translate.cli import main
+
+        capsys.readouterr()
+        assert main(["-c", str(path), "hola"]) == 2
+        assert capsys.readouterr().err.splitlines() == [f"translate: error: {message}"]
+
+
+@pytest.mark.parametrize("cut", [1, 3, 10, 64, 512, 0.25, 0.5, 0.9, -100, -22, -1])
+def test_truncated_files(tmp_path, good, cut, capsys):
+    data = good[0]
+    n = int(len(data) * cut) if isinstance(cut, float) else cut if cut > 0 else len(data) + cut
+    path = tmp_path / "cut.pt"
+    path.write_bytes(data[:n])
+    assert_one_line_error(path, capsys)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_bytes(tmp_path, seed, capsys):
+    g = torch.Generator().manual_seed(seed)
+    size = int(torch.randint(1, 4000, (1,), generator=g))
+    noise = bytes(torch.randint(0, 256, (size,), generator=g).tolist())
+    prefix = [b"", b"\x80\x02", b"PK\x03\x04", b"\x80\x02.", b"\x80\x04\x95", b"\x80\x02}q\x00"][seed]
+    path = tmp_path / "noise.pt"
+    path.write_bytes(prefix if seed == 3 else prefix + noise)  # seed 3: the 3-byte b"\x80\x02." of the issue
+    assert_one_line_error(path, capsys)
+
+
+WRONG = [7, 1.5, "text", b"bytes", [1, 2], None, True, {"a": 1}]
+
+
+TOP_LEVEL = ["model", "model_config", "tokenizer", "config", "step", "epoch", "best_bleu", "optimizer",
+             "scheduler", "scaler", "rng", "data_position", "metrics"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", TOP_LEVEL)
+def test_wrong_type_in_each_top_level_entry(tmp_path, good, key, capsys):
+    from translate.models.checkpoint import FIELD_TYPES
+
+    for i, value in enumerate(WRONG):
+        if isinstance(value, FIELD_TYPES[key]) and not isinstance(value, bool):
+            continue  # the right type: not a malformed entry
+        path = tmp_path / f"{key}-{i}.pt"
+        save_checkpoint(path, {**good[1], key: value})
+        assert_one_line_error(path, capsys if i < 2 else None)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["tokenizer"].update(src_model=b"not a sentencepiece model"),
+        lambda c: c["tokenizer"].update(src_model=12),
+        lambda c: c["tokenizer"].update(shared="yes"),
+        lambda c: c["tokenizer"].update(shared=False),  # no tgt_model
+        lambda c: c["tokenizer"].update(version=99),
+        lambda c: c["tokenizer"].pop("src_model"),
+        lambda c: c["model"].update({"extra.weight": torch.zeros(2)}),
+        lambda c: c["model"].update({"encoder_norm.weight": [1.0, 2.0]}),
+        lambda c: c["model"].update({7: torch.zeros(2)}),
+        lambda c: c["model"].clear(),
+        lambda c: c["model_config"].update(d_model="big"),
+        lambda c: c["model_config"].update(num_heads=0),
+        lambda c: c["model_config"].update(d_model=-16),
+        lambda c: c["model_config"].update(no_such_option=1),
+        lambda c: c["model_config"].update(_target_=42),
+        lambda c: c["model_config"].pop("_target_"),
+    ],
+)
+def test_malformed_entries_inside(tmp_path, good, edit, capsys):
+    import copy
+
+    payload = copy.deepcopy(good[1])
+    edit(payload)
+    path = tmp_path / "inside.pt"
+    save_checkpoint(path, payload)
+    assert_one_line_error(path, capsys)

@@ -202,3 +202,25 @@ def test_describe_reports_the_parameter_count():
 def test_transformer_tells_search_its_position_limit():
     assert make("transformer").max_positions is None  # sinusoids extend to any length
     assert make("transformer_prenorm_learned_gelu").max_positions == 1024
+
+
+def test_transformer_reorder_within_sources_keeps_the_source_side_uncopied():
+    """Beam reorders within a sentence's rows leave the cross-attention caches as they are; a reorder that
+    moves rows to other sources (or drops rows) selects them; decoding matches the reference either way."""
+    model = make("transformer")
+    src = padded_batch([5, 3])
+    tgt_in = padded_batch([4, 4], first=BOS_ID)
+    with torch.no_grad():
+        ref = decode_stepwise(model, src, tgt_in)  # (2,4,V)
+        state = model.reorder_state(model.encode(src), torch.tensor([0, 0, 1, 1]))  # beam expansion
+        logits, state = model.step(tgt_in[[0, 0, 1, 1], 0], state)
+        cross = [(c.k, c.v) for c in state["cross_caches"]]
+        state = model.reorder_state(state, torch.tensor([1, 0, 3, 3]))  # within each sentence's beams
+        assert all(c.k is k and c.v is v for c, (k, v) in zip(state["cross_caches"], cross))
+        logits, state = model.step(tgt_in[[0, 0, 1, 1], 1], state)
+        torch.testing.assert_close(logits, ref[[0, 0, 1, 1], 1], atol=1e-5, rtol=1e-5)
+        state = model.reorder_state(state, torch.tensor([2, 1]))  # across sentences: now sentence 1, then 0
+        assert state["cross_caches"][0].k.shape[0] == 2
+        for t in (2, 3):
+            logits, state = model.step(tgt_in[[1, 0], t], state)
+            torch.testing.assert_close(logits, ref[[1, 0], t], atol=1e-5, rtol=1e-5)

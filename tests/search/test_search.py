@@ -102,11 +102,18 @@ def test_greedy_rows_do_not_depend_on_batch_company():
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
-def test_beam_one_equals_greedy(alpha):
+def test_beam_one_holds_greedy_and_never_scores_below_it(alpha):
+    """Beam 1 follows greedy up to greedy's EOS, which it keeps as a finished hypothesis; it goes on only
+    while its live beam can still win. With alpha = 0 that beam is already below the EOS, so beam 1 is greedy;
+    with alpha > 0 it may find a better-scored, longer translation (tests/search/test_beam.py)."""
     model = ToySeq2Seq(sharpness=1.5)
     greedy = greedy_search(model, SRC, max_len_b=7)
     beam = beam_search(model, SRC, beam_size=1, alpha=alpha, max_len_b=7)
-    assert [h[0].tokens for h in beam] == greedy
+    for i, (nb, g) in enumerate(zip(beam, greedy)):
+        row = SRC[i, : int((SRC[i] != PAD_ID).sum())]
+        assert nb[0].score >= sequence_logprob(model, row, g) / length_penalty(len(g) + 1, alpha) - 1e-5
+        if alpha == 0.0:
+            assert nb[0].tokens == g
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
@@ -190,6 +197,16 @@ def test_top_p_keeps_the_smallest_nucleus():
     assert kept.sum().item() == 6
 
 
+def test_top_k_keeps_exactly_k_tokens_even_with_ties():
+    logits = torch.tensor([[1.0, 1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0], [3.0, 2.0, 2.0, 1.0, 0.0]])
+    for k in (1, 2, 3):
+        kept = torch.isfinite(filter_logits(logits, top_k=k))
+        assert kept.sum(-1).tolist() == [k, k, k]
+        assert not kept[0, 3]  # never the lower one while ties above remain
+    kept = torch.isfinite(filter_logits(logits, top_k=2))[2]
+    assert kept[0] and kept[1] != kept[2] and not kept[3:].any()  # the best, then one of the tied pair
+
+
 def test_sampled_tokens_stay_inside_the_nucleus():
     model = ToySeq2Seq(sharpness=0.8)
     for seed in range(5):
@@ -250,3 +267,18 @@ def test_translate_ids_truncates_sources_beyond_max_positions(caplog):
     assert "1 source sentence(s) longer than 5 tokens were truncated" in caplog.text
     assert hyps[0][0].tokens == greedy_search(model, pad_sources([[4] * 5]), max_len_b=3)[0]
     assert all(len(h[0].tokens) <= 5 for h in hyps)  # target positions are capped too
+
+
+def test_translate_ids_names_the_sentence_whose_scores_are_not_finite():
+    class Broken(ToySeq2Seq):
+        def encode(self, src):
+            return {**super().encode(src), "bad": (src == 1).any(1)}  # (B,) sources holding token 1
+
+        def step(self, tokens, state):
+            logits, new = super().step(tokens, state)
+            return logits.masked_fill(state["bad"][:, None], float("nan")), {**new, "bad": state["bad"]}
+
+    from translate.search import SearchConfig, SearchError, translate_ids
+
+    with pytest.raises(SearchError, match="^source sentence 2: no hypothesis with a finite score"):
+        translate_ids(Broken(), [[4, 5], [5], [1, 4], [4]], SearchConfig(beam_size=2, max_len_b=4))

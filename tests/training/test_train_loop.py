@@ -72,6 +72,24 @@ def test_resume_without_checkpoint_names_the_file(smoke_cfg, tmp_path):
         train(smoke_cfg(f"trainer.resume_from={tmp_path}/nowhere.pt"), tmp_path)
 
 
+def test_resume_auto_starts_fresh_then_resumes_and_says_which(smoke_cfg, tmp_path, capsys):
+    """One command for a preemptible job's first start and every restart."""
+    from translate.training.state import resume_path
+
+    with pytest.raises(TrainingError, match="trainer.resume must be true, false or auto, got 'yes'"):
+        resume_path("yes", None, tmp_path)
+    common = ["trainer.resume=auto", "trainer.val_every_steps=0", "trainer.max_tokens=4000"]
+    first = train(smoke_cfg("trainer.max_steps=2", *common), tmp_path)
+    assert [s for s, _ in first.losses] == [1, 2]
+    assert "trainer.resume=auto: no checkpoints/last.pt yet, started fresh" in capsys.readouterr().err
+    assert resume_path("auto", None, tmp_path) == tmp_path / "checkpoints" / "last.pt"
+    second = train(smoke_cfg("trainer.max_steps=3", *common), tmp_path)
+    assert [s for s, _ in second.losses] == [3]
+    err = capsys.readouterr().err
+    assert f"resumed from {tmp_path / 'checkpoints' / 'last.pt'} at step 2" in err
+    assert "started fresh" not in err
+
+
 def test_non_finite_losses_skip_updates_then_stop_the_run(smoke_cfg, tmp_path, monkeypatch):
     real = loop_module.label_smoothed_loss
     calls = {"n": 0}

@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
@@ -90,8 +90,18 @@ class Tokenizer:
 
     @classmethod
     def from_state_dict(cls, d: dict) -> Tokenizer:
+        """The inverse of state_dict(); a malformed state (it may come from any file) is a DataError."""
+        if not isinstance(d, Mapping):
+            raise DataError(f"tokenizer state: expected a mapping, found {type(d).__name__}")
         if d.get("version") != STATE_VERSION:
             raise DataError(f"tokenizer state: unsupported version {d.get('version')!r}")
+        if not isinstance(d.get("shared"), bool):
+            found = type(d.get("shared")).__name__
+            raise DataError(f"tokenizer state: 'shared' should be a bool, found {found}")
+        for key in ("src_model",) if d["shared"] else ("src_model", "tgt_model"):
+            if not isinstance(d.get(key), bytes):
+                found = type(d.get(key)).__name__
+                raise DataError(f"tokenizer state: {key!r} should be bytes, found {found}")
         return cls(d["src_model"], None if d["shared"] else d["tgt_model"])
 
     def __getstate__(self) -> dict:

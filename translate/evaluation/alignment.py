@@ -97,7 +97,8 @@ def draw_alignments(model, tokenizer, sources: list[str], hyp_ids: list[list[int
         maps = alignment_maps(model, src, tgt)
         if not maps:
             return []
-        src_groups, src_labels = words_and_eos([tokenizer.id_to_piece(t, "src") for t in src])
+        # encode_pieces gives the source text of each piece, also where the id is <unk> (same segmentation)
+        src_groups, src_labels = words_and_eos(tokenizer.encode_pieces(text, "src"))
         tgt_groups, tgt_labels = words_and_eos([tokenizer.id_to_piece(t, "tgt") for t in tgt])
         maps = {name: to_words(w, src_groups, tgt_groups) for name, w in maps.items()}
         title = f"{prefix}: {text if len(text) <= 120 else text[:119] + chr(0x2026)}"

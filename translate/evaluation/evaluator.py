@@ -14,14 +14,15 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from translate.data.pipeline import prepare_data
+from translate.engines import load_engine
 from translate.evaluation.alignment import draw_alignments
 from translate.evaluation.checkpoints import model_label, resolve_device
 from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
-from translate.models.checkpoint import CheckpointError, load_model
-from translate.search import SearchConfig, translate_ids
+from translate.models.checkpoint import CheckpointError, first_line
+from translate.search import SearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +38,28 @@ class EvalSettings:
     confidence: float = 0.95
     alignment_sentences: tuple[int, ...] = (0, 1, 2)
     progress: bool = True
+    engine: str = "torch"  # torch: checkpoints; ct2: directories from `translate export`
+    quantize: str = "none"  # torch engine: none | int8 (PyTorch dynamic int8, CPU)
 
 
 def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
-    """Translate the split with one checkpoint, write its hypotheses and alignments -> its results entry."""
-    model, tokenizer, ckpt = load_model(path, resolve_device(s.device))
-    if "config" not in ckpt or "data" not in ckpt["config"]:
+    """Translate the split with one checkpoint (or exported model directory, engine ct2), write its hypotheses
+    and alignments -> its results entry."""
+    device = "cpu" if s.quantize == "int8" else resolve_device(s.device)
+    engine = load_engine(s.engine, path, device=device, quantize=s.quantize)
+    tokenizer = engine.tokenizer
+    data = engine.data_config
+    if data is None:
         raise CheckpointError(f"{path}: checkpoint lacks the training config's data section")
-    data_cfg = OmegaConf.create(ckpt["config"]["data"])
+    try:
+        data_cfg = OmegaConf.create(dict(data))
+    except Exception as e:  # not a mapping, or values OmegaConf cannot hold
+        raise CheckpointError(f"{path}: unusable data config in the checkpoint ({first_line(e)})") from e
     ds = prepare_data(data_cfg, s.cache_dir, splits=(s.split,), tokenizer=tokenizer).datasets[s.split]
     sources, refs = list(ds["src"]), list(ds["tgt"])
 
     start = time.perf_counter()
-    hyps = translate_ids(
-        model, list(ds["src_ids"]), s.search, progress=s.progress, desc=f"{label} {s.split}"
-    )
+    hyps = engine.translate_ids(list(ds["src_ids"]), s.search, progress=s.progress, desc=f"{label} {s.split}")
     seconds = time.perf_counter() - start
     best_ids = [h[0].tokens for h in hyps]
     texts = [tokenizer.decode(ids, "tgt") for ids in best_ids]
@@ -65,16 +73,20 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
     hyp_file = Path("hypotheses") / f"{label}.{s.split}.txt"
     write_lines(out_dir / hyp_file, texts)
     chosen = [i for i in s.alignment_sentences if 0 <= i < len(sources)]
-    pictures = draw_alignments(
-        model, tokenizer, [sources[i] for i in chosen], [best_ids[i] for i in chosen],
-        out_dir / "alignments", label,
-    )  # fmt: skip
+    pictures = []
+    if s.engine == "torch":  # the weights come from our model's attention (CTranslate2's are not drawn)
+        pictures = draw_alignments(
+            engine.model, tokenizer, [sources[i] for i in chosen], [best_ids[i] for i in chosen],
+            out_dir / "alignments", label,
+        )  # fmt: skip
     return {
         "label": label,
         "checkpoint": str(path),
-        "model": str(ckpt["model_config"].get("_target_", "")),
-        "parameters": model.num_parameters(),
-        "step": ckpt.get("step"),
+        "model": engine.info["target"],
+        "engine": s.engine,
+        "quantization": engine.info["quantization"],
+        "parameters": engine.info["parameters"],
+        "step": engine.info["step"],
         "data": str(data_cfg.get("name", "")),
         "sentences": len(texts),
         "bleu": scores["bleu"],
@@ -90,15 +102,28 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
     }
 
 
-def unique_labels(paths: list[str | Path], labels: list[str] | None) -> list[str]:
-    """Given labels, or the model class per checkpoint with the run directory added where classes repeat."""
+def unique_labels(
+    paths: list[str | Path], labels: list[str] | None, engine: str = "torch", quantize: str = "none"
+) -> list[str]:
+    """Given labels, or the model class per checkpoint with the run directory added where classes repeat
+    (engine ct2: the class of each export plus "-ct2"; quantize int8: "-int8" added)."""
     if labels:
         if len(labels) != len(paths):
             raise ValueError(f"labels: {len(labels)} given for {len(paths)} checkpoints")
+        repeated = sorted({str(x) for x in labels if list(labels).count(x) > 1})
+        if repeated:  # each label names its own hypotheses and alignment files
+            which = ", ".join(repeated)
+            raise ValueError(f"labels: {which} given twice or more; each checkpoint needs its own")
         return list(labels)
-    from translate.models.checkpoint import load_checkpoint
+    if engine == "ct2":
+        from translate.engines.ct2 import read_meta
 
-    names = [model_label(load_checkpoint(p), p) for p in paths]
+        names = [f"{read_meta(Path(p))['model']}-ct2" for p in paths]
+    else:
+        from translate.models.checkpoint import load_checkpoint
+
+        suffix = "-int8" if quantize == "int8" else ""
+        names = [model_label(load_checkpoint(p), p) + suffix for p in paths]
     out = []
     for name, p in zip(names, paths):
         run = Path(p).resolve().parent.parent.name if Path(p).parent.name == "checkpoints" else Path(p).stem
@@ -111,7 +136,7 @@ def unique_labels(paths: list[str | Path], labels: list[str] | None) -> list[str
 def evaluate_checkpoints(paths: list[str | Path], out_dir: str | Path, s: EvalSettings, labels=None) -> dict:
     """Evaluate every checkpoint, then write results.json, results.md and bleu_by_length.png into out_dir."""
     out_dir = Path(out_dir)
-    labels = unique_labels(paths, labels)
+    labels = unique_labels(paths, labels, s.engine, s.quantize)
     models = [evaluate_one(p, label, s, out_dir) for p, label in zip(paths, labels)]
     results = {
         "split": s.split,

@@ -13,6 +13,8 @@ def check_pairs(hyps: list[str], refs: list[str]) -> None:
 def corpus_scores(hyps: list[str], refs: list[str]) -> dict:
     """-> {bleu, chrf, bleu_signature, chrf_signature}; sacrebleu defaults (13a, exp smoothing)."""
     check_pairs(hyps, refs)
+    if not hyps:
+        raise ValueError("corpus_scores: no sentences to score")
     bleu, chrf = BLEU(), CHRF()
     return {
         "bleu": bleu.corpus_score(hyps, [refs]).score,

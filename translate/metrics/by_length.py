@@ -32,6 +32,8 @@ def bootstrap_interval(
 ) -> tuple[float, float]:
     """stats (N, 10) per-sentence BLEU statistics -> percentile interval of corpus BLEU over resamples."""
     n = stats.shape[0]
+    if n == 0:
+        raise ValueError("bootstrap_interval: no sentences to resample")
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (R, N) how often each sentence is drawn
     sums = counts @ stats  # (R, 10) summed statistics of each resample
@@ -53,10 +55,12 @@ def bleu_by_length(
 ) -> list[dict]:
     """-> one dict per bucket: range, lo, hi (None for the open bucket), count, bleu, ci [lo, hi].
 
-    bleu and ci are None for an empty bucket.
+    bleu and ci are None for an empty bucket; no sentences at all is a ValueError.
     """
     check_pairs(hyps, refs)
     check_pairs(sources, refs)
+    if not sources:
+        raise ValueError("bleu_by_length: no sentences to score")
     stats = np.asarray(sentence_stats(hyps, refs), dtype=np.int64).reshape(len(hyps), -1)  # (N, 10)
     which = np.array([bucket_index(len(s.split()), edges) for s in sources], dtype=np.int64)  # (N,)
     out = []

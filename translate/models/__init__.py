@@ -1,8 +1,9 @@
 """The three translation models on one interface (interface.Seq2Seq), built from conf/model/*.yaml.
 
 rnn_encdec.RNNencdec (Cho et al. 2014), rnn_search.RNNsearch (Bahdanau et al. 2014) and
-transformer.Transformer (Vaswani et al. 2017); build.build_model instantiates one through Hydra's
-`_target_`, checkpoint.py saves and reloads it with its tokenizer.
+transformer.Transformer (Vaswani et al. 2017); build.build_model builds one from a config's `_target_`
+(only these classes: a checkpoint's config is untrusted), checkpoint.py saves and reloads it with its
+tokenizer.
 """
 
 from translate.models.build import build_model

@@ -2,10 +2,13 @@
 
 Teacher forcing runs the decoder's self-attention with the causal fast path over the whole target; step()
 decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
-are projected once in encode(). For serving, encode(src, paged=pool) keeps the self-attention keys/values
-in a PagedKVCache instead (blocks of a shared pool), and every row has its own position, so sentences can
-join a running batch. Embeddings are scaled by sqrt(E); with tie_embeddings the output projection
-shares the target embedding, and the source embedding too when the vocabulary is joint (section 3.4).
+are projected once in encode(). reorder_state copies the source side (cross-attention caches, memory) only
+when some row comes to read another source, so beam search's reorders within a sentence's beams leave it
+alone. For serving, encode(src, paged=pool) keeps the self-attention keys/values in a PagedKVCache instead
+(blocks of a shared pool), every row has its own position, and join_states appends the rows of another
+state, so sentences can join a running batch. Embeddings are scaled by sqrt(E); with tie_embeddings the
+output projection shares the target embedding, and the source embedding too when the vocabulary is joint
+(section 3.4).
 
 Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
 """
@@ -19,7 +22,7 @@ from translate.attention import KVCache
 from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
 from translate.models.embedding import ScaledEmbedding, build_positions
-from translate.models.interface import Seq2Seq, State
+from translate.models.interface import Seq2Seq, State, reorder
 from translate.models.transformer_layers import DecoderLayer, EncoderLayer
 
 
@@ -113,6 +116,7 @@ class Transformer(Seq2Seq):
             "src_pad_mask": pad_mask,
             "self_caches": PagedKVCache(paged, batch) if paged else [KVCache() for _ in self.decoder_layers],
             "cross_caches": cross_caches,
+            "src_rows": torch.arange(batch, device=src.device),  # (B,) the source each decoder row reads
             "position": torch.zeros(batch, dtype=torch.long, device=src.device),  # (B,) next target position
         }
 
@@ -131,6 +135,25 @@ class Transformer(Seq2Seq):
             state["self_caches"].end_step()
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
+
+    def reorder_state(self, state: State, index: torch.Tensor) -> State:
+        """Rows `index` (B',) of the state. The source side (memory, its mask, the cross-attention caches) is
+        a function of the source row alone, so it is copied only when some row comes to read another source
+        than the one it holds: never for beam search's reorders within one sentence's beams."""
+        src_rows = state["src_rows"].index_select(0, index)  # (B',)
+        out = {**state, "self_caches": reorder(state["self_caches"], index), "src_rows": src_rows,
+               "position": state["position"].index_select(0, index)}  # fmt: skip
+        if src_rows.shape == state["src_rows"].shape and torch.equal(src_rows, state["src_rows"]):
+            return out  # every row already holds its source's keys and values
+        for key in ("memory", "src_pad_mask", "cross_caches"):
+            out[key] = reorder(state[key], index)
+        return out
+
+    def join_states(self, state: State, other: State) -> State:
+        """The rows of `state`, then those of `other` (sentences joining a running batch): source lengths are
+        padded and masked; other's source ids move past state's, so ids stay unique."""
+        shift = int(state["src_rows"].max()) + 1 if state["src_rows"].numel() else 0
+        return super().join_states(state, {**other, "src_rows": other["src_rows"] + shift})
 
     def kv_memory(self, state: State) -> tuple[int, int]:
         """(bytes allocated, bytes used) by the decoder self-attention cache of a decoding state."""

@@ -1,6 +1,6 @@
 """Search over the Seq2Seq interface: greedy, beam and sampling, plus whole-dataset translation."""
 
-from translate.search.beam import Hypothesis, beam_search, length_penalty
+from translate.search.beam import Hypothesis, SearchError, beam_search, length_penalty
 from translate.search.config import SearchConfig
 from translate.search.corpus import pad_sources, source_limit, translate_dataset, translate_ids
 from translate.search.greedy import greedy_search
@@ -9,6 +9,7 @@ from translate.search.sampling import filter_logits, sample
 __all__ = [
     "Hypothesis",
     "SearchConfig",
+    "SearchError",
     "beam_search",
     "filter_logits",
     "greedy_search",

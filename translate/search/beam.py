@@ -1,11 +1,22 @@
 """Batched beam search with the GNMT length penalty, n-best lists, and finished sentences leaving the batch.
 
 Every sentence keeps K live beams in one (B*K)-row decoder state; after each step the state is reordered by
-model.reorder_state (the KV cache follows its beams). A hypothesis ends when it picks EOS among the K best
-candidates; a sentence is done once K hypotheses have ended ("every beam has ended") or all its beams hit the
-length limit, and its rows then leave the batch.
+model.reorder_state (the KV cache follows its beams). Each step takes the 2K best candidates: an EOS among
+the K best ends its hypothesis (it joins the sentence's finished list), and the K best that do not end
+become the next live beams, so a sentence always has K live beams.
 
-Legend: B batch (live sentences), K beam size, S source length, T generated length, V target vocabulary.
+Stopping rule (exact for the beam): a sentence stops only when no live beam can still beat its nbest-th
+finished hypothesis. Log-probabilities only fall, so a live beam with raw log-probability s ends, at best,
+with s over the largest length penalty it can reach, lp(limit + 1) (alpha = 0: s itself). A sentence also
+stops when none of its beams is alive (at its length limit every beam must end).
+
+The per-step pieces are small functions over per-sentence tensors (steps and limits are (B,) tensors), so
+a decoder whose sentences joined at different steps (continuous batching) can call them and reproduce
+beam_search exactly: force_eos_at_limit -> top_candidates -> ended_mask -> update_finished -> next_beams
+-> can_stop.
+
+Legend: B batch (live sentences), K beam size, N nbest, S source length, T generated length,
+V target vocabulary.
 """
 
 from __future__ import annotations
@@ -25,9 +36,83 @@ class Hypothesis:
     logprob: float = 0.0  # the raw log-probability
 
 
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT (Wu et al. 2016): lp(Y) = ((5 + |Y|) / 6) ** alpha; alpha = 0 ranks by raw log-probability."""
+class SearchError(ValueError):
+    """A sentence ended with no hypothesis: the model's log-probabilities were not finite (NaN/inf logits).
+
+    `rows` are the sentences' indices in the batch (translate_ids maps them to dataset indices).
+    """
+
+    def __init__(self, rows: list[int], what: str = "sentence"):
+        self.rows = sorted(rows)
+        shown = ", ".join(map(str, self.rows[:10])) + (", ..." if len(self.rows) > 10 else "")
+        super().__init__(
+            f"{what} {shown}: no hypothesis with a finite score (the model's logits are NaN or infinite)"
+        )
+
+
+def length_penalty(length, alpha: float):
+    """GNMT (Wu et al. 2016): lp(Y) = ((5 + |Y|) / 6) ** alpha; alpha = 0 ranks by raw log-probability.
+
+    `length` is an int or a tensor of lengths (the result then has its shape).
+    """
     return ((5.0 + length) / 6.0) ** alpha
+
+
+def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """logp (B, K, V), steps (B,) tokens generated so far, limit (B,) -> logp where sentences that reached
+    their limit can only pick EOS (every other token -inf)."""
+    at_limit = limit <= steps  # (B,)
+    if not at_limit.any():
+        return logp
+    eos_only = torch.full_like(logp[0, 0], float("-inf"))  # (V,)
+    eos_only[EOS_ID] = 0.0
+    return torch.where(at_limit[:, None, None], logp + eos_only, logp)
+
+
+def top_candidates(scores: torch.Tensor, logp: torch.Tensor):
+    """scores (B, K) raw log-probabilities of the live beams, logp (B, K, V) of their next tokens ->
+    (top_scores, top_beam, top_tok), each (B, 2K), best first: at most K of them end, K stay alive."""
+    B, K, V = logp.shape
+    cand = (scores[:, :, None] + logp).view(B, K * V)  # (B, K*V)
+    top_scores, top_idx = cand.topk(2 * K, dim=-1)  # (B, 2K)
+    top_scores = top_scores.nan_to_num(nan=float("-inf"), posinf=float("-inf"))  # broken logits end nothing
+    return top_scores, top_idx // V, top_idx % V
+
+
+def ended_mask(top_scores: torch.Tensor, top_tok: torch.Tensor, beam_size: int) -> torch.Tensor:
+    """(B, 2K) -> (B, 2K) bool: the candidates that end a hypothesis (EOS among the K best, finite score)."""
+    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
+    return (top_tok == EOS_ID) & (rank < beam_size) & torch.isfinite(top_scores)
+
+
+def update_finished(
+    best: torch.Tensor, top_scores: torch.Tensor, ended: torch.Tensor, steps: torch.Tensor, alpha: float
+) -> torch.Tensor:
+    """best (B, N) length-normalised scores of each sentence's N best finished hypotheses (-inf = none yet),
+    sorted best first; add the candidates that end now, which have `steps` (B,) tokens plus EOS."""
+    lp = length_penalty(steps.double() + 1.0, alpha).to(top_scores.dtype)  # (B,)
+    new = torch.where(ended, top_scores / lp[:, None], float("-inf"))  # (B, 2K)
+    return torch.cat([best, new], 1).topk(best.size(1), dim=1).values  # (B, N)
+
+
+def next_beams(top_scores: torch.Tensor, top_beam: torch.Tensor, top_tok: torch.Tensor, beam_size: int):
+    """(B, 2K) candidates -> (scores, beam_src, tokens), each (B, K): the K best that do not end, by rank."""
+    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
+    order = (rank + (top_tok == EOS_ID).long() * top_tok.size(1)).argsort(dim=-1)[:, :beam_size]  # (B, K)
+    return top_scores.gather(1, order), top_beam.gather(1, order), top_tok.gather(1, order)
+
+
+def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha: float) -> torch.Tensor:
+    """scores (B, K) raw log-probabilities of the live beams, limit (B,) -> (B,) the best length-normalised
+    score any of them can still reach: max raw / lp(limit + 1), as log-probabilities only fall (-inf when
+    no beam is alive)."""
+    lp = length_penalty(limit.double() + 1.0, alpha).to(scores.dtype)  # (B,)
+    return scores.max(1).values / lp  # (B,)
+
+
+def can_stop(scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(B,) bool: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N))."""
+    return best_possible(scores, limit, alpha) <= best[:, -1]
 
 
 @torch.no_grad()
@@ -42,7 +127,10 @@ def beam_search(
     nbest: int = 1,
     use_cache: bool = True,
 ) -> list[list[Hypothesis]]:
-    """src (B, S) -> per sentence its `nbest` best hypotheses, best first (score = logprob / lp)."""
+    """src (B, S) -> per sentence its `nbest` best hypotheses, best first (score = logprob / lp).
+
+    Raises SearchError when a sentence ends with no hypothesis (NaN or infinite logits).
+    """
     if beam_size < 1 or not 1 <= nbest <= beam_size:
         raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest} beam_size={beam_size}")
     K, dev = beam_size, src.device
@@ -52,6 +140,7 @@ def beam_search(
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     scores = torch.full((B, K), float("-inf"), device=dev)  # (B, K) raw log-probabilities of live beams
     scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
+    best = torch.full((B, nbest), float("-inf"), device=dev)  # (B, N) normalised scores of the N best ended
     history = torch.empty(B, K, 0, dtype=torch.long, device=dev)  # (B, K, T)
     sent = torch.arange(B, device=dev)  # (B,) original sentence of each live sentence
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
@@ -59,46 +148,35 @@ def beam_search(
     t = 0
     while sent.numel() > 0:
         Bl = sent.numel()
+        steps = torch.full((Bl,), t, dtype=torch.long, device=dev)  # (Bl,) tokens generated so far
         logp = mask_specials(stepper.step(tokens).float()).log_softmax(-1)  # (Bl*K, V)
-        V = logp.size(-1)
-        logp = logp.view(Bl, K, V)
-        at_limit = limit[sent] <= t  # (Bl,) these sentences may only end now
-        if at_limit.any():
-            eos_only = torch.full_like(logp[0, 0], float("-inf"))
-            eos_only[EOS_ID] = 0.0
-            logp = torch.where(at_limit[:, None, None], logp + eos_only, logp)
-        cand = (scores[:, :, None] + logp).view(Bl, K * V)  # (Bl, K*V)
-        top_scores, top_idx = cand.topk(2 * K, dim=-1)  # (Bl, 2K): at most K of them end, K stay alive
-        top_beam, top_tok = top_idx // V, top_idx % V
-        is_eos = top_tok == EOS_ID
-
-        # Hypotheses that end among the K best candidates are final.
-        rank = torch.arange(2 * K, device=dev)
-        final = is_eos & (rank < K) & torch.isfinite(top_scores)  # (Bl, 2K)
-        if final.any():
+        logp = force_eos_at_limit(logp.view(Bl, K, -1), steps, limit[sent])  # (Bl, K, V)
+        top_scores, top_beam, top_tok = top_candidates(scores, logp)  # (Bl, 2K) each
+        ended = ended_mask(top_scores, top_tok, K)  # (Bl, 2K)
+        if ended.any():
+            best = update_finished(best, top_scores, ended, steps, alpha)
             lp = length_penalty(t + 1, alpha)
             raw_cpu, beam_cpu, hist_cpu, sent_cpu = (x.cpu() for x in (top_scores, top_beam, history, sent))
-            for b, j in final.nonzero().tolist():  # one host copy per step, not one per hypothesis
+            for b, j in ended.nonzero().tolist():  # one host copy per step, not one per hypothesis
                 raw = raw_cpu[b, j].item()
                 finished[int(sent_cpu[b])].append(
                     Hypothesis(hist_cpu[b, beam_cpu[b, j]].tolist(), raw / lp, raw)
                 )
 
-        # The K best candidates that do not end become the next beams.
-        order = (rank + is_eos.long() * 2 * K).argsort(dim=-1)[:, :K]  # (Bl, K) non-EOS first, by rank
-        beam_src = top_beam.gather(1, order)  # (Bl, K)
-        scores = top_scores.gather(1, order)  # (Bl, K)
-        new_tok = top_tok.gather(1, order)  # (Bl, K)
+        scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (Bl, K) each
         history = history.gather(1, beam_src[:, :, None].expand(-1, -1, t))  # (Bl, K, T) follow the beams
         history = torch.cat([history, new_tok[:, :, None]], 2)  # (Bl, K, T+1)
         t += 1
 
-        enough = torch.tensor([len(finished[s]) >= K for s in sent.tolist()], device=dev)  # (Bl,)
-        done = enough | ~torch.isfinite(scores).any(1)  # (Bl,)
+        done = can_stop(scores, best, limit[sent], alpha)  # (Bl,)
         keep = (~done).nonzero().squeeze(1)  # (Bl',)
         rows = (keep[:, None] * K + beam_src[keep]).reshape(-1)  # (Bl'*K,) state rows of the kept beams
-        sent, scores, history, new_tok = sent[keep], scores[keep], history[keep], new_tok[keep]
+        sent, scores, best, history = sent[keep], scores[keep], best[keep], history[keep]
+        new_tok = new_tok[keep]
         if keep.numel() > 0:
             stepper.reorder(rows)
         tokens = new_tok.reshape(-1)
+    empty = [i for i, f in enumerate(finished) if not f]
+    if empty:
+        raise SearchError(empty)
     return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]

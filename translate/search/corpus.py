@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from translate.data.batching import TokenBatchSampler
 from translate.data.vocab import EOS_ID, PAD_ID
-from translate.search.beam import Hypothesis, beam_search
+from translate.search.beam import Hypothesis, SearchError, beam_search
 from translate.search.config import SearchConfig
 from translate.search.greedy import greedy_search
 
@@ -51,7 +51,8 @@ def translate_ids(
 
     search.greedy runs greedy search (its Hypothesis.score is NaN: greedy does not rank). Sources longer
     than the model's positions are cut (logged once with the count). A batch holds at most
-    search.max_tokens padded source tokens.
+    search.max_tokens padded source tokens. Raises SearchError naming the sentences (indices into src_ids)
+    for which beam search found no hypothesis with a finite score (NaN or infinite logits).
     """
     device = next(model.parameters()).device
     limit = source_limit(model)
@@ -74,10 +75,14 @@ def translate_ids(
                 )
                 hyps = [[Hypothesis(toks, math.nan)] for toks in found]
             else:
-                hyps = beam_search(
-                    model, src, beam_size=search.beam_size, alpha=search.alpha, max_len_a=search.max_len_a,
-                    max_len_b=search.max_len_b, nbest=search.nbest, use_cache=use_cache,
-                )  # fmt: skip
+                try:
+                    hyps = beam_search(
+                        model, src, beam_size=search.beam_size, alpha=search.alpha,
+                        max_len_a=search.max_len_a, max_len_b=search.max_len_b, nbest=search.nbest,
+                        use_cache=use_cache,
+                    )  # fmt: skip
+                except SearchError as e:  # batch rows -> indices into src_ids
+                    raise SearchError([idx[r] for r in e.rows], "source sentence") from None
             for i, h in zip(idx, hyps):
                 out[i] = h
             bar.update(len(idx))

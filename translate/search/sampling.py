@@ -13,8 +13,9 @@ from translate.search.greedy import decode_loop
 def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
     """logits (B, V) -> logits (B, V) with the tokens outside top-k / the top-p nucleus set to -inf.
 
-    The nucleus is the smallest set of most likely tokens whose probability reaches top_p (the token that
-    crosses the threshold is kept, so the set is never empty).
+    top-k keeps exactly k tokens, even when the k-th is tied with others. The nucleus is the smallest set of
+    most likely tokens whose probability reaches top_p (the token that crosses the threshold is kept, so the
+    set is never empty).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -22,8 +23,9 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     logits = logits / temperature
     if top_k > 0 and top_k < logits.size(-1):
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        top = logits.topk(top_k, dim=-1).indices  # (B, k)
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top, True)  # (B, V)
+        logits = logits.masked_fill(~keep, float("-inf"))  # exactly k survive, ties broken by topk
     if top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
         cum = sorted_logits.softmax(-1).cumsum(-1)

@@ -16,8 +16,14 @@ from translate.data.vocab import BOS_ID, PAD_ID
 
 def max_lengths(src: torch.Tensor, max_len_a: float, max_len_b: int, cap: int | None = None) -> torch.Tensor:
     """Per-sentence limit on generated tokens (EOS excluded): a * source length (no PAD) + b."""
-    src_len = (src != PAD_ID).sum(1)  # (B,) includes the source EOS
-    limit = torch.floor(max_len_a * src_len.double() + max_len_b).long().clamp(min=1)
+    return length_limits((src != PAD_ID).sum(1), max_len_a, max_len_b, cap)  # (B,) lengths include EOS
+
+
+def length_limits(
+    src_lengths: torch.Tensor, max_len_a: float, max_len_b: int, cap: int | None = None
+) -> torch.Tensor:
+    """(B,) source lengths, EOS included -> (B,) limits floor(a * length + b), at least 1, at most cap."""
+    limit = torch.floor(max_len_a * src_lengths.double() + max_len_b).long().clamp(min=1)
     if cap is not None:
         limit = limit.clamp(max=cap)
     return limit  # (B,)

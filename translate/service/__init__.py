@@ -5,8 +5,8 @@ translator.py holds a loaded checkpoint and decodes the units; config.py holds t
 """
 
 from translate.service.config import ServerConfig, ServiceConfig
-from translate.service.segment import Plan, plan, split_lines, split_sentences
-from translate.service.translator import Languages, Translator, checkpoint_languages
+from translate.service.segment import Plan, plan, split_sentences
+from translate.service.translator import Languages, Translator, data_languages
 
 __all__ = [
     "Languages",
@@ -14,8 +14,7 @@ __all__ = [
     "ServerConfig",
     "ServiceConfig",
     "Translator",
-    "checkpoint_languages",
+    "data_languages",
     "plan",
-    "split_lines",
     "split_sentences",
 ]

@@ -107,6 +107,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
 
     # ---- resume? (read before anything else: the tokenizer comes from the checkpoint)
     resume_file = resume_path(t.resume, t.resume_from, run_dir)
+    fresh_auto = t.resume == "auto" and resume_file is None
     ckpt = load_for_resume(resume_file) if resume_file else None
     seed_everything(cfg.seed)
 
@@ -186,6 +187,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         f"{model.describe()}; {len(train_set):,} training pairs, {steps_per_epoch} steps/epoch on "
         f"{info.world_size} x {device}, precision {t.precision}"
         + (f"; resumed from {resume_file} at step {step}" if resume_file else "")
+        + ("; trainer.resume=auto: no checkpoints/last.pt yet, started fresh" if fresh_auto else "")
     )
     budget.steps_per_epoch = steps_per_epoch
 

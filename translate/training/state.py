@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from translate.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from translate.training.errors import TrainingError
 
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 
@@ -113,17 +114,27 @@ def _link_atomic(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def resume_path(resume: bool, resume_from: str | None, run_dir: Path) -> Path | None:
-    """trainer.resume_from=path wins; trainer.resume=true means <run dir>/checkpoints/last.pt."""
+def resume_path(resume: bool | str, resume_from: str | None, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from, or None to start fresh.
+
+    trainer.resume_from=<file> wins (it must exist); trainer.resume=true means <run dir>/checkpoints/last.pt,
+    which must exist; trainer.resume=auto resumes from it when it exists and starts fresh otherwise, so one
+    command serves a preemptible job's first start and every restart.
+    """
+    if resume not in (True, False, "auto"):
+        raise TrainingError(f"trainer.resume must be true, false or auto, got {resume!r}")
     if resume_from:
         path = Path(resume_from)
     elif resume:
         path = run_dir / "checkpoints" / "last.pt"
+        if resume == "auto" and not path.is_file():
+            return None
     else:
         return None
     if not path.is_file():
         hint = (
-            " (set hydra.run.dir to the run to resume, or trainer.resume_from=<file>)"
+            " (set hydra.run.dir to the run to resume, trainer.resume=auto to start fresh when there is none,"
+            " or trainer.resume_from=<file>)"
             if not resume_from
             else ""
         )

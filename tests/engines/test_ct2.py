@@ -1,0 +1,334 @@
+"""CTranslate2 export and engine: the exported network computes ours; the same settings run the same search.
+
+Every architecture option (post/pre-norm, sinusoidal/learned positions, tied/untied output, relu/gelu,
+joint/separate vocabularies) is checked on a randomly initialised model: CTranslate2's teacher-forced
+log-probabilities equal ours and greedy decoding gives our tokens. A tiny Transformer trained in the test
+on a copy task (its hypotheses end on </s> at mixed lengths, as a real model's do) gives our greedy output
+and our beam-4 n-best lists, tokens and scores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import ROOT, TINY_MODELS, tiny_data_config
+from omegaconf import OmegaConf
+
+from translate.data.pipeline import prepare_data
+from translate.data.vocab import BOS_ID, EOS_ID
+from translate.engines import EngineError, load_engine
+from translate.engines.ct2 import CT2Engine
+from translate.engines.ct2_export import ExportError, export_ct2, transformer_spec
+from translate.models.build import build_model
+from translate.models.checkpoint import save_checkpoint
+from translate.search import Hypothesis, SearchConfig, length_penalty, pad_sources, translate_ids
+from translate.search.stepper import bos, mask_specials
+
+ct2 = pytest.importorskip("ctranslate2")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CONFIGS = {
+    "post-norm sinusoidal tied joint": {},
+    "pre-norm": {"norm_first": True},
+    "learned positions": {"positions": "learned", "max_positions": 48},
+    "untied gelu": {"tie_embeddings": False, "activation": "gelu"},
+    "separate vocabularies": {"joint": False},
+    "separate untied pre-norm learned": {"joint": False, "tie_embeddings": False, "norm_first": True,
+                                         "positions": "learned", "max_positions": 48},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("ct2_cache")
+
+
+def tokenizer_and_data(cache, joint: bool = True):
+    data = tiny_data_config()
+    data.tokenizer.joint = joint
+    return prepare_data(data, cache, splits=("train",)).tokenizer, data
+
+
+def write_checkpoint(path, model, model_cfg, tok, data):
+    payload = {"model": model.state_dict(), "model_config": OmegaConf.to_container(model_cfg),
+               "tokenizer": tok.state_dict(), "config": {"data": OmegaConf.to_container(data)},
+               "step": 3}  # fmt: skip
+    save_checkpoint(path, payload)
+    return path
+
+
+def random_checkpoint(path, cache, name="transformer", **overrides):
+    """A tiny model with weights spread out (noise 0.5), so its greedy choices are far from ties."""
+    tok, data = tokenizer_and_data(cache, overrides.pop("joint", True))
+    mc = OmegaConf.load(ROOT / f"conf/model/{name}.yaml")
+    mc.update({**TINY_MODELS[name], **overrides})
+    torch.manual_seed(0)
+    model = build_model(mc, tok.src_vocab_size, tok.tgt_vocab_size, tok.shared)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    return write_checkpoint(path, model, mc, tok, data)
+
+
+def copy_rows(n: int, seed: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(4, 40, (int(torch.randint(2, 9, (1,), generator=g)),), generator=g).tolist()
+            for _ in range(n)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def copy_checkpoint(tmp_path_factory, cache):
+    """A 1+1-layer Transformer trained 80 steps to copy its source: half-learned, beams end at all lengths."""
+    tok, data = tokenizer_and_data(cache)
+    mc = OmegaConf.load(ROOT / "conf/model/transformer.yaml")
+    mc.update(dict(d_model=32, ffn_dim=64, num_heads=2, encoder_layers=1, decoder_layers=1, dropout=0.0))
+    torch.manual_seed(0)
+    model = build_model(mc, tok.src_vocab_size, tok.tgt_vocab_size, tok.shared)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(80):
+        rows = copy_rows(32, seed=step)
+        src, tgt = pad_sources(rows), pad_sources([[BOS_ID] + r for r in rows])
+        logits = model(src, tgt[:, :-1])  # (B,T,V): predict each row and its EOS
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), src[:, : tgt.size(1) - 1].flatten(),
+                                                 ignore_index=0)  # fmt: skip
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = write_checkpoint(tmp_path_factory.mktemp("copy") / "copy.pt", model.eval(), mc, tok, data)
+    return path
+
+
+def our_logprobs(model, src_rows, tgt_rows) -> list[list[float]]:
+    """Teacher-forced log p(token) of each target token and its EOS, from our model."""
+    src = pad_sources(src_rows)
+    tgt = pad_sources([[BOS_ID] + t for t in tgt_rows])
+    with torch.no_grad():
+        logp = model(src, tgt[:, :-1]).log_softmax(-1)  # (B,T,V)
+    return [[logp[i, j, tok].item() for j, tok in enumerate(t + [EOS_ID])] for i, t in enumerate(tgt_rows)]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_exported_network_computes_ours(config, tmp_path, cache):
+    ckpt = random_checkpoint(tmp_path / "m.pt", cache, **CONFIGS[config])
+    out = export_ct2(ckpt, tmp_path / "ct2", "float32")
+    ours, theirs = load_engine("torch", ckpt), load_engine("ct2", out)
+    tok = ours.tokenizer
+    test = prepare_data(tiny_data_config(), cache, splits=("test",), tokenizer=tok).datasets["test"]
+    src, tgt = [list(r)[:20] for r in test["src_ids"][:8]], [list(r)[:12] for r in test["tgt_ids"][:8]]
+
+    scored = theirs.translator.score_batch([[tok.id_to_piece(i, "src") for i in r] for r in src],
+                                           [[tok.id_to_piece(i, "tgt") for i in r] for r in tgt])  # fmt: skip
+    for mine, result in zip(our_logprobs(ours.model, src, tgt), scored):
+        assert result.log_probs == pytest.approx(mine, abs=2e-4)
+
+    greedy = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=12)
+    assert [h[0].tokens for h in theirs.translate_ids(src, greedy)] == [
+        h[0].tokens for h in ours.translate_ids(src, greedy)
+    ]
+
+
+def test_trained_model_same_greedy_output(copy_checkpoint, tmp_path):
+    ours = load_engine("torch", copy_checkpoint)
+    theirs = load_engine("ct2", export_ct2(copy_checkpoint, tmp_path / "ct2", "float32"))
+    rows = copy_rows(24, seed=1000)
+    greedy = SearchConfig(beam_size=1, max_len_a=2.0, max_len_b=6)
+    mine = [h[0].tokens for h in translate_ids(ours.model, rows, greedy)]
+    assert [h[0].tokens for h in theirs.translate_ids(rows, greedy)] == mine
+    assert len({len(t) for t in mine}) >= 4  # outputs end on </s> at many lengths
+
+
+def beam_to_the_limit(model, row, beam_size, alpha, limit):
+    """Reference for the CT2 engine's beam search: K beams decoded to the length limit, every hypothesis that
+    ends on the way kept (at the last step each of the K best candidates ends, </s> or not), ranked by our
+    GNMT score. Each step: the 2K best candidates; </s> among the K best ends a hypothesis; the first K
+    candidates that are not </s> live on."""
+    K = beam_size
+    state = model.reorder_state(model.encode(pad_sources([row])), torch.zeros(K, dtype=torch.long))
+    scores = torch.full((K,), float("-inf"))
+    scores[0] = 0.0
+    history, tokens, ended = [[] for _ in range(K)], bos(K, "cpu"), []
+    for t in range(limit):
+        logits, state = model.step(tokens, state)
+        logp = mask_specials(logits.float()).log_softmax(-1)  # (K, V)
+        top, idx = (scores[:, None] + logp).view(-1).topk(2 * K)  # (2K,)
+        beams, toks = (idx // logp.size(1)).tolist(), (idx % logp.size(1)).tolist()
+        live = []
+        for j in range(2 * K):
+            if j < K and (toks[j] == EOS_ID or t == limit - 1):
+                ids = history[beams[j]] + ([] if toks[j] == EOS_ID else [toks[j]])
+                raw = top[j].item()
+                ended.append(Hypothesis(ids, raw / length_penalty(len(ids) + 1, alpha), raw))
+            elif toks[j] != EOS_ID and len(live) < K:
+                live.append(j)
+        history = [history[beams[j]] + [toks[j]] for j in live]
+        scores, tokens = top[live], torch.tensor([toks[j] for j in live])
+        state = model.reorder_state(state, torch.tensor([beams[j] for j in live]))
+    return sorted(ended, key=lambda h: -h.score)
+
+
+@pytest.mark.parametrize("alpha,nbest", [(0.6, 4), (0.0, 2), (1.0, 1)])
+def test_trained_model_beam4_nbest_lists(copy_checkpoint, tmp_path, alpha, nbest):
+    """The CT2 engine's n-best lists are the reference's (beam_to_the_limit) on every sentence, and our own
+    beam search's (which stops once no live beam can beat its nbest-th ended hypothesis) wherever no
+    hypothesis reaches the limit (ours forces </s> there, CTranslate2 stops without it)."""
+    ours = load_engine("torch", copy_checkpoint)
+    theirs = load_engine("ct2", export_ct2(copy_checkpoint, tmp_path / "ct2", "float32"))
+    rows = copy_rows(24, seed=1000)
+    beam = SearchConfig(beam_size=4, nbest=nbest, alpha=alpha, max_len_a=2.0, max_len_b=6)
+    mine, found = translate_ids(ours.model, rows, beam), theirs.translate_ids(rows, beam)
+    compared = 0
+    for row, a, b in zip(rows, mine, found):
+        limit = math.floor(2.0 * (len(row) + 1) + 6)
+        with torch.no_grad():
+            ref = beam_to_the_limit(ours.model, row, 4, alpha, limit)[:nbest]
+        assert [h.tokens for h in b] == [h.tokens for h in ref]
+        assert [h.score for h in b] == pytest.approx([h.score for h in ref], rel=1e-4)
+        assert [h.logprob for h in b] == pytest.approx([h.logprob for h in ref], rel=1e-4)
+        if any(len(h.tokens) >= limit for h in a + b):
+            continue
+        compared += 1  # ours stopped at its bound: nothing found later can rank above its n-best
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-4)
+        assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], rel=1e-4)
+    assert compared >= 20
+    assert len({len(h.tokens) for a in found for h in a}) >= 4  # hypotheses end at many lengths
+
+
+def token_agreement(a: list[list[int]], b: list[list[int]]) -> float:
+    """Share of reference tokens (EOS included) that the other output has at the same position."""
+    same = sum(sum(x == y for x, y in zip(r + [EOS_ID], h + [EOS_ID])) for r, h in zip(a, b))
+    return same / sum(len(r) + 1 for r in a)
+
+
+def test_quantized_exports_run_and_stay_close(copy_checkpoint, tmp_path):
+    """int8, int8_float32, int16, float16 exports load on the CPU; int8 greedy keeps >= 95 % of the tokens."""
+    rows = copy_rows(48, seed=2000)
+    greedy = SearchConfig(beam_size=1, max_len_a=2.0, max_len_b=6)
+    ref = [h[0].tokens for h in load_engine("torch", copy_checkpoint).translate_ids(rows, greedy)]
+    sizes = {}
+    for q in ("int8", "int8_float32", "int16", "float16", "float32"):
+        out = export_ct2(copy_checkpoint, tmp_path / q, q)
+        engine = load_engine("ct2", out)
+        assert engine.info["quantization"] == q
+        got = [h[0].tokens for h in engine.translate_ids(rows, greedy)]
+        assert token_agreement(ref, got) >= (0.95 if q.startswith("int8") else 0.99), q
+        sizes[q] = (out / "model.bin").stat().st_size
+    assert sizes["int8"] < sizes["int16"] < sizes["float32"] and sizes["float16"] < sizes["float32"]
+
+
+def test_export_writes_a_complete_directory_atomically(copy_checkpoint, tmp_path, monkeypatch):
+    out = export_ct2(copy_checkpoint, tmp_path / "m", "int8")
+    names = {p.name for p in out.iterdir()}
+    expected = {"model.bin", "config.json", "shared_vocabulary.json", "sentencepiece.model", "translate.json"}
+    assert expected <= names
+    with pytest.raises(ExportError, match=r"already exists \(use --force"):
+        export_ct2(copy_checkpoint, out, "float32")
+    before = (out / "model.bin").read_bytes()
+
+    def broken_save(self, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(transformer_spec(load_engine("torch", copy_checkpoint).model, "x")), "save",
+                        broken_save)  # fmt: skip
+    with pytest.raises(OSError, match="disk full"):
+        export_ct2(copy_checkpoint, out, "float32", force=True)
+    assert (out / "model.bin").read_bytes() == before  # the old export is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # and no temporary directory is left
+    monkeypatch.undo()
+    export_ct2(copy_checkpoint, out, "float32", force=True)
+    assert (out / "model.bin").read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("name", ["rnnsearch", "rnnencdec"])
+def test_rnn_models_are_refused_with_a_pointer_to_dynamic_int8(name, tmp_path, cache):
+    ckpt = random_checkpoint(tmp_path / "m.pt", cache, name=name)
+    with pytest.raises(ExportError) as e:
+        export_ct2(ckpt, tmp_path / "ct2", "int8")
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{ckpt}: ")
+    assert "cannot be exported to CTranslate2" in message and "translate --quantize int8" in message
+    assert not (tmp_path / "ct2").exists()
+
+
+def test_what_the_spec_cannot_hold_is_refused_in_one_line(copy_checkpoint):
+    model = load_engine("torch", copy_checkpoint).model
+    model.extra_gate = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(ExportError, match=r"^ckpt: parameter extra_gate has no place in a TransformerSpec$"):
+        transformer_spec(model, "ckpt")
+    del model.extra_gate
+    model.decoder_layers[0].norm2.eps = 1e-6
+    from translate.engines.ct2_export import layer_norm_epsilon
+
+    with pytest.raises(ExportError, match=r"^ckpt: layer norms with epsilons"):
+        layer_norm_epsilon(model, "ckpt")
+    with pytest.raises(ExportError, match=r"--quantization int4: expected one of int8\|int8_float32"):
+        export_ct2(copy_checkpoint, "unused", "int4")
+
+
+def test_engine_errors_are_one_line(tmp_path):
+    with pytest.raises(EngineError, match=f"^{tmp_path / 'none'}: no such model directory$"):
+        CT2Engine(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineError, match="no translate.json: not a directory written by `translate export`"):
+        CT2Engine(tmp_path / "empty")
+    with pytest.raises(EngineError, match="--quantize applies to --engine torch"):
+        load_engine("ct2", tmp_path / "empty", quantize="int8")
+
+
+def test_cli_export_then_translate_with_ct2(copy_checkpoint, tmp_path, capsys):
+    from translate.cli import main
+
+    out = tmp_path / "exports" / "ct2"
+    assert main(["export", str(copy_checkpoint), "--quantization", "float32", "-o", str(out)]) == 0
+    assert (out / "translate.json").is_file()
+    assert main(["export", str(copy_checkpoint), "-o", str(out)]) == 2  # exists, no --force
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"translate export: error: {out}: already exists (use --force to replace it)"
+    )
+    lines = ["Dios es amor.", "En el principio creó Dios los cielos y la tierra."]
+    fast = ["--beam", "1", "--max-len-a", "0", "--max-len-b", "8"]
+    assert main(["-c", str(copy_checkpoint), *lines, *fast]) == 0
+    ours = capsys.readouterr().out
+    assert main(["--engine", "ct2", "--model-dir", str(out), *lines, *fast]) == 0
+    assert capsys.readouterr().out == ours and len(ours.splitlines()) == 2
+    assert main(["--quantize", "int8", "-c", str(copy_checkpoint), *lines, *fast]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    for bad in (["--engine", "ct2"], ["--engine", "ct2", "--model-dir", str(out), "--quantize", "int8"],
+                ["--model-dir", str(out)]):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main([*bad, "hola"])
+        assert e.value.code == 2
+    assert main(["--engine", "ct2", "--model-dir", str(tmp_path / "nothing"), "hola"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"translate: error: {tmp_path / 'nothing'}: no such model directory"
+    )
+
+
+def test_cli_export_refuses_an_rnn_in_one_line(tmp_path, cache, capsys):
+    from translate.cli import main
+
+    ckpt = random_checkpoint(tmp_path / "m.pt", cache, name="rnnencdec")
+    capsys.readouterr()
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("translate export: error: ") and "--quantize int8" in err[0]
+
+
+def test_evaluator_runs_the_ct2_engine(copy_checkpoint, tmp_path, cache):
+    from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
+
+    out = export_ct2(copy_checkpoint, tmp_path / "ct2", "float32")
+    search = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=6)
+    base = dict(cache_dir=str(cache), device="cpu", search=search, n_boot=10, progress=False)
+    ours = evaluate_checkpoints([copy_checkpoint], tmp_path / "ours", EvalSettings(**base))
+    theirs = evaluate_checkpoints([out], tmp_path / "theirs", EvalSettings(**base, engine="ct2"))
+    a, b = ours["models"][0], theirs["models"][0]
+    assert b["label"] == "Transformer-ct2" and b["engine"] == "ct2" and b["quantization"] == "float32"
+    assert b["alignments"] == [] and a["alignments"]  # CTranslate2's attention is not drawn
+    hyps = [(tmp_path / d / m["hypotheses"]).read_text() for d, m in (("ours", a), ("theirs", b))]
+    assert hyps[0] == hyps[1]
+    assert b["bleu"] == a["bleu"] and b["parameters"] == a["parameters"] and b["step"] == a["step"]

@@ -1,0 +1,37 @@
+"""Decoding engines: the same "source ids in, n-best hypotheses out" call over different runtimes.
+
+| engine | class | loads | int8 |
+|---|---|---|---|
+| `torch` (default) | pytorch.TorchEngine | a checkpoint (.pt) | `quantize="int8"`: dynamic int8 |
+| `ct2` | ct2.CT2Engine | a `translate export --format ct2` directory | chosen at export (`--quantization`) |
+
+Each has `translate_ids(src_ids, search, progress=, desc=)`, `tokenizer`, `data_config`, `source_limit`,
+`info` and `describe()`. ctranslate2 is an optional extra (`pip install -e '.[ct2]'`), imported only when a
+CT2 model is loaded or exported.
+"""
+
+from __future__ import annotations
+
+from translate.engines.errors import EngineError
+
+ENGINES = ("torch", "ct2")
+QUANTIZE = ("none", "int8")  # --quantize of the torch engine
+
+
+def load_engine(engine: str, path, *, device: str = "cpu", quantize: str = "none", threads: int = 0):
+    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory."""
+    if engine == "torch":
+        from translate.engines.pytorch import TorchEngine
+
+        return TorchEngine(path, device=device, quantize=quantize)
+    if engine == "ct2":
+        if quantize != "none":
+            raise EngineError("--quantize applies to --engine torch; a ct2 model is quantized when exported "
+                              "(translate export --quantization)")  # fmt: skip
+        from translate.engines.ct2 import CT2Engine
+
+        return CT2Engine(path, device=device, threads=threads)
+    raise EngineError(f"--engine {engine}: expected one of {'|'.join(ENGINES)}")
+
+
+__all__ = ["ENGINES", "QUANTIZE", "EngineError", "load_engine"]

@@ -1,0 +1,157 @@
+"""Translate with a CTranslate2 model directory written by `translate export`: ids in, hypotheses out.
+
+CT2Engine.translate_ids has the shape of translate.search.translate_ids (source id lists without EOS ->
+per sentence its n-best Hypothesis list, input order), so the CLI, the evaluator, the benchmark and a
+server call either engine alike. SearchConfig maps onto CTranslate2's options so that the same settings
+run the same search:
+
+| SearchConfig | CTranslate2 translate_batch                                                            |
+|--------------|----------------------------------------------------------------------------------------|
+| beam_size 1  | beam_size=1: greedy, the same tokens as ours                                           |
+| beam_size K  | beam_size=K: the same beam (the 2K best candidates; an EOS among the K best ends a     |
+|              | hypothesis, the best non-EOS candidates refill the beam)                               |
+| stopping     | ours stops a sentence once no live beam can beat its nbest-th finished hypothesis (a    |
+|              | bound CTranslate2 lacks). patience = limit + 1 and num_hypotheses = K * (limit + 1)    |
+|              | keep CTranslate2 searching to the length limit and return every hypothesis it ended;   |
+|              | the bound says none found after our stop can rank above our n-best, so the lists agree |
+| alpha (GNMT) | CTranslate2 only divides by length**penalty: we pass 0 (raw log-probabilities back)    |
+|              | and rank by ((5 + L) / 6) ** alpha ourselves, L = tokens + EOS (return_end_token)      |
+| nbest        | the first nbest of that ranking                                                        |
+| max_len_a/b  | max_decoding_length = floor(a * (source + EOS) + b), one call per group of sentences   |
+|              | with the same limit (CTranslate2 takes one limit per call)                             |
+| (always)     | <pad> and <s> never generated (suppress_sequences); </s> ends each source              |
+|              | (add_source_eos in the model's config); sources cut to the positions table             |
+| max_tokens   | max_batch_size in tokens                                                               |
+
+What cannot be the same, and only matters when a hypothesis reaches the length limit: ours then forces </s>
+and charges its log-probability; CTranslate2 stops it without </s> and ranks it without that term. Cost:
+CTranslate2 decodes every sentence to its limit (no bound to stop earlier), ours stops at the bound.
+With a sinusoidal model ours has no target limit; here the positions table (model.max_positions) caps it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from translate.data.tokenizer import Tokenizer
+from translate.data.vocab import BOS_PIECE, EOS_PIECE, PAD_PIECE
+from translate.engines.ct2_export import META_FILE, META_VERSION
+from translate.engines.errors import EngineError
+from translate.search.beam import Hypothesis, length_penalty
+from translate.search.config import SearchConfig
+from translate.search.stepper import length_limits
+
+log = logging.getLogger(__name__)
+
+
+def ct2_options(search: SearchConfig, limit: int) -> dict:
+    """translate_batch keyword arguments for one group of sentences sharing the length limit `limit`."""
+    options = dict(
+        max_decoding_length=limit, min_decoding_length=0, max_input_length=0, return_end_token=True,
+        suppress_sequences=[[PAD_PIECE], [BOS_PIECE]], max_batch_size=search.max_tokens, batch_type="tokens",
+    )  # fmt: skip
+    if search.greedy:
+        return {**options, "beam_size": 1}
+    ended = search.beam_size * (limit + 1)  # more than can end before the limit: search on, return them all
+    return {**options, "beam_size": search.beam_size, "patience": limit + 1.0, "num_hypotheses": ended,
+            "length_penalty": 0.0, "return_scores": True}  # fmt: skip
+
+
+def read_meta(model_dir: Path) -> dict:
+    if not model_dir.is_dir():
+        raise EngineError(f"{model_dir}: no such model directory")
+    try:
+        meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EngineError(
+            f"{model_dir}: no {META_FILE}: not a directory written by `translate export`"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise EngineError(f"{model_dir}/{META_FILE}: unreadable ({e})") from None
+    if meta.get("format") != "ct2" or meta.get("version") != META_VERSION:
+        raise EngineError(f"{model_dir}/{META_FILE}: not a version-{META_VERSION} ct2 export")
+    return meta
+
+
+class CT2Engine:
+    """A CTranslate2 Translator plus the SentencePiece model(s) exported beside it."""
+
+    name = "ct2"
+
+    def __init__(self, model_dir: str | Path, *, device: str = "cpu", threads: int = 0):
+        self.path = Path(model_dir)
+        meta = read_meta(self.path)
+        try:
+            import ctranslate2
+        except ImportError:
+            raise EngineError("--engine ct2 needs ctranslate2: pip install -e '.[ct2]'") from None
+        tok = meta["tokenizer"]
+        try:
+            src = (self.path / tok["src"]).read_bytes()
+            self.tokenizer = Tokenizer(src, None if tok["shared"] else (self.path / tok["tgt"]).read_bytes())
+            self.translator = ctranslate2.Translator(
+                str(self.path), device="cuda" if device.startswith("cuda") else "cpu",
+                intra_threads=threads or torch.get_num_threads(), inter_threads=1,
+            )  # fmt: skip
+        except (OSError, RuntimeError, ValueError) as e:
+            raise EngineError(f"{self.path}: cannot load ({str(e).strip().splitlines()[0]})") from None
+        self.meta = meta
+        self.data_config = meta.get("data")
+        self.source_limit = int(meta["max_positions"]) - 1  # one position for </s>
+        self.target_limit = int(meta["max_positions"]) - 1  # as ours for learned positions
+        tok = self.tokenizer
+        self._src_pieces = [tok.id_to_piece(i, "src") for i in range(tok.src_vocab_size)]
+        self._tgt_ids = {tok.id_to_piece(i, "tgt"): i for i in range(tok.tgt_vocab_size)}
+        self.info = {"model": meta["model"], "parameters": meta["parameters"], "step": meta.get("step"),
+                     "target": str(meta["model_config"].get("_target_", "")),
+                     "checkpoint": str(self.path), "quantization": meta["quantization"]}  # fmt: skip
+
+    def describe(self) -> str:
+        m = self.meta
+        return f"{self.path}: CTranslate2 {m['model']} ({m['quantization']}), exported from {m['checkpoint']}"
+
+    def translate_ids(
+        self, src_ids: Sequence[Sequence[int]], search: SearchConfig, *, progress: bool = False,
+        desc: str = "translate",
+    ) -> list[list[Hypothesis]]:  # fmt: skip
+        """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses."""
+        too_long = sum(len(r) > self.source_limit for r in src_ids)
+        if too_long:
+            log.warning("%d source sentence(s) longer than %d tokens were truncated", too_long,
+                        self.source_limit)  # fmt: skip
+            src_ids = [r[: self.source_limit] for r in src_ids]
+        lengths = torch.tensor([len(r) + 1 for r in src_ids], dtype=torch.long)
+        limits = length_limits(lengths, search.max_len_a, search.max_len_b, self.target_limit).tolist()
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, limit in enumerate(limits):
+            groups[limit].append(i)
+        out: list[list[Hypothesis] | None] = [None] * len(src_ids)
+        with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
+            for limit in sorted(groups, reverse=True):  # longest first, as translate_ids
+                idx = groups[limit]
+                tokens = [[self._src_pieces[t] for t in src_ids[i]] for i in idx]
+                results = self.translator.translate_batch(tokens, **ct2_options(search, limit))
+                for i, r in zip(idx, results):
+                    out[i] = self._hypotheses(r, search)
+                bar.update(len(idx))
+        return out  # type: ignore[return-value]
+
+    def _hypotheses(self, result, search: SearchConfig) -> list[Hypothesis]:
+        """CTranslate2's hypotheses (pieces, </s> kept when they ended on it) -> ours, ranked by GNMT."""
+        hyps = []
+        scores = result.scores if result.scores else [math.nan] * len(result.hypotheses)
+        for pieces, raw in zip(result.hypotheses, scores):  # length_penalty 0: the raw log-probability
+            ids = [self._tgt_ids[p] for p in (pieces[:-1] if pieces and pieces[-1] == EOS_PIECE else pieces)]
+            if search.greedy:
+                hyps.append(Hypothesis(ids, math.nan))
+            else:
+                hyps.append(Hypothesis(ids, raw / length_penalty(len(ids) + 1, search.alpha), raw))
+        return sorted(hyps, key=lambda h: -h.score)[: search.nbest]

@@ -1,0 +1,48 @@
+"""Our own engine: a checkpoint decoded by translate.search, in float32 or PyTorch dynamic int8.
+
+TorchEngine.translate_ids is translate.search.translate_ids on the loaded model; the engine adds what the
+CLI, the evaluator and the benchmark need beside it (tokenizer, data config, provenance, source limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from translate.engines import QUANTIZE, EngineError
+from translate.models.checkpoint import load_model
+from translate.models.quantize import quantize_dynamic_int8
+from translate.search import Hypothesis, SearchConfig, source_limit, translate_ids
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, checkpoint: str | Path, *, device: str = "cpu", quantize: str = "none"):
+        if quantize not in QUANTIZE:
+            raise EngineError(f"--quantize {quantize}: expected one of {'|'.join(QUANTIZE)}")
+        if quantize == "int8" and device != "cpu":
+            raise EngineError(f"--quantize int8 runs on the CPU only, not on {device} (use --device cpu)")
+        self.path = Path(checkpoint)
+        self.model, self.tokenizer, self.ckpt = load_model(checkpoint, device)
+        self.parameters = self.model.num_parameters()
+        if quantize == "int8":
+            self.model = quantize_dynamic_int8(self.model)
+        self.quantize = quantize
+        config = self.ckpt.get("config")
+        self.data_config = config.get("data") if isinstance(config, dict) else None
+        self.source_limit = source_limit(self.model)
+        self.info = {"model": type(self.model).__name__, "parameters": self.parameters,
+                     "target": str(self.ckpt["model_config"].get("_target_", "")),
+                     "step": self.ckpt.get("step"), "checkpoint": str(checkpoint),
+                     "quantization": quantize}  # fmt: skip
+
+    def describe(self) -> str:
+        int8 = " (dynamic int8)" if self.quantize == "int8" else ""
+        return f"{self.path}: {self.model.describe()}{int8}"
+
+    def translate_ids(
+        self, src_ids: Sequence[Sequence[int]], search: SearchConfig, *, progress: bool = False,
+        desc: str = "translate",
+    ) -> list[list[Hypothesis]]:  # fmt: skip
+        return translate_ids(self.model, src_ids, search, progress=progress, desc=desc)
