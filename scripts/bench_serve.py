@@ -11,10 +11,12 @@ port, warmed up, and N client threads each send one test verse per POST /v1/tran
 as the last is answered, for --seconds. Reported: sentences/s and target tokens/s (requests answered 200
 within the window), latency p50/p95/p99, 503s and other failures, the server's peak RSS (VmHWM) and, from
 /metrics sampled every 0.25 s, the largest number of paged KV blocks in use and the largest queue.
-Cache part (no HTTP): the same test verses through a ContinuousDecoder, contiguous vs paged cache, one
-at a time joining a running batch of --cache-batch sentences: per decoding step the bytes of K/V copied
-(contiguous: torch.cat on append plus index_select on reorder; paged: slot writes plus copy-on-write), the
-bytes the CPU attention path gathers from the blocks, step time, and allocated vs used cache memory.
+Cache part (no HTTP, after a warm-up of both): the same test verses through a ContinuousDecoder,
+contiguous vs paged cache, one at a time joining a running batch of --cache-batch sentences: per step the
+K/V bytes copied (contiguous: torch.cat on append, index_select on reorder, padding on join; paged: slot
+writes plus copy-on-write), the bytes the CPU attention path gathers from the blocks, step time, and
+allocated vs used self-attention cache memory (used: slots holding keys a row reads; the paged cache holds
+a shared beam prefix once).
 """
 
 from __future__ import annotations
@@ -212,6 +214,12 @@ def cache_part(args, verses: list[str]) -> list[dict]:
         copied["bytes"] += size(self) if getattr(self, "bench_self", False) else 0  # padded and concatenated
         return out
 
+    for paged in (False, True):  # warm-up: thread pools, allocator, both code paths
+        warm = ContinuousDecoder(model, search, paged=paged, block_size=args.block_size)
+        for key, ids in enumerate(srcs[:4]):
+            warm.add(key, ids)
+        while warm.busy:
+            warm.step()
     rows = []
     for paged in (False, True):
         KVCache.append, KVCache.reorder, KVCache.join = counting_append, counting_reorder, counting_join
