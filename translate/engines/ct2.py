@@ -10,10 +10,13 @@ run the same search:
 | beam_size 1  | beam_size=1: greedy, the same tokens as ours                                           |
 | beam_size K  | beam_size=K: the same beam (the 2K best candidates; an EOS among the K best ends a     |
 |              | hypothesis, the best non-EOS candidates refill the beam)                               |
-| stopping     | ours stops a sentence once no live beam can beat its nbest-th finished hypothesis (a    |
-|              | bound CTranslate2 lacks). patience = limit + 1 and num_hypotheses = K * (limit + 1)    |
-|              | keep CTranslate2 searching to the length limit and return every hypothesis it ended;   |
-|              | the bound says none found after our stop can rank above our n-best, so the lists agree |
+| stopping     | "native" (default): CTranslate2's own rule, a sentence ends once K hypotheses ended     |
+|              | (patience 1, num_hypotheses K), ranked by GNMT below: fast, and the rule our beam used |
+|              | before it learned its bound. "exact": ours stops a sentence once no live beam can beat |
+|              | its nbest-th finished hypothesis (a bound CTranslate2 lacks); patience = limit + 1 and |
+|              | num_hypotheses = K * (limit + 1) keep CTranslate2 searching to the length limit and    |
+|              | return every hypothesis it ended; the bound says none found after our stop can rank    |
+|              | above our n-best, so the lists agree, at 3-5x the cost (tests use it)                  |
 | alpha (GNMT) | CTranslate2 only divides by length**penalty: we pass 0 (raw log-probabilities back)    |
 |              | and rank by ((5 + L) / 6) ** alpha ourselves, L = tokens + EOS (return_end_token)      |
 | nbest        | the first nbest of that ranking                                                        |
@@ -25,8 +28,8 @@ run the same search:
 | max_tokens   | max_batch_size in tokens                                                               |
 
 What cannot be the same, and only matters when a hypothesis reaches the length limit: ours then forces </s>
-and charges its log-probability; CTranslate2 stops it without </s> and ranks it without that term. Cost:
-CTranslate2 decodes every sentence to its limit (no bound to stop earlier), ours stops at the bound.
+and charges its log-probability; CTranslate2 stops it without </s> and ranks it without that term. Cost of
+"exact": CTranslate2 decodes every sentence to its limit (no bound to stop earlier), ours stops at the bound.
 With a sinusoidal model ours has no target limit; here the positions table (model.max_positions) caps it.
 """
 
@@ -53,7 +56,10 @@ from translate.search.stepper import length_limits
 log = logging.getLogger(__name__)
 
 
-def ct2_options(search: SearchConfig, limit: int) -> dict:
+STOPPING = ("native", "exact")
+
+
+def ct2_options(search: SearchConfig, limit: int, stopping: str = "native") -> dict:
     """translate_batch keyword arguments for one group of sentences sharing the length limit `limit`."""
     options = dict(
         max_decoding_length=limit, min_decoding_length=0, max_input_length=0, return_end_token=True,
@@ -61,6 +67,9 @@ def ct2_options(search: SearchConfig, limit: int) -> dict:
     )  # fmt: skip
     if search.greedy:
         return {**options, "beam_size": 1}
+    if stopping == "native":  # stop once K hypotheses ended; all K come back for our GNMT ranking
+        return {**options, "beam_size": search.beam_size, "patience": 1.0, "num_hypotheses": search.beam_size,
+                "length_penalty": 0.0, "return_scores": True}  # fmt: skip
     ended = search.beam_size * (limit + 1)  # more than can end before the limit: search on, return them all
     return {**options, "beam_size": search.beam_size, "patience": limit + 1.0, "num_hypotheses": ended,
             "length_penalty": 0.0, "return_scores": True}  # fmt: skip
@@ -100,7 +109,12 @@ class CT2Engine:
 
     name = "ct2"
 
-    def __init__(self, model_dir: str | Path, *, device: str = "cpu", threads: int = 0):
+    def __init__(
+        self, model_dir: str | Path, *, device: str = "cpu", threads: int = 0, stopping: str = "native"
+    ):
+        if stopping not in STOPPING:
+            raise EngineError(f"--ct2-stopping {stopping}: expected one of {'|'.join(STOPPING)}")
+        self.stopping = stopping
         self.path = Path(model_dir)
         meta = read_meta(self.path)
         try:
@@ -149,7 +163,7 @@ class CT2Engine:
             for idx in call_groups(limits, search.greedy):
                 limit = max(limits[i] for i in idx)
                 tokens = [[self._src_pieces[t] for t in src_ids[i]] for i in idx]
-                results = self.translator.translate_batch(tokens, **ct2_options(search, limit))
+                results = self.translator.translate_batch(tokens, **ct2_options(search, limit, self.stopping))
                 for i, r in zip(idx, results):
                     out[i] = self._hypotheses(r, search, limits[i])
                 bar.update(len(idx))
