@@ -20,7 +20,7 @@ OUT ?=
 TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(if $(ENGINE),engine=$(ENGINE)) $(if $(QUANTIZE),quantize=$(QUANTIZE)) $(ARGS)
 
-.PHONY: setup venv test lint data train eval export compare bench clean
+.PHONY: setup venv test lint data train eval export compare serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ export: $(STAMP)
 
 compare: $(STAMP)
 	$(PY) scripts/compare.py $(ARGS)
+
+# The HTTP service and web page on 127.0.0.1:8000: make serve ARGS="--model name=runs/x/checkpoints/best.pt"
+serve: $(STAMP)
+	$(PY) -m translate.cli serve $(ARGS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_attention.py

@@ -7,6 +7,7 @@
   translate --engine ct2 --model-dir DIR     a CTranslate2 export (translate export CKPT -o DIR) instead
   translate --quantize int8                  our engine with PyTorch dynamic int8 (Linear, GRU), CPU only
   translate export CKPT -o DIR               the export subcommand (translate/export.py)
+  translate serve --model name=ckpt.pt       the HTTP service and web page (translate/serve.py)
 
 One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
 "\r" is dropped, input is read as bytes and invalid UTF-8 becomes U+FFFD with one warning naming the lines,
@@ -242,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         from translate.export import main as export_main
 
         return export_main(argv[1:])
+    if argv[:1] == ["serve"]:  # `translate serve ...`; `translate -- serve` translates the word
+        from translate.serve import main as serve
+
+        return serve(argv[1:])
     p = build_parser()
     args = p.parse_args(argv)
     check_args(p, args)

@@ -17,18 +17,22 @@ from translate.attention.functional import additive_math, masked_softmax, scaled
 from translate.attention.luong import LuongAttention
 from translate.attention.masks import attention_mask, lengths_from_padding_mask
 from translate.attention.multihead import MultiHeadAttention
+from translate.attention.paged import BlockPool, PagedKVCache, paged_attention
 
 __all__ = [
     "BACKENDS",
     "AdditiveAttention",
+    "BlockPool",
     "KVCache",
     "LuongAttention",
     "MultiHeadAttention",
+    "PagedKVCache",
     "additive_attention",
     "additive_math",
     "attention_mask",
     "lengths_from_padding_mask",
     "masked_softmax",
+    "paged_attention",
     "resolve_backend",
     "scaled_dot_product",
     "scaled_dot_product_math",

@@ -2,7 +2,9 @@
 
 Legend: B batch, H heads, S cached keys, T new steps, D head dim.
 Self-attention appends each step's keys/values; cross-attention stores the projected source once.
-Beam search and dropping finished rows both go through reorder(index).
+Beam search and dropping finished rows both go through reorder(index); rows joining a running batch go
+through join(other), which pads the shorter side with masked keys (the mask, not the key order, says what
+a row may see), and reorder drops leading key positions that no remaining row may see.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class KVCache:
         self.k: Tensor | None = None
         self.v: Tensor | None = None
         self.key_padding_mask: Tensor | None = None
+        self.joined = False  # join() padded rows in front: reorder then trims what no row may see
 
     @property
     def is_empty(self) -> bool:
@@ -49,6 +52,15 @@ class KVCache:
         self.store(torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2), key_padding_mask)
         return self.k, self.v, self.key_padding_mask
 
+    def memory(self) -> tuple[int, int]:
+        """(bytes allocated, bytes holding keys/values a row may see) of k and v."""
+        if self.k is None:
+            return 0, 0
+        per_key = 2 * self.k.shape[1] * self.k.shape[3] * self.k.element_size()  # k and v, H x D each
+        mask = self.key_padding_mask
+        seen = self.k.shape[0] * self.k.shape[2] if mask is None else int((~mask).sum())
+        return self.k.shape[0] * self.k.shape[2] * per_key, seen * per_key
+
     def reorder(self, index: Tensor) -> KVCache:
         """Select batch rows in place (beam search reordering, finished rows dropped); returns self.
 
@@ -61,4 +73,42 @@ class KVCache:
         if self.key_padding_mask is not None:
             mask = self.key_padding_mask
             self.key_padding_mask = mask.index_select(0, index.to(mask.device))
+            if self.joined:  # (a host sync per call: offline decoding never joins, so never pays it)
+                self._drop_masked_prefix()
         return self
+
+    def join(self, other: KVCache, rows: tuple[int, int]) -> KVCache:
+        """This cache's rows, then other's (rows = their batch sizes: an empty cache has no tensor to tell);
+        the shorter side is padded in front with masked zero keys, so the newest keys stay last. -> self."""
+        if other.k is None and self.k is None:
+            return self
+        ref = self.k if self.k is not None else other.k
+        parts = []
+        for cache, n in zip((self, other), rows):
+            if cache.k is None:  # rows that have cached nothing yet: (B,H,0,D)
+                empty = ref.new_zeros(n, ref.shape[1], 0, ref.shape[3])
+                parts.append((empty, empty, None))
+            else:
+                parts.append((cache.k, cache.v, cache.key_padding_mask))
+        S = max(k.shape[2] for k, _, _ in parts)
+        ks, vs, masks = [], [], []
+        for k, v, mask in parts:
+            B, H, n, D = k.shape
+            pad = k.new_zeros(B, H, S - n, D)
+            ks.append(torch.cat([pad, k], 2))  # (B,H,S,D)
+            vs.append(torch.cat([pad, v], 2))
+            old = torch.zeros(B, n, dtype=torch.bool, device=k.device) if mask is None else mask
+            masks.append(torch.cat([torch.ones(B, S - n, dtype=torch.bool, device=k.device), old], 1))
+        self.store(torch.cat(ks), torch.cat(vs), torch.cat(masks))
+        self.joined = True
+        self._drop_masked_prefix()
+        return self
+
+    def _drop_masked_prefix(self) -> None:
+        """Leading key positions that every row masks are dead weight (rows that left): cut them off."""
+        mask = self.key_padding_mask
+        if mask is None or mask.shape[0] == 0 or not mask[:, 0].all():
+            return
+        dead = int(mask.all(0).long().cumprod(0).sum())  # length of the all-masked prefix
+        self.k, self.v, self.key_padding_mask = self.k[:, :, dead:], self.v[:, :, dead:], mask[:, dead:]
+

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from translate.attention.backend import BACKENDS, scaled_dot_product
 from translate.attention.cache import KVCache
 from translate.attention.masks import check_window
+from translate.attention.paged import PagedLayer
 
 
 class MultiHeadAttention(nn.Module):
@@ -53,7 +54,7 @@ class MultiHeadAttention(nn.Module):
         *,
         key_padding_mask: Tensor | None = None,
         causal: bool = False,
-        cache: KVCache | None = None,
+        cache: KVCache | PagedLayer | None = None,
         need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """query (B,T,E), memory (B,S,E) or None (self-attention) -> (out (B,T,E), weights (B,H,T,S) | None).
@@ -61,12 +62,18 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask (B,S) masks the keys: memory's for cross-attention, query's own (B,T) for
         self-attention. With a cache, self-attention appends this call's keys/values (and mask) and attends
         over all of them; cross-attention projects memory on first use and afterwards reuses the cache
-        (and its mask, which follows reorder()), ignoring memory and key_padding_mask.
+        (and its mask, which follows reorder()), ignoring memory and key_padding_mask. A PagedLayer (one new
+        token per row, no mask) stores this step's keys/values in its blocks and attends through them.
         """
         batch, queries, _ = query.shape
         q = self._split(self.q_proj(query))  # (B,H,T,D)
         if memory is None:
             k, v = self._split(self.k_proj(query)), self._split(self.v_proj(query))  # (B,H,T,D)
+            if isinstance(cache, PagedLayer):  # writes k, v into the rows' blocks, reads through the tables
+                if self.training or self.window is not None or key_padding_mask is not None:
+                    raise ValueError("a paged cache serves decoding only: eval mode, no window, no mask")
+                out = cache.attend(q, k, v, backend=self.backend)  # (B,H,1,D)
+                return self.out_proj(out.transpose(1, 2).reshape(batch, queries, self.embed_dim)), None
             if cache is not None:
                 k, v, key_padding_mask = cache.append(k, v, key_padding_mask)  # (B,H,S,D), S = cached + T
         elif cache is not None and not cache.is_empty:

@@ -56,6 +56,11 @@ class SinusoidalPositions(nn.Module):
             )
         return self.table[offset:end]
 
+    def at(self, positions: torch.Tensor) -> torch.Tensor:
+        """Encodings of one position per row: positions (B,) -> (B, E)."""
+        self.forward(1, int(positions.max()) if positions.numel() else 0)  # grow the table if needed
+        return self.table[positions]
+
 
 class LearnedPositions(nn.Module):
     """Learned position embeddings (the paper's variant in table 3, row E); limited to max_positions."""
@@ -71,6 +76,12 @@ class LearnedPositions(nn.Module):
                 f"position {end - 1} beyond max_positions={self.weight.size(0)} (model.max_positions)"
             )
         return self.weight[offset:end]
+
+    def at(self, positions: torch.Tensor) -> torch.Tensor:
+        """Embeddings of one position per row: positions (B,) -> (B, E)."""
+        if positions.numel():
+            self.forward(1, int(positions.max()))  # the same error beyond max_positions
+        return self.weight[positions]
 
 
 def build_positions(kind: str, embed_dim: int, max_positions: int) -> nn.Module:

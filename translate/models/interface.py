@@ -32,6 +32,49 @@ def reorder(value: Any, index: torch.Tensor) -> Any:
     return value
 
 
+def batch_size(value: Any) -> int | None:
+    """Rows of a decoder state: dim 0 of its first tensor (None when it holds none)."""
+    if isinstance(value, torch.Tensor):
+        return value.shape[0]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    for v in items:
+        n = batch_size(v)
+        if n is not None:
+            return n
+    return None
+
+
+def concat(a: Any, b: Any, rows: tuple[int, int]) -> Any:
+    """Rows of decoder state a, then rows of b (rows = their batch sizes): sentences joining a running batch.
+
+    Tensors are concatenated on dim 0 after padding every other dim to the larger size: bool tensors (in a
+    state these are key padding masks) with True = ignore, others with 0, so padded source positions are
+    masked. Objects with a `join(other, rows)` method (KVCache, PagedKVCache) join themselves; lists, tuples
+    and dicts are walked; other values (a step counter) must be equal on both sides.
+    """
+    if isinstance(a, torch.Tensor):
+        size = [max(x, y) for x, y in zip(a.shape[1:], b.shape[1:])]
+        fill = True if a.dtype == torch.bool else 0
+        return torch.cat([_pad_to(a, size, fill), _pad_to(b, size, fill)])
+    if hasattr(a, "join"):
+        return a.join(b, rows)
+    if isinstance(a, dict):
+        return {k: concat(a[k], b[k], rows) for k in a}
+    if isinstance(a, (list, tuple)):
+        return type(a)(concat(x, y, rows) for x, y in zip(a, b))
+    if a != b:
+        raise ValueError(f"cannot join decoder states that differ in {a!r} and {b!r}")
+    return a
+
+
+def _pad_to(x: torch.Tensor, size: list[int], fill) -> torch.Tensor:
+    if list(x.shape[1:]) == size:
+        return x
+    out = x.new_full((x.shape[0], *size), fill)
+    out[tuple(slice(0, n) for n in x.shape)] = x
+    return out
+
+
 class Seq2Seq(nn.Module, abc.ABC):
     """Encoder-decoder over token ids; padding is PAD_ID and every mask is derived from it."""
 
@@ -56,6 +99,11 @@ class Seq2Seq(nn.Module, abc.ABC):
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
         """Keep/duplicate/permute rows: index (B',) into the current B rows (beam search, finished rows)."""
         return reorder(state, index)
+
+    def join_states(self, state: State, other: State) -> State:
+        """The rows of `state`, then those of `other` (e.g. sentences joining a running batch between steps);
+        source-length dimensions are padded and masked."""
+        return concat(state, other, (batch_size(state) or 0, batch_size(other) or 0))
 
     @abc.abstractmethod
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:

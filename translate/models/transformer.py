@@ -4,8 +4,10 @@ Teacher forcing runs the decoder's self-attention with the causal fast path over
 decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
 are projected once in encode(). reorder_state copies the source side (cross-attention caches, memory) only
 when some row comes to read another source, so beam search's reorders within a sentence's beams leave it
-alone. Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target
-embedding, and the source embedding too when the vocabulary is joint (section 3.4).
+alone. For serving, encode(src, paged=pool) keeps the self-attention keys/values in a PagedKVCache instead
+(blocks of a shared pool), and every row has its own position, so sentences can join a running batch.
+Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target embedding, and
+the source embedding too when the vocabulary is joint (section 3.4).
 
 Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
 """
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from translate.attention import KVCache
+from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State, reorder
@@ -94,7 +97,9 @@ class Transformer(Seq2Seq):
         memory, pad_mask = self._encode(src)
         return self._decode(tgt_in, memory, pad_mask)[0]
 
-    def encode(self, src: torch.Tensor) -> State:
+    def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
+        """src (B,S) -> decoder state; with `paged` the self-attention cache is a PagedKVCache on that pool
+        (serving), else one contiguous KVCache per layer."""
         memory, pad_mask = self._encode(src)
         batch, length, _ = memory.shape
         cross_caches = []
@@ -108,19 +113,25 @@ class Transformer(Seq2Seq):
         return {
             "memory": memory,  # (B,S,E): tells each layer's cross-attention to read its (filled) cache
             "src_pad_mask": pad_mask,
-            "self_caches": [KVCache() for _ in self.decoder_layers],
+            "self_caches": PagedKVCache(paged, batch) if paged else [KVCache() for _ in self.decoder_layers],
             "cross_caches": cross_caches,
             "src_rows": torch.arange(batch, device=src.device),  # (B,) the source each decoder row reads
-            "position": 0,  # the next target position, the same for every row
+            "position": torch.zeros(batch, dtype=torch.long, device=src.device),  # (B,) next target position
         }
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        pos = state["position"]
-        x = self.dropout(self.tgt_embedding(tokens[:, None]) + self.tgt_positions(1, offset=pos))  # (B,1,E)
-        for layer, self_cache, cross_cache in zip(
-            self.decoder_layers, state["self_caches"], state["cross_caches"]
-        ):
+        pos = state["position"]  # (B,): rows that joined a running batch later are at earlier positions
+        x = self.tgt_embedding(tokens[:, None]) + self.tgt_positions.at(pos)[:, None]  # (B,1,E)
+        x = self.dropout(x)
+        caches = state["self_caches"]
+        paged = isinstance(caches, PagedKVCache)
+        if paged:
+            caches.begin_step()  # a slot per row for this token
+            caches = [caches.layer(i) for i in range(len(self.decoder_layers))]
+        for layer, self_cache, cross_cache in zip(self.decoder_layers, caches, state["cross_caches"]):
             x, _ = layer(x, state["memory"], state["src_pad_mask"], self_cache, cross_cache)
+        if paged:
+            state["self_caches"].end_step()
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
 
@@ -129,12 +140,36 @@ class Transformer(Seq2Seq):
         a function of the source row alone, so it is copied only when some row comes to read another source
         than the one it holds: never for beam search's reorders within one sentence's beams."""
         src_rows = state["src_rows"].index_select(0, index)  # (B',)
-        out = {**state, "self_caches": [c.reorder(index) for c in state["self_caches"]], "src_rows": src_rows}
+        out = {
+            **state,
+            "self_caches": reorder(state["self_caches"], index),
+            "position": state["position"].index_select(0, index),  # (B',)
+            "src_rows": src_rows,
+        }
         if src_rows.shape == state["src_rows"].shape and torch.equal(src_rows, state["src_rows"]):
             return out  # every row already holds its source's keys and values
         for key in ("memory", "src_pad_mask", "cross_caches"):
             out[key] = reorder(state[key], index)
         return out
+
+    def join_states(self, state: State, other: State) -> State:
+        """The rows of `state`, then those of `other`; `other`'s source labels are shifted past `state`'s, so
+        reorder_state never mistakes a joined row's source for another row's."""
+        shift = int(state["src_rows"].max()) + 1 if state["src_rows"].numel() else 0
+        return super().join_states(state, {**other, "src_rows": other["src_rows"] + shift})
+
+    def kv_memory(self, state: State) -> tuple[int, int]:
+        """(bytes allocated, bytes used) by the decoder self-attention cache of a decoding state."""
+        caches = state["self_caches"]
+        parts = [caches.memory()] if isinstance(caches, PagedKVCache) else [c.memory() for c in caches]
+        return sum(a for a, _ in parts), sum(u for _, u in parts)
+
+    def new_block_pool(self, block_size: int, num_blocks: int = 64) -> BlockPool:
+        """An empty pool of paged self-attention K/V blocks for this decoder (its layers, heads, dtype)."""
+        attn = self.decoder_layers[0].self_attn
+        weight = attn.k_proj.weight
+        return BlockPool(len(self.decoder_layers), attn.num_heads, attn.head_dim, block_size, num_blocks,
+                         weight.dtype, weight.device)  # fmt: skip
 
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-attention of every decoder layer: {"layer0": (B,H,T,S), ...}."""

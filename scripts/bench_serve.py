@@ -1,0 +1,322 @@
+"""Benchmark `translate serve`: concurrent clients on 127.0.0.1, four schedulers, and the KV cache alone.
+
+    .venv/bin/python scripts/bench_serve.py --checkpoint runs/default/checkpoints/best.pt
+    .venv/bin/python scripts/bench_serve.py --clients 1 8 --seconds 10 --parts http     # a quick look
+    -> reports/bench_serve.json and reports/bench_serve.md
+
+HTTP part: for each scheduler (one request at a time; static batching of what is queued; continuous
+batching with the contiguous cache; continuous batching with the paged cache) and each client count, a
+fresh server (`translate serve`, a subprocess, --threads torch threads) is started on a free 127.0.0.1
+port, warmed up, and N client threads each send one test verse per POST /v1/translate, the next as soon
+as the last is answered, for --seconds. Reported: sentences/s and target tokens/s (requests answered 200
+within the window), latency p50/p95/p99, 503s and other failures, the server's peak RSS (VmHWM) and, from
+/metrics sampled every 0.25 s, the largest number of paged KV blocks in use and the largest queue.
+Cache part (no HTTP): the same test verses through a ContinuousDecoder, contiguous vs paged cache, one
+at a time joining a running batch of --cache-batch sentences: per decoding step the bytes of K/V copied
+(contiguous: torch.cat on append plus index_select on reorder; paged: slot writes plus copy-on-write), the
+bytes the CPU attention path gathers from the blocks, step time, and allocated vs used cache memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from translate.files import write_json, write_text  # noqa: E402
+from translate.search import SearchConfig  # noqa: E402
+from translate.service import ServerConfig  # noqa: E402
+
+SCHEDULERS = {  # label -> serve flags
+    "one at a time": ["--scheduler", "sequential"],
+    "static batching": ["--scheduler", "static"],
+    "continuous, contiguous cache": ["--scheduler", "continuous", "--kv-cache", "contiguous"],
+    "continuous, paged cache": ["--scheduler", "continuous", "--kv-cache", "paged"],
+}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def test_verses(n: int) -> list[str]:
+    with gzip.open(ROOT / "data/bible_es_en/test.tsv.gz", "rt", encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        col = header.index("es")
+        return [line.rstrip("\n").split("\t")[col] for _, line in zip(range(n), f)]
+
+
+def post(url: str, body: dict, timeout: float = 300.0) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+    except OSError:
+        return 0, {}
+
+
+def metrics(url: str) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    return {line.split("{")[0]: float(line.split()[-1]) for line in text.splitlines()
+            if line.startswith("translate_") and 'model="bench"' in line}  # fmt: skip
+
+
+def percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def start_server(args, flags: list[str]) -> tuple[subprocess.Popen, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    cmd = [sys.executable, "-m", "translate.cli", "serve", "--model", f"bench={args.checkpoint}",
+           "--port", str(port), "--threads", str(args.threads), "--beam", str(args.beam), *flags]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench_serve: the server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("bench_serve: the server did not start within 120 s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_cell(args, label: str, flags: list[str], clients: int, verses: list[str]) -> dict:
+    proc, url = start_server(args, flags)
+    try:
+        for v in verses[:4]:  # warm-up
+            post(url + "/v1/translate", {"q": v})
+        records: list[tuple[float, float, int, int]] = []  # (start, end, status, target tokens)
+        lock = threading.Lock()
+        t0 = time.monotonic()
+        stop_at = t0 + args.seconds
+
+        def client(c: int) -> None:
+            i = c * 7919
+            while time.monotonic() < stop_at:
+                text = verses[i % len(verses)]
+                i += 1
+                start = time.monotonic()
+                status, body = post(url + "/v1/translate", {"q": text})
+                tokens = 0
+                if status == 200:
+                    tokens = sum(u["hypotheses"][0]["length"] + 1 for u in body["translations"]["units"])
+                with lock:
+                    records.append((start, time.monotonic(), status, tokens))
+
+        samples: list[dict] = []
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            samples.append(metrics(url))
+            time.sleep(0.25)
+        for t in threads:
+            t.join()
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    done = [r for r in records if r[2] == 200 and r[1] <= stop_at]
+    lat = [1000 * (r[1] - r[0]) for r in done]
+    return {
+        "scheduler": label, "clients": clients, "seconds": args.seconds,
+        "sentences_per_s": len(done) / args.seconds, "tokens_per_s": sum(r[3] for r in done) / args.seconds,
+        "p50_ms": percentile(lat, 0.5), "p95_ms": percentile(lat, 0.95), "p99_ms": percentile(lat, 0.99),
+        "answered": len(done), "rejected_503": sum(r[2] == 503 for r in records),
+        "failed": sum(r[2] not in (200, 503) for r in records), "peak_rss_mb": rss,
+        "kv_blocks_max": max((s.get("translate_kv_blocks_in_use", 0) for s in samples), default=0),
+        "queue_max": max((s.get("translate_queue_depth", 0) for s in samples), default=0),
+        "active_max": max((s.get("translate_active_sequences", 0) for s in samples), default=0),
+    }  # fmt: skip
+
+
+def cache_part(args, verses: list[str]) -> list[dict]:
+    """Per-step copy volume and memory of the contiguous vs the paged self-attention cache."""
+    import torch
+
+    from translate.attention.cache import KVCache
+    from translate.models.checkpoint import load_model
+    from translate.search.continuous import ContinuousDecoder
+
+    torch.set_num_threads(args.threads)
+    model, tok, _ = load_model(args.checkpoint)
+    srcs = [tok.encode(v, "src") for v in verses[: args.cache_sentences]]
+    search = SearchConfig(beam_size=args.beam)
+    copied = {"bytes": 0}
+    append, reorder, join = KVCache.append, KVCache.reorder, KVCache.join
+
+    def size(cache) -> int:
+        return 2 * cache.k.numel() * cache.k.element_size() if cache.k is not None else 0
+
+    def counting_append(self, k, v, mask=None):  # self-attention caches only append
+        out = append(self, k, v, mask)
+        self.bench_self = True
+        copied["bytes"] += size(self)  # torch.cat made new k and v
+        return out
+
+    def counting_reorder(self, index):
+        out = reorder(self, index)
+        copied["bytes"] += size(self) if getattr(self, "bench_self", False) else 0  # index_select: new k, v
+        return out
+
+    def counting_join(self, other, rows):
+        out = join(self, other, rows)
+        copied["bytes"] += size(self) if getattr(self, "bench_self", False) else 0  # padded and concatenated
+        return out
+
+    rows = []
+    for paged in (False, True):
+        KVCache.append, KVCache.reorder, KVCache.join = counting_append, counting_reorder, counting_join
+        try:
+            decoder = ContinuousDecoder(model, search, paged=paged, block_size=args.block_size)
+            pending, steps, step_time, alloc_used, waste = list(enumerate(srcs)), 0, 0.0, [], []
+            copied["bytes"], gathered, written = 0, 0, 0
+            while pending or decoder.busy:
+                while pending and decoder.running + len(decoder.waiting) < args.cache_batch:
+                    decoder.add(*pending.pop(0))
+                t = time.perf_counter()
+                decoder.step()
+                step_time += time.perf_counter() - t
+                steps += 1
+                if decoder.state is not None:
+                    alloc_used.append(decoder.kv_memory())
+                    if paged:
+                        cache = decoder.state["self_caches"]
+                        per_slot = decoder.pool.bytes_per_block() // decoder.pool.block_size
+                        gathered += sum(len(t) for t in cache.tables) * decoder.pool.block_size * per_slot
+                        written += len(cache) * per_slot
+                        waste.append(cache.waste() / max(1, len(cache)))
+            copy = decoder.pool.copied_tokens * per_slot + written if paged else copied["bytes"]
+        finally:
+            KVCache.append, KVCache.reorder, KVCache.join = append, reorder, join
+        alloc = sum(a for a, _ in alloc_used) / max(1, len(alloc_used))
+        used = sum(u for _, u in alloc_used) / max(1, len(alloc_used))
+        rows.append({
+            "cache": "paged" if paged else "contiguous", "sentences": len(srcs), "batch": args.cache_batch,
+            "beam": args.beam, "steps": steps, "ms_per_step": 1000 * step_time / steps,
+            "copied_kb_per_step": copy / steps / 1024, "gathered_kb_per_step": gathered / steps / 1024,
+            "allocated_kb_mean": alloc / 1024, "used_kb_mean": used / 1024,
+            "waste_slots_per_row_mean": sum(waste) / len(waste) if waste else None,
+            "block_size": args.block_size if paged else None,
+        })  # fmt: skip
+    return rows
+
+
+HTTP_COLUMNS = [("scheduler", "{}"), ("clients", "{}"), ("sent/s", "{:.2f}"), ("tok/s", "{:.0f}"),
+                ("p50 ms", "{:.0f}"), ("p95 ms", "{:.0f}"), ("p99 ms", "{:.0f}"), ("503", "{}"),
+                ("failed", "{}"),
+                ("peak RSS MB", "{:.0f}"), ("KV blocks max", "{:.0f}"), ("queue max", "{:.0f}")]
+HTTP_KEYS = ["scheduler", "clients", "sentences_per_s", "tokens_per_s", "p50_ms", "p95_ms", "p99_ms",
+             "rejected_503", "failed", "peak_rss_mb", "kv_blocks_max", "queue_max"]
+CACHE_COLUMNS = [("cache", "{}"), ("ms/step", "{:.1f}"), ("K/V copied KB/step", "{:.0f}"),
+                 ("gathered KB/step", "{:.0f}"), ("allocated KB", "{:.0f}"), ("used KB", "{:.0f}"),
+                 ("waste slots/row", "{:.1f}")]
+CACHE_KEYS = ["cache", "ms_per_step", "copied_kb_per_step", "gathered_kb_per_step", "allocated_kb_mean",
+              "used_kb_mean", "waste_slots_per_row_mean"]  # fmt: skip
+
+
+def table(rows: list[dict], columns, keys) -> list[str]:
+    out = ["| " + " | ".join(c for c, _ in columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    for r in rows:
+        cells = ["" if r[k] is None else fmt.format(r[k]) for (_, fmt), k in zip(columns, keys)]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# bench_serve ({report['cpu']}, torch {report['torch']}, {report['threads']} threads)", "",
+             f"checkpoint `{report['checkpoint']}`, beam {report['beam']}, {report['seconds']:g} s per cell",
+             ""]
+    if report["http"]:
+        lines += table(report["http"], HTTP_COLUMNS, HTTP_KEYS) + [""]
+    if report["cache"]:
+        lines += table(report["cache"], CACHE_COLUMNS, CACHE_KEYS)
+    return "\n".join(lines) + "\n"  # fmt: skip
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="the checkpoint to serve")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
+    p.add_argument("--schedulers", nargs="+", choices=list(SCHEDULERS), default=list(SCHEDULERS))
+    p.add_argument("--seconds", type=float, default=30.0, help="measured time per cell")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the server")
+    p.add_argument("--beam", type=int, default=SearchConfig.beam_size, help="beam size of every request")
+    p.add_argument("--verses", type=int, default=500, help="test verses the clients cycle through")
+    p.add_argument("--parts", nargs="+", choices=["http", "cache"], default=["http", "cache"])
+    p.add_argument("--cache-sentences", type=int, default=64)
+    p.add_argument("--cache-batch", type=int, default=16, help="sentences running at once (cache part)")
+    p.add_argument("--block-size", type=int, default=ServerConfig.block_size, help="paged cache (cache part)")
+    p.add_argument("--out", default="reports/bench_serve.json", help="JSON; the markdown goes beside it")
+    args = p.parse_args(argv)
+    import torch
+
+    verses = test_verses(args.verses)
+    report = {"cpu": cpu_name(), "torch": torch.__version__, "threads": args.threads,
+              "checkpoint": args.checkpoint, "beam": args.beam, "seconds": args.seconds, "http": [],
+              "cache": []}  # fmt: skip
+    if "cache" in args.parts:
+        report["cache"] = cache_part(args, verses)
+        print(markdown(report), flush=True)
+    if "http" in args.parts:
+        for label in args.schedulers:
+            for n in args.clients:
+                report["http"].append(run_cell(args, label, SCHEDULERS[label], n, verses))
+                print(json.dumps(report["http"][-1]), flush=True)
+    out = Path(args.out)
+    write_json(out, report)
+    write_text(out.with_suffix(".md"), markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Continuous batching gives exactly the offline translations, whatever joins and leaves the batch."""
+
+import pytest
+import torch
+
+from translate.models.rnn_search import RNNsearch
+from translate.models.transformer import Transformer
+from translate.search import SearchConfig, translate_ids
+from translate.search.continuous import ContinuousDecoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+V = 29
+MODELS = {
+    "transformer": lambda: Transformer(V, V, d_model=16, ffn_dim=32, num_heads=2, encoder_layers=1,
+                                       decoder_layers=2),
+    "transformer_learned": lambda: Transformer(V, V, d_model=16, ffn_dim=32, num_heads=2, encoder_layers=1,
+                                               decoder_layers=2, positions="learned", max_positions=64),
+    "rnnsearch": lambda: RNNsearch(V, V, emb_dim=12, hidden_dim=16, readout_dim=8, attention_dim=10),
+}  # fmt: skip
+
+
+def sources(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(4, V, (int(torch.randint(1, 12, (1,), generator=g)),), generator=g).tolist()
+            for _ in range(n)]  # fmt: skip
+
+
+def run(decoder, srcs, arrive_every=2, per_arrival=3):
+    """Sentences arrive a few at a time while others decode; -> per sentence its hypotheses."""
+    found, pending, steps = {}, list(enumerate(srcs)), 0
+    while pending or decoder.busy:
+        if steps % arrive_every == 0:
+            for key, ids in pending[:per_arrival]:
+                decoder.add(key, ids)
+            pending = pending[per_arrival:]
+        for key, hyps in decoder.step():
+            found[key] = hyps
+        steps += 1
+        assert steps < 10_000
+    return [found[i] for i in range(len(srcs))]
+
+
+GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, max_tokens=40)
+BEAM = SearchConfig(beam_size=3, nbest=2, alpha=0.6, max_len_a=1.0, max_len_b=3, max_tokens=40)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("paged", [False, True])
+@pytest.mark.parametrize("search", [GREEDY, BEAM], ids=["greedy", "beam"])
+def test_joins_and_leaves_give_the_offline_translations(name, paged, search):
+    torch.manual_seed(1)
+    model = MODELS[name]().eval()
+    srcs = sources(14)
+    decoder = ContinuousDecoder(model, search, paged=paged, block_size=4)
+    got = run(decoder, srcs)
+    want = translate_ids(model, srcs, search)
+    assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
+    if not search.greedy:
+        for g, w in zip(got, want):
+            assert [h.score for h in g] == pytest.approx([h.score for h in w], rel=1e-4)
+    assert decoder.kv_blocks()[0] == 0 and decoder.state is None  # every block given back
+
+
+def test_token_budget_and_cancel():
+    torch.manual_seed(1)
+    model = MODELS["transformer"]().eval()
+    search = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=6, max_tokens=20)
+    decoder = ContinuousDecoder(model, search, paged=True, block_size=4)
+    srcs = sources(8, seed=3)
+    for key, ids in enumerate(srcs):
+        decoder.add(key, ids)
+    finished = {}
+    for _ in range(3):
+        finished.update(decoder.step())
+        assert sum(decoder.src_tokens) <= 20 and decoder.running >= 1
+    decoder.cancel([0, 7])  # one running, one waiting
+    assert 0 not in decoder.keys and all(k != 7 for k, _ in decoder.waiting)
+    while decoder.busy:
+        finished.update(decoder.step())
+    assert sorted(finished) == [1, 2, 3, 4, 5, 6]
+    assert decoder.kv_blocks()[0] == 0

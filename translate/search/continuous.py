@@ -1,0 +1,236 @@
+"""Continuous batching (iteration-level scheduling, Orca, Yu et al. 2022; vLLM): one running batch that
+sentences join and leave at every decoding step.
+
+  add(key, ids)   a sentence waits; at the next step it is encoded and joins the running batch (up to the
+                  token budget, search.max_tokens source tokens), without waiting for the batch to finish;
+  step()          admits waiting sentences, runs one decoding step for every running row, and returns the
+                  sentences that finished (they leave the batch, and their cache blocks are freed);
+  cancel(keys)    drops sentences (waiting or running) whose client went away or whose deadline passed.
+
+Each sentence keeps its own step count and length limit, so greedy and beam search make exactly the choices
+they make offline (greedy_search, beam_search through the per-step functions of beam.py): the same
+translations as translate_ids on the same sentences, whatever else shares the batch. Rows of a sentence are
+contiguous (K rows for beam size K). The decoder state is the model's, joined by model.join_states and
+reordered by model.reorder_state; with paged=True a Transformer keeps its self-attention keys/values in a
+PagedKVCache on one BlockPool (joining, leaving and beam reordering move block ids, not keys/values).
+
+Legend: B running sentences, K beam size (1 for greedy), N nbest, T tokens generated, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable, Iterable
+
+import torch
+
+from translate.data.vocab import EOS_ID
+from translate.search.beam import Hypothesis, length_penalty
+from translate.search.config import SearchConfig
+from translate.search.corpus import pad_sources, source_limit
+from translate.search.stepper import bos, mask_specials, max_lengths, target_positions
+
+
+class ContinuousDecoder:
+    def __init__(self, model, search: SearchConfig, *, paged: bool = False, block_size: int = 16):
+        self.model, self.search = model, search
+        self.device = next(model.parameters()).device
+        self.K = 1 if search.greedy else search.beam_size
+        new_pool = getattr(model, "new_block_pool", None)  # models with a self-attention KV cache
+        self.pool = new_pool(block_size) if paged and new_pool is not None else None
+        self.max_src = source_limit(model)
+        self.waiting: deque[tuple[Hashable, list[int]]] = deque()
+        self.state = None  # the model's decoder state for B*K rows
+        self.keys: list[Hashable] = []  # (B,) the running sentences
+        self.src_tokens: list[int] = []  # (B,) source tokens (EOS included): the budget they use
+        self.limit = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) length limits
+        self.steps = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) tokens generated so far
+        self.tokens = torch.empty(0, dtype=torch.long, device=self.device)  # (B*K,) the next input tokens
+        self.out: list[list[int]] = []  # greedy: (B,) tokens generated so far
+        # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]), and the
+        # hypotheses that ended
+        self.scores = torch.empty(0, self.K, device=self.device)  # (B, K)
+        self.history = torch.zeros(0, self.K, 8, dtype=torch.long, device=self.device)  # (B, K, Tcap)
+        self.finished: list[list[Hypothesis]] = []  # (B,)
+        self.generated = 0  # target tokens produced (EOS included), for throughput figures
+        self.admitted: list[Hashable] = []  # the sentences that joined at the last step
+
+    # ------------------------------------------------------------------------------------------ queue
+
+    def add(self, key: Hashable, ids: list[int]) -> None:
+        if self.max_src is not None and len(ids) > self.max_src:
+            raise ValueError(f"source of {len(ids)} subwords is longer than the model's {self.max_src}")
+        self.waiting.append((key, list(ids)))
+
+    def cancel(self, keys: Iterable[Hashable]) -> None:
+        """Drop these sentences: waiting ones from the queue, running ones from the batch (now)."""
+        keys = set(keys)
+        self.waiting = deque(w for w in self.waiting if w[0] not in keys)
+        keep = [i for i, k in enumerate(self.keys) if k not in keys]
+        if len(keep) < len(self.keys):
+            self._keep(torch.tensor(keep, dtype=torch.long, device=self.device))
+
+    @property
+    def running(self) -> int:
+        return len(self.keys)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.waiting or self.keys)
+
+    def kv_memory(self) -> tuple[int, int]:
+        """(bytes allocated, bytes used) of the running rows' self-attention cache; (0, 0) without one."""
+        measure = getattr(self.model, "kv_memory", None)
+        return (0, 0) if self.state is None or measure is None else measure(self.state)
+
+    def kv_blocks(self) -> tuple[int, int]:
+        """(blocks in use, blocks allocated) of the paged pool; (0, 0) without one."""
+        return (self.pool.in_use, self.pool.num_blocks) if self.pool is not None else (0, 0)
+
+    # ------------------------------------------------------------------------------------------- step
+
+    @torch.no_grad()
+    def step(self) -> list[tuple[Hashable, list[Hypothesis]]]:
+        """Admit, decode one token for every running row, and return the sentences that finished."""
+        self.admitted = self._admit()
+        if not self.keys:
+            return []
+        logits = mask_specials(self._model_step().float())  # (B*K, V)
+        return self._greedy(logits) if self.search.greedy else self._beam(logits)
+
+    def _model_step(self) -> torch.Tensor:
+        logits, self.state = self.model.step(self.tokens, self.state)
+        return logits
+
+    def _greedy(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
+        """The choices of greedy_search's decode_loop, with one step count per sentence."""
+        nxt = logits.argmax(-1)  # (B,)
+        nxt = torch.where(self.limit <= self.steps, torch.full_like(nxt, EOS_ID), nxt)  # length limit
+        ended = (nxt == EOS_ID).tolist()
+        for row, tok in enumerate(nxt.tolist()):
+            if not ended[row]:
+                self.out[row].append(tok)
+        self.steps += 1
+        self.generated += len(ended)
+        done = [(self.keys[r], [Hypothesis(self.out[r], math.nan)]) for r in range(len(ended)) if ended[r]]
+        self.tokens = nxt
+        if done:
+            self._keep(torch.tensor([r for r, e in enumerate(ended) if not e], dtype=torch.long,
+                                    device=self.device))  # fmt: skip
+        return done
+
+    def _beam(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
+        """The choices of beam_search, with one step count per sentence (its length penalty and limit)."""
+        B, K, alpha = len(self.keys), self.K, self.search.alpha
+        logp = force_eos_at_limit(logits.log_softmax(-1).view(B, K, -1), self.steps, self.limit)  # (B, K, V)
+        top_scores, top_beam, top_tok = top_candidates(self.scores, logp)  # (B, 2K) each
+        ended = ended_mask(top_scores, top_tok, K)  # (B, 2K)
+        if ended.any():
+            raw_cpu, beam_cpu, hist_cpu = top_scores.cpu(), top_beam.cpu(), self.history.cpu()
+            steps = self.steps.tolist()
+            for b, j in ended.nonzero().tolist():  # one host copy per step, not one per hypothesis
+                raw, t = raw_cpu[b, j].item(), steps[b]
+                tokens = hist_cpu[b, beam_cpu[b, j], :t].tolist()
+                self.finished[b].append(Hypothesis(tokens, raw / length_penalty(t + 1, alpha), raw))
+        self.scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (B, K) each
+        if int(self.steps.max()) >= self.history.size(2):  # room for one more token per beam
+            self.history = torch.cat([self.history, torch.zeros_like(self.history)], 2)
+        self.history = self.history.gather(1, beam_src[:, :, None].expand_as(self.history))  # follow beams
+        self.history[torch.arange(B, device=self.device), :, self.steps] = new_tok
+        self.steps += 1
+        self.generated += B
+        self.tokens = new_tok.reshape(-1)
+        done = torch.tensor([len(f) >= K for f in self.finished], device=self.device)
+        done = done | ~torch.isfinite(self.scores).any(1)  # (B,)
+        out = [(self.keys[b], sorted(self.finished[b], key=lambda h: -h.score)[: self.search.nbest])
+               for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip
+        keep = (~done).nonzero().squeeze(1)  # (B',)
+        self._keep(keep, (keep[:, None] * K + beam_src[keep]).reshape(-1))  # the kept beams' state rows
+        return out
+
+    # ---------------------------------------------------------------------------------- join / leave
+
+    def _admit(self) -> list[Hashable]:
+        """Waiting sentences join while the running source tokens stay within search.max_tokens (the first
+        one always joins an empty batch)."""
+        used = sum(self.src_tokens)
+        new: list[tuple[Hashable, list[int]]] = []
+        while self.waiting:
+            need = len(self.waiting[0][1]) + 1
+            if (self.keys or new) and used + need > self.search.max_tokens:
+                break
+            new.append(self.waiting.popleft())
+            used += need
+        if not new:
+            return []
+        src = pad_sources([ids for _, ids in new], self.device)  # (n, S)
+        n = len(new)
+        state = self.model.encode(src, paged=self.pool) if self.pool is not None else self.model.encode(src)
+        if self.K > 1:
+            rows = torch.arange(n, device=self.device).repeat_interleave(self.K)  # (n*K,) K beams each
+            state = self.model.reorder_state(state, rows)
+        self.state = state if self.state is None else self.model.join_states(self.state, state)
+        limit = max_lengths(src, self.search.max_len_a, self.search.max_len_b, target_positions(self.model))
+        self.keys += [k for k, _ in new]
+        self.src_tokens += [len(ids) + 1 for _, ids in new]
+        self.limit = torch.cat([self.limit, limit])
+        self.steps = torch.cat([self.steps, torch.zeros(n, dtype=torch.long, device=self.device)])
+        self.tokens = torch.cat([self.tokens, bos(n * self.K, self.device)])
+        self.out += [[] for _ in range(n)]
+        scores = torch.full((n, self.K), float("-inf"), device=self.device)
+        scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
+        self.scores = torch.cat([self.scores, scores])
+        self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
+        self.finished += [[] for _ in range(n)]
+        return [k for k, _ in new]
+
+    def _keep(self, keep: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Keep sentences `keep` (B',), in order; `rows` (B'*K,) are their state rows (default: all K rows
+        of each, in place). Nobody left: the state goes, and its cache blocks with it."""
+        if rows is None:
+            rows = (keep[:, None] * self.K + torch.arange(self.K, device=self.device)).reshape(-1)
+        self.state = self.model.reorder_state(self.state, rows)
+        idx = keep.tolist()
+        self.keys = [self.keys[i] for i in idx]
+        self.src_tokens = [self.src_tokens[i] for i in idx]
+        self.out = [self.out[i] for i in idx]
+        self.finished = [self.finished[i] for i in idx]
+        self.limit, self.steps = self.limit[keep], self.steps[keep]
+        self.scores, self.history = self.scores[keep], self.history[keep]
+        self.tokens = self.tokens.view(-1, self.K)[keep].reshape(-1) if self.K > 1 else self.tokens[keep]
+        if not self.keys:
+            self.state = None
+
+
+# The per-step pieces of beam_search, per sentence (steps and limits are (B,) tensors).
+
+
+def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """logp (B, K, V): sentences at their length limit may only pick EOS."""
+    at_limit = limit <= steps  # (B,)
+    if not at_limit.any():
+        return logp
+    eos_only = torch.full_like(logp[0, 0], float("-inf"))  # (V,)
+    eos_only[EOS_ID] = 0.0
+    return torch.where(at_limit[:, None, None], logp + eos_only, logp)
+
+
+def top_candidates(scores: torch.Tensor, logp: torch.Tensor):
+    """scores (B, K), logp (B, K, V) -> (top_scores, top_beam, top_tok), each (B, 2K), best first."""
+    B, K, V = logp.shape
+    top_scores, top_idx = (scores[:, :, None] + logp).view(B, K * V).topk(2 * K, dim=-1)  # (B, 2K)
+    return top_scores, top_idx // V, top_idx % V
+
+
+def ended_mask(top_scores: torch.Tensor, top_tok: torch.Tensor, beam_size: int) -> torch.Tensor:
+    """(B, 2K) bool: EOS among the K best candidates, with a finite score."""
+    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
+    return (top_tok == EOS_ID) & (rank < beam_size) & torch.isfinite(top_scores)
+
+
+def next_beams(top_scores: torch.Tensor, top_beam: torch.Tensor, top_tok: torch.Tensor, beam_size: int):
+    """(B, 2K) candidates -> (scores, beam_src, tokens), each (B, K): the K best that do not end, by rank."""
+    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
+    order = (rank + (top_tok == EOS_ID).long() * top_tok.size(1)).argsort(dim=-1)[:, :beam_size]  # (B, K)
+    return top_scores.gather(1, order), top_beam.gather(1, order), top_tok.gather(1, order)

@@ -1,0 +1,117 @@
+"""`translate serve`: the HTTP translation service (LibreTranslate API, /v1/translate, a web page at /).
+
+  translate serve                                     the newest runs/**/checkpoints/best.pt as "default"
+  translate serve --model bible=runs/a/best.pt --model wmt=runs/b/best.pt --port 5000
+  make serve ARGS="--model default=runs/default/checkpoints/best.pt"
+
+It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) stops accepting connections,
+lets the running requests finish, then exits. Errors in the options or checkpoints are one line,
+`translate serve: error: ...`, exit status 2. The server defaults live in translate.service.ServerConfig,
+the decoding defaults in translate.search.SearchConfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
+from translate.models.checkpoint import CheckpointError
+from translate.search import SearchConfig
+from translate.service import ServerConfig, ServiceConfig, Translator
+from translate.service.config import KV_CACHES, SCHEDULERS
+
+PROG = "translate serve"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Serve trained checkpoints over HTTP.")
+    d, s = ServerConfig(), SearchConfig()
+    p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
+                   help="a checkpoint to serve under NAME (repeat for several; default: the newest "
+                        "runs/**/checkpoints/best.pt as 'default')")  # fmt: skip
+    p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host})")
+    p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port})")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument(
+        "--beam", type=int, default=s.beam_size, help=f"default beam size (default: {s.beam_size})"
+    )
+    p.add_argument(
+        "--alpha", type=float, default=s.alpha, help=f"default length penalty (default: {s.alpha})"
+    )
+    p.add_argument("--batch-tokens", type=int, default=s.max_tokens,
+                   help=f"source tokens in the running batch (default: {s.max_tokens})")  # fmt: skip
+    n = ServiceConfig.max_src_len
+    p.add_argument("--max-src-len", type=int, default=n,
+                   help=f"longer sentences are cut into parts (default: {n})")  # fmt: skip
+    p.add_argument("--char-limit", type=int, default=d.char_limit,
+                   help=f"characters per request; more -> 413 (default: {d.char_limit})")  # fmt: skip
+    p.add_argument("--max-queue", type=int, default=d.max_queue,
+                   help=f"sentences waiting; more -> 503 (default: {d.max_queue})")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=d.timeout,
+                   help=f"seconds per request; then 504 (default: {d.timeout:g})")  # fmt: skip
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
+                   help=f"how the model worker batches (default: {d.scheduler})")  # fmt: skip
+    p.add_argument("--kv-cache", choices=KV_CACHES, default=d.kv_cache,
+                   help=f"decoder self-attention cache (default: {d.kv_cache})")  # fmt: skip
+    p.add_argument("--block-size", type=int, default=d.block_size,
+                   help=f"tokens per paged-cache block (default: {d.block_size})")  # fmt: skip
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: 0 = torch's choice)")
+    return p
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, SearchConfig, ServiceConfig]:
+    p = build_parser()
+    args = p.parse_args(argv)
+    for spec in args.model:
+        if "=" not in spec or not spec.split("=", 1)[0] or not spec.split("=", 1)[1]:
+            p.error(f"--model {spec!r}: expected NAME=PATH")
+    names = [spec.split("=", 1)[0] for spec in args.model]
+    if len(set(names)) != len(names):
+        p.error(f"--model: a name is given twice ({', '.join(names)})")
+    try:
+        server = ServerConfig(host=args.host, port=args.port, char_limit=args.char_limit,
+                              max_queue=args.max_queue, timeout=args.timeout, scheduler=args.scheduler,
+                              kv_cache=args.kv_cache, block_size=args.block_size)  # fmt: skip
+        search = SearchConfig(beam_size=args.beam, alpha=args.alpha, max_tokens=args.batch_tokens)
+        service = ServiceConfig(max_src_len=args.max_src_len)
+    except ValueError as e:  # messages start with the field name: show the option
+        field, rest = str(e).split(" ", 1)
+        flag = {"beam_size": "beam", "max_tokens": "batch-tokens"}.get(field, field).replace("_", "-")
+        p.error(f"--{flag} {rest}")
+    return args, server, search, service
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, server, search, service = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
+    import uvicorn
+
+    from translate.service.app import Served, create_app
+    from translate.service.worker import Worker
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    try:
+        specs = [s.split("=", 1) for s in args.model] or [["default", str(newest_best_checkpoint())]]
+        served = {}
+        for name, path in specs:
+            tr = Translator.load(path, device, service)
+            served[name] = Served(name, tr, Worker(tr.model, server).start(), search)
+            logging.info("model %s: %s (%s -> %s) from %s", name, tr.model.describe(), tr.langs.src,
+                         tr.langs.tgt, path)  # fmt: skip
+    except CheckpointError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    app = create_app(served, server)
+    logging.info("scheduler %s, %s KV cache; listening on http://%s:%d", server.scheduler, server.kv_cache,
+                 server.host, server.port)  # fmt: skip
+    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

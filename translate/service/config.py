@@ -1,0 +1,48 @@
+"""The one home of the serving defaults: how text is cut into units, and how `translate serve` runs.
+
+The decoding settings (beam, length penalty, length limit, token budget) are not here: they are
+translate.search.SearchConfig's, for the CLI and the server alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEDULERS = ("continuous", "static", "sequential")
+KV_CACHES = ("contiguous", "paged")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    max_src_len: int = 512  # a longer sentence is cut at its best split points into units of at most this
+
+    def __post_init__(self) -> None:
+        if self.max_src_len < 1:
+            raise ValueError(f"max_src_len must be >= 1, got {self.max_src_len}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"  # loopback only unless asked
+    port: int = 8000
+    char_limit: int = 5000  # characters per request (all q strings together); more -> 413
+    max_body_bytes: int = 1_000_000  # request body; more -> 413 before it is parsed
+    max_queue: int = 256  # sentences waiting for the model worker; more -> 503 with Retry-After
+    timeout: float = 60.0  # seconds a request may take from arrival; then 504
+    scheduler: str = "continuous"  # continuous | static (batch what is queued) | sequential (one request)
+    kv_cache: str = "contiguous"  # contiguous | paged: the decoder self-attention cache of the worker
+    block_size: int = 16  # tokens per block of the paged cache
+    max_beam: int = 16  # the widest beam (and most alternatives + 1) a request may ask for
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {'|'.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.kv_cache not in KV_CACHES:
+            raise ValueError(f"kv_cache must be one of {'|'.join(KV_CACHES)}, got {self.kv_cache!r}")
+        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
