@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="torch", choices=ENGINES,
                    help="torch: our search on a checkpoint; ct2: CTranslate2 (default: torch)")  # fmt: skip
     p.add_argument("--model-dir", help="--engine ct2: a directory written by `translate export`")
+    p.add_argument("--ct2-stopping", default="native", choices=("native", "exact"),
+                   help="--engine ct2: native = CTranslate2 stops at K ended hypotheses (fast); exact = our "
+                        "beam's bound, searching to the length limit (default: native)")  # fmt: skip
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="--engine torch: int8 = PyTorch dynamic int8 on the CPU (default: none)")  # fmt: skip
     p.add_argument("--batch-tokens", type=int, default=d.max_tokens,
@@ -87,7 +90,9 @@ class Translator:
         device = resolve_device(args.device)
         if args.quantize == "int8" and args.device == "auto":
             device = "cpu"  # dynamic int8 has CPU kernels only
-        engine = load_engine(args.engine, path, device=device, quantize=args.quantize)
+        engine = load_engine(
+            args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
+        )
         self.service = Service(engine, ServiceConfig(args.max_src_len))
         self.args, self.search = args, search_config(args)
 

@@ -175,7 +175,8 @@ def test_trained_model_beam4_nbest_lists(copy_checkpoint, tmp_path, alpha, nbest
     beam search's (which stops once no live beam can beat its nbest-th ended hypothesis) wherever no
     hypothesis reaches the limit (ours forces </s> there, CTranslate2 stops without it)."""
     ours = load_engine("torch", copy_checkpoint)
-    theirs = load_engine("ct2", export_ct2(copy_checkpoint, tmp_path / "ct2", "float32"))
+    exported = export_ct2(copy_checkpoint, tmp_path / "ct2", "float32")
+    theirs = load_engine("ct2", exported, ct2_stopping="exact")
     rows = copy_rows(24, seed=1000)
     beam = SearchConfig(beam_size=4, nbest=nbest, alpha=alpha, max_len_a=2.0, max_len_b=6)
     mine, found = translate_ids(ours.model, rows, beam), theirs.translate_ids(rows, beam)
@@ -195,6 +196,22 @@ def test_trained_model_beam4_nbest_lists(copy_checkpoint, tmp_path, alpha, nbest
         assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], rel=1e-4)
     assert compared >= 20
     assert len({len(h.tokens) for a in found for h in a}) >= 4  # hypotheses end at many lengths
+
+
+def test_native_stopping_is_ctranslate2s_own_rule_and_never_beats_exact(copy_checkpoint, tmp_path):
+    """"native" stops once K hypotheses ended (fast, CTranslate2's rule): its best is never better than
+    "exact" (which searches to the bound), its lists are ranked by our GNMT score, and most outputs agree."""
+    out = export_ct2(copy_checkpoint, tmp_path / "ct2", "float32")
+    native, exact = load_engine("ct2", out), load_engine("ct2", out, ct2_stopping="exact")
+    rows = copy_rows(24, seed=1000)
+    beam = SearchConfig(beam_size=4, nbest=2, alpha=0.6, max_len_a=2.0, max_len_b=6)
+    fast, full = native.translate_ids(rows, beam), exact.translate_ids(rows, beam)
+    for a, b in zip(fast, full):
+        assert len(a) == 2 and a[0].score >= a[1].score
+        assert a[0].score <= b[0].score + 1e-4
+    assert sum(a[0].tokens == b[0].tokens for a, b in zip(fast, full)) >= len(rows) // 2
+    with pytest.raises(EngineError, match="--ct2-stopping"):
+        load_engine("ct2", out, ct2_stopping="sometimes")
 
 
 def token_agreement(a: list[list[int]], b: list[list[int]]) -> float:

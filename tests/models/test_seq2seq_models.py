@@ -224,3 +224,19 @@ def test_transformer_reorder_within_sources_keeps_the_source_side_uncopied():
         for t in (2, 3):
             logits, state = model.step(tgt_in[[1, 0], t], state)
             torch.testing.assert_close(logits, ref[[1, 0], t], atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_joined_rows_keep_their_own_source_after_a_reorder():
+    """Sentences joining a running batch get source labels of their own: a reorder that moves a joined row
+    onto a position whose old label collides would otherwise keep the wrong cross-attention keys/values."""
+    model = make("transformer")
+    src = padded_batch([5, 3, 4])
+    tgt_in = padded_batch([4, 4, 4], first=BOS_ID)
+    with torch.no_grad():
+        ref = decode_stepwise(model, src, tgt_in)  # (3,4,V)
+        running = model.encode(src[[0, 1]])
+        _, running = model.step(tgt_in[[0, 1], 0], running)  # two sentences, one step in
+        state = model.join_states(running, model.encode(src[[2]]))  # a third joins at position 0
+        state = model.reorder_state(state, torch.tensor([2, 1, 0]))  # the joined row moves to the front
+        logits, _ = model.step(torch.stack([tgt_in[2, 0], tgt_in[1, 1], tgt_in[0, 1]]), state)
+    torch.testing.assert_close(logits, torch.stack([ref[2, 0], ref[1, 1], ref[0, 1]]), atol=1e-5, rtol=1e-5)

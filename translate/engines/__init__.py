@@ -18,8 +18,11 @@ ENGINES = ("torch", "ct2")
 QUANTIZE = ("none", "int8")  # --quantize of the torch engine
 
 
-def load_engine(engine: str, path, *, device: str = "cpu", quantize: str = "none", threads: int = 0):
-    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory."""
+def load_engine(
+    engine: str, path, *, device: str = "cpu", quantize: str = "none", threads: int = 0,
+    ct2_stopping: str = "native",
+):  # fmt: skip
+    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: ct2.STOPPING)."""
     if engine == "torch":
         from translate.engines.pytorch import TorchEngine
 
@@ -30,7 +33,7 @@ def load_engine(engine: str, path, *, device: str = "cpu", quantize: str = "none
                               "(translate export --quantization)")  # fmt: skip
         from translate.engines.ct2 import CT2Engine
 
-        return CT2Engine(path, device=device, threads=threads)
+        return CT2Engine(path, device=device, threads=threads, stopping=ct2_stopping)
     raise EngineError(f"--engine {engine}: expected one of {'|'.join(ENGINES)}")
 
 

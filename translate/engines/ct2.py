@@ -10,22 +10,26 @@ run the same search:
 | beam_size 1  | beam_size=1: greedy, the same tokens as ours                                           |
 | beam_size K  | beam_size=K: the same beam (the 2K best candidates; an EOS among the K best ends a     |
 |              | hypothesis, the best non-EOS candidates refill the beam)                               |
-| stopping     | ours stops a sentence once no live beam can beat its nbest-th finished hypothesis (a    |
-|              | bound CTranslate2 lacks). patience = limit + 1 and num_hypotheses = K * (limit + 1)    |
-|              | keep CTranslate2 searching to the length limit and return every hypothesis it ended;   |
-|              | the bound says none found after our stop can rank above our n-best, so the lists agree |
+| stopping     | "native" (default): CTranslate2's own rule, a sentence ends once K hypotheses ended     |
+|              | (patience 1, num_hypotheses K), ranked by GNMT below: fast, and the rule our beam used |
+|              | before it learned its bound. "exact": ours stops a sentence once no live beam can beat |
+|              | its nbest-th finished hypothesis (a bound CTranslate2 lacks); patience = limit + 1 and |
+|              | num_hypotheses = K * (limit + 1) keep CTranslate2 searching to the length limit and    |
+|              | return every hypothesis it ended; the bound says none found after our stop can rank    |
+|              | above our n-best, so the lists agree, at 3-5x the cost (tests use it)                  |
 | alpha (GNMT) | CTranslate2 only divides by length**penalty: we pass 0 (raw log-probabilities back)    |
 |              | and rank by ((5 + L) / 6) ** alpha ourselves, L = tokens + EOS (return_end_token)      |
 | nbest        | the first nbest of that ranking                                                        |
-| max_len_a/b  | max_decoding_length = floor(a * (source + EOS) + b), one call per group of sentences   |
-|              | with the same limit (CTranslate2 takes one limit per call)                             |
+| max_len_a/b  | max_decoding_length = floor(a * (source + EOS) + b); CTranslate2 takes one limit per   |
+|              | call: beam, one call per group of sentences sharing a limit; greedy, chunks decoded to |
+|              | their largest limit, each output cut to its own (the same tokens)                      |
 | (always)     | <pad> and <s> never generated (suppress_sequences); </s> ends each source              |
 |              | (add_source_eos in the model's config); sources cut to the positions table             |
 | max_tokens   | max_batch_size in tokens                                                               |
 
 What cannot be the same, and only matters when a hypothesis reaches the length limit: ours then forces </s>
-and charges its log-probability; CTranslate2 stops it without </s> and ranks it without that term. Cost:
-CTranslate2 decodes every sentence to its limit (no bound to stop earlier), ours stops at the bound.
+and charges its log-probability; CTranslate2 stops it without </s> and ranks it without that term. Cost of
+"exact": CTranslate2 decodes every sentence to its limit (no bound to stop earlier), ours stops at the bound.
 With a sinusoidal model ours has no target limit; here the positions table (model.max_positions) caps it.
 """
 
@@ -52,7 +56,10 @@ from translate.search.stepper import length_limits
 log = logging.getLogger(__name__)
 
 
-def ct2_options(search: SearchConfig, limit: int) -> dict:
+STOPPING = ("native", "exact")
+
+
+def ct2_options(search: SearchConfig, limit: int, stopping: str = "native") -> dict:
     """translate_batch keyword arguments for one group of sentences sharing the length limit `limit`."""
     options = dict(
         max_decoding_length=limit, min_decoding_length=0, max_input_length=0, return_end_token=True,
@@ -60,6 +67,9 @@ def ct2_options(search: SearchConfig, limit: int) -> dict:
     )  # fmt: skip
     if search.greedy:
         return {**options, "beam_size": 1}
+    if stopping == "native":  # stop once K hypotheses ended; all K come back for our GNMT ranking
+        return {**options, "beam_size": search.beam_size, "patience": 1.0, "num_hypotheses": search.beam_size,
+                "length_penalty": 0.0, "return_scores": True}  # fmt: skip
     ended = search.beam_size * (limit + 1)  # more than can end before the limit: search on, return them all
     return {**options, "beam_size": search.beam_size, "patience": limit + 1.0, "num_hypotheses": ended,
             "length_penalty": 0.0, "return_scores": True}  # fmt: skip
@@ -81,12 +91,30 @@ def read_meta(model_dir: Path) -> dict:
     return meta
 
 
+def call_groups(limits: list[int], greedy: bool, chunk: int = 256) -> list[list[int]]:
+    """Sentence indices per translate_batch call, longest limits first. Beam: one call per limit (it shapes
+    the search). Greedy: chunks of similar limits, decoded to the chunk's largest and each output then cut to
+    its own limit: the same tokens as stopping there, without splitting the batches."""
+    if greedy:
+        order = sorted(range(len(limits)), key=lambda i: -limits[i])
+        return [order[i : i + chunk] for i in range(0, len(order), chunk)]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, limit in enumerate(limits):
+        groups[limit].append(i)
+    return [groups[limit] for limit in sorted(groups, reverse=True)]
+
+
 class CT2Engine:
     """A CTranslate2 Translator plus the SentencePiece model(s) exported beside it."""
 
     name = "ct2"
 
-    def __init__(self, model_dir: str | Path, *, device: str = "cpu", threads: int = 0):
+    def __init__(
+        self, model_dir: str | Path, *, device: str = "cpu", threads: int = 0, stopping: str = "native"
+    ):
+        if stopping not in STOPPING:
+            raise EngineError(f"--ct2-stopping {stopping}: expected one of {'|'.join(STOPPING)}")
+        self.stopping = stopping
         self.path = Path(model_dir)
         meta = read_meta(self.path)
         try:
@@ -130,28 +158,26 @@ class CT2Engine:
             src_ids = [r[: self.source_limit] for r in src_ids]
         lengths = torch.tensor([len(r) + 1 for r in src_ids], dtype=torch.long)
         limits = length_limits(lengths, search.max_len_a, search.max_len_b, self.target_limit).tolist()
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, limit in enumerate(limits):
-            groups[limit].append(i)
         out: list[list[Hypothesis] | None] = [None] * len(src_ids)
         with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
-            for limit in sorted(groups, reverse=True):  # longest first, as translate_ids
-                idx = groups[limit]
+            for idx in call_groups(limits, search.greedy):
+                limit = max(limits[i] for i in idx)
                 tokens = [[self._src_pieces[t] for t in src_ids[i]] for i in idx]
-                results = self.translator.translate_batch(tokens, **ct2_options(search, limit))
+                results = self.translator.translate_batch(tokens, **ct2_options(search, limit, self.stopping))
                 for i, r in zip(idx, results):
-                    out[i] = self._hypotheses(r, search)
+                    out[i] = self._hypotheses(r, search, limits[i])
                 bar.update(len(idx))
         return out  # type: ignore[return-value]
 
-    def _hypotheses(self, result, search: SearchConfig) -> list[Hypothesis]:
-        """CTranslate2's hypotheses (pieces, </s> kept when they ended on it) -> ours, ranked by GNMT."""
+    def _hypotheses(self, result, search: SearchConfig, limit: int) -> list[Hypothesis]:
+        """CTranslate2's hypotheses (pieces, </s> kept when they ended on it) -> ours, ranked by GNMT;
+        a greedy output is cut to the sentence's own limit."""
         hyps = []
         scores = result.scores if result.scores else [math.nan] * len(result.hypotheses)
         for pieces, raw in zip(result.hypotheses, scores):  # length_penalty 0: the raw log-probability
             ids = [self._tgt_ids[p] for p in (pieces[:-1] if pieces and pieces[-1] == EOS_PIECE else pieces)]
             if search.greedy:
-                hyps.append(Hypothesis(ids, math.nan))
+                hyps.append(Hypothesis(ids[:limit], math.nan))
             else:
                 hyps.append(Hypothesis(ids, raw / length_penalty(len(ids) + 1, search.alpha), raw))
         return sorted(hyps, key=lambda h: -h.score)[: search.nbest]

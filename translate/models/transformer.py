@@ -5,10 +5,9 @@ decodes one token at a time with a KVCache per layer: self-attention appends, cr
 are projected once in encode(). reorder_state copies the source side (cross-attention caches, memory) only
 when some row comes to read another source, so beam search's reorders within a sentence's beams leave it
 alone. For serving, encode(src, paged=pool) keeps the self-attention keys/values in a PagedKVCache instead
-(blocks of a shared pool), every row has its own position, and join_states appends the rows of another
-state, so sentences can join a running batch. Embeddings are scaled by sqrt(E); with tie_embeddings the
-output projection shares the target embedding, and the source embedding too when the vocabulary is joint
-(section 3.4).
+(blocks of a shared pool), and every row has its own position, so sentences can join a running batch.
+Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target embedding, and
+the source embedding too when the vocabulary is joint (section 3.4).
 
 Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
 """
@@ -141,8 +140,12 @@ class Transformer(Seq2Seq):
         a function of the source row alone, so it is copied only when some row comes to read another source
         than the one it holds: never for beam search's reorders within one sentence's beams."""
         src_rows = state["src_rows"].index_select(0, index)  # (B',)
-        out = {**state, "self_caches": reorder(state["self_caches"], index), "src_rows": src_rows,
-               "position": state["position"].index_select(0, index)}  # fmt: skip
+        out = {
+            **state,
+            "self_caches": reorder(state["self_caches"], index),
+            "position": state["position"].index_select(0, index),  # (B',)
+            "src_rows": src_rows,
+        }
         if src_rows.shape == state["src_rows"].shape and torch.equal(src_rows, state["src_rows"]):
             return out  # every row already holds its source's keys and values
         for key in ("memory", "src_pad_mask", "cross_caches"):
@@ -150,8 +153,8 @@ class Transformer(Seq2Seq):
         return out
 
     def join_states(self, state: State, other: State) -> State:
-        """The rows of `state`, then those of `other` (sentences joining a running batch): source lengths are
-        padded and masked; other's source ids move past state's, so ids stay unique."""
+        """The rows of `state`, then those of `other`; `other`'s source labels are shifted past `state`'s, so
+        reorder_state never mistakes a joined row's source for another row's."""
         shift = int(state["src_rows"].max()) + 1 if state["src_rows"].numel() else 0
         return super().join_states(state, {**other, "src_rows": other["src_rows"] + shift})
 
