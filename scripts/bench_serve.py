@@ -11,10 +11,13 @@ port, warmed up, and N client threads each send one test verse per POST /v1/tran
 as the last is answered, for --seconds. Reported: sentences/s and target tokens/s (requests answered 200
 within the window), latency p50/p95/p99, 503s and other failures, the server's peak RSS (VmHWM) and, from
 /metrics sampled every 0.25 s, the largest number of paged KV blocks in use and the largest queue.
-Cache part (no HTTP): the same test verses through a ContinuousDecoder, contiguous vs paged cache, one
-at a time joining a running batch of --cache-batch sentences: per decoding step the bytes of K/V copied
-(contiguous: torch.cat on append plus index_select on reorder; paged: slot writes plus copy-on-write), the
-bytes the CPU attention path gathers from the blocks, step time, and allocated vs used cache memory.
+Cache part (no HTTP, after a warm-up of both): the same test verses through a ContinuousDecoder,
+contiguous vs paged cache, joining a running batch of --cache-running sentences, for each of --cache-beams,
+each pair run --repeats times in alternating order (step time: the median): per step the
+K/V bytes copied (contiguous: torch.cat on append, index_select on reorder, padding on join; paged: slot
+writes plus copy-on-write), the bytes the CPU attention path gathers from the blocks, step time, and
+allocated vs used self-attention cache memory (used: slots holding keys a row reads; the paged cache holds
+a shared beam prefix once).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -189,7 +193,6 @@ def cache_part(args, verses: list[str]) -> list[dict]:
     torch.set_num_threads(args.threads)
     model, tok, _ = load_model(args.checkpoint)
     srcs = [tok.encode(v, "src") for v in verses[: args.cache_sentences]]
-    search = SearchConfig(beam_size=args.beam)
     copied = {"bytes": 0}
     append, reorder, join = KVCache.append, KVCache.reorder, KVCache.join
 
@@ -212,41 +215,59 @@ def cache_part(args, verses: list[str]) -> list[dict]:
         copied["bytes"] += size(self) if getattr(self, "bench_self", False) else 0  # padded and concatenated
         return out
 
-    rows = []
-    for paged in (False, True):
-        KVCache.append, KVCache.reorder, KVCache.join = counting_append, counting_reorder, counting_join
-        try:
-            decoder = ContinuousDecoder(model, search, paged=paged, block_size=args.block_size)
-            pending, steps, step_time, alloc_used, waste = list(enumerate(srcs)), 0, 0.0, [], []
-            copied["bytes"], gathered, written = 0, 0, 0
-            while pending or decoder.busy:
-                while pending and decoder.running + len(decoder.waiting) < args.cache_batch:
-                    decoder.add(*pending.pop(0))
-                t = time.perf_counter()
-                decoder.step()
-                step_time += time.perf_counter() - t
-                steps += 1
-                if decoder.state is not None:
-                    alloc_used.append(decoder.kv_memory())
-                    if paged:
-                        cache = decoder.state["self_caches"]
-                        per_slot = decoder.pool.bytes_per_block() // decoder.pool.block_size
-                        gathered += sum(len(t) for t in cache.tables) * decoder.pool.block_size * per_slot
-                        written += len(cache) * per_slot
-                        waste.append(cache.waste() / max(1, len(cache)))
-            copy = decoder.pool.copied_tokens * per_slot + written if paged else copied["bytes"]
-        finally:
-            KVCache.append, KVCache.reorder, KVCache.join = append, reorder, join
-        alloc = sum(a for a, _ in alloc_used) / max(1, len(alloc_used))
-        used = sum(u for _, u in alloc_used) / max(1, len(alloc_used))
-        rows.append({
-            "cache": "paged" if paged else "contiguous", "sentences": len(srcs), "batch": args.cache_batch,
-            "beam": args.beam, "steps": steps, "ms_per_step": 1000 * step_time / steps,
+    def run(paged: bool, beam: int, running: int) -> dict:
+        """One pass: the sentences through a ContinuousDecoder, `running` at a time."""
+        search = SearchConfig(beam_size=beam)
+        decoder = ContinuousDecoder(model, search, paged=paged, block_size=args.block_size)
+        pending, steps, step_time, alloc_used, waste = list(enumerate(srcs)), 0, 0.0, [], []
+        copied["bytes"], gathered, written = 0, 0, 0
+        while pending or decoder.busy:
+            while pending and decoder.running + len(decoder.waiting) < running:
+                decoder.add(*pending.pop(0))
+            t = time.perf_counter()
+            decoder.step()
+            step_time += time.perf_counter() - t
+            steps += 1
+            if decoder.state is not None:
+                alloc_used.append(decoder.kv_memory())
+                if paged:
+                    cache = decoder.state["self_caches"]
+                    per_slot = decoder.pool.bytes_per_block() // decoder.pool.block_size
+                    gathered += sum(len(t) for t in cache.tables) * decoder.pool.block_size * per_slot
+                    written += len(cache) * per_slot
+                    waste.append(cache.waste() / max(1, len(cache)))
+        copy = decoder.pool.copied_tokens * per_slot + written if paged else copied["bytes"]
+        n = max(1, len(alloc_used))
+        return {
+            "cache": "paged" if paged else "contiguous", "beam": beam, "running": running,
+            "sentences": len(srcs), "steps": steps, "ms_per_step": 1000 * step_time / steps,
             "copied_kb_per_step": copy / steps / 1024, "gathered_kb_per_step": gathered / steps / 1024,
-            "allocated_kb_mean": alloc / 1024, "used_kb_mean": used / 1024,
+            "allocated_kb_mean": sum(a for a, _ in alloc_used) / n / 1024,
+            "used_kb_mean": sum(u for _, u in alloc_used) / n / 1024,
             "waste_slots_per_row_mean": sum(waste) / len(waste) if waste else None,
             "block_size": args.block_size if paged else None,
-        })  # fmt: skip
+        }  # fmt: skip
+
+    for paged in (False, True):  # warm-up: thread pools, allocator, both code paths
+        run(paged, max(args.cache_beams), 4)
+    rows = []
+    KVCache.append, KVCache.reorder, KVCache.join = counting_append, counting_reorder, counting_join
+    try:
+        for beam in args.cache_beams:
+            for running in args.cache_running:
+                times: dict[bool, list[float]] = {False: [], True: []}
+                for rep in range(args.repeats):  # alternating order, median: fair on a busy machine
+                    for paged in ((False, True) if rep % 2 == 0 else (True, False)):
+                        result = run(paged, beam, running)
+                        times[paged].append(result["ms_per_step"])
+                        if rep == 0:
+                            rows.append(result)
+                for row in rows[-2:]:
+                    row["ms_per_step"] = statistics.median(times[row["cache"] == "paged"])
+                    row["ms_per_step_runs"] = times[row["cache"] == "paged"]
+                print(json.dumps(rows[-2:]), flush=True)
+    finally:
+        KVCache.append, KVCache.reorder, KVCache.join = append, reorder, join
     return rows
 
 
@@ -256,10 +277,12 @@ HTTP_COLUMNS = [("scheduler", "{}"), ("clients", "{}"), ("sent/s", "{:.2f}"), ("
                 ("peak RSS MB", "{:.0f}"), ("KV blocks max", "{:.0f}"), ("queue max", "{:.0f}")]
 HTTP_KEYS = ["scheduler", "clients", "sentences_per_s", "tokens_per_s", "p50_ms", "p95_ms", "p99_ms",
              "rejected_503", "failed", "peak_rss_mb", "kv_blocks_max", "queue_max"]
-CACHE_COLUMNS = [("cache", "{}"), ("ms/step", "{:.1f}"), ("K/V copied KB/step", "{:.0f}"),
+CACHE_COLUMNS = [("beam", "{}"), ("running", "{}"), ("cache", "{}"), ("ms/step (median)", "{:.1f}"),
+                 ("K/V copied KB/step", "{:.0f}"),
                  ("gathered KB/step", "{:.0f}"), ("allocated KB", "{:.0f}"), ("used KB", "{:.0f}"),
                  ("waste slots/row", "{:.1f}")]
-CACHE_KEYS = ["cache", "ms_per_step", "copied_kb_per_step", "gathered_kb_per_step", "allocated_kb_mean",
+CACHE_KEYS = ["beam", "running", "cache", "ms_per_step", "copied_kb_per_step", "gathered_kb_per_step",
+              "allocated_kb_mean",
               "used_kb_mean", "waste_slots_per_row_mean"]  # fmt: skip
 
 
@@ -273,9 +296,9 @@ def table(rows: list[dict], columns, keys) -> list[str]:
 
 def markdown(report: dict) -> str:
     lines = [f"# bench_serve ({report['cpu']}, torch {report['torch']}, {report['threads']} threads)", "",
-             f"checkpoint `{report['checkpoint']}`, beam {report['beam']}, {report['seconds']:g} s per cell",
-             ""]
+             f"checkpoint `{report['checkpoint']}`", ""]
     if report["http"]:
+        lines += [f"HTTP: beam {report['beam']}, {report['seconds']:g} s per cell", ""]
         lines += table(report["http"], HTTP_COLUMNS, HTTP_KEYS) + [""]
     if report["cache"]:
         lines += table(report["cache"], CACHE_COLUMNS, CACHE_KEYS)
@@ -292,8 +315,11 @@ def main(argv=None) -> int:
     p.add_argument("--beam", type=int, default=SearchConfig.beam_size, help="beam size of every request")
     p.add_argument("--verses", type=int, default=500, help="test verses the clients cycle through")
     p.add_argument("--parts", nargs="+", choices=["http", "cache"], default=["http", "cache"])
-    p.add_argument("--cache-sentences", type=int, default=64)
-    p.add_argument("--cache-batch", type=int, default=16, help="sentences running at once (cache part)")
+    p.add_argument("--cache-sentences", type=int, default=48, help="test verses (cache part)")
+    p.add_argument("--cache-running", type=int, nargs="+", default=[1, 16, 32],
+                   help="sentences running at once (cache part)")  # fmt: skip
+    p.add_argument("--cache-beams", type=int, nargs="+", default=[1, SearchConfig.beam_size])
+    p.add_argument("--repeats", type=int, default=4, help="alternating runs per cache cell (median time)")
     p.add_argument("--block-size", type=int, default=ServerConfig.block_size, help="paged cache (cache part)")
     p.add_argument("--out", default="reports/bench_serve.json", help="JSON; the markdown goes beside it")
     args = p.parse_args(argv)

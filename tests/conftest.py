@@ -21,6 +21,8 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["tests.service.live"]  # the live `translate serve` fixtures (served_ckpt, live)
+
 
 @pytest.fixture
 def fixtures_dir() -> Path:

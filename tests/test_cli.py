@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from translate.cli import main
+from translate.data.lines import one_line
 from translate.models.checkpoint import load_model
 from translate.search import SearchConfig, translate_ids
 
@@ -35,13 +36,26 @@ def stdin_of(data: bytes, tty: bool = False) -> io.TextIOWrapper:
 
 
 def reference(ckpt, lines, beam=5, nbest=1, max_len=6):
-    """What the CLI should print: translate_ids on the same model, decoded, nbest joined by tabs; an empty
-    line for a line with no source ids."""
+    """What the CLI should print: each line's sentences (pysbd) decoded by translate_ids on the same model,
+    joined by spaces after the line's indentation, n-best joined by tabs; an empty line for a line with no
+    source ids."""
+    import pysbd
+
     model, tok, _ = load_model(ckpt)
     search = SearchConfig(beam_size=beam, nbest=nbest, max_len_a=0.0, max_len_b=max_len)
-    ids = [tok.encode(s, "src") if s.strip() else [] for s in lines]
-    hyps = iter(translate_ids(model, [i for i in ids if i], search))
-    return ["\t".join(tok.decode(h.tokens, "tgt") for h in next(hyps)) if i else "" for i in ids]
+    sents = [[s.strip() for s in pysbd.Segmenter(language="es", clean=False).segment(line) if s.strip()]
+             if line.strip() else [] for line in lines]  # fmt: skip
+    ids = [[i for i in (tok.encode(s, "src") for s in line) if i] for line in sents]
+    hyps = iter(translate_ids(model, [i for line in ids for i in line], search))
+    out = []
+    for line, line_ids in zip(lines, ids):
+        found = [next(hyps) for _ in line_ids]
+        alts = [" ".join(t for t in (one_line(tok.decode(h[min(n, len(h) - 1)].tokens, "tgt")).strip()
+                                     for h in found) if t)
+                for n in range(nbest)]  # fmt: skip
+        lead = one_line(line[: len(line) - len(line.lstrip())])
+        out.append("\t".join(lead + a if a else "" for a in alts) if any(alts) else "")
+    return out
 
 
 def run_modes(ckpt, data: bytes, tmp_path, monkeypatch, capsys, *args) -> dict[str, tuple[list[str], str]]:
@@ -120,14 +134,17 @@ def test_interactive_prompt_at_a_terminal(ckpt, monkeypatch, capsys):
     assert captured.out.replace("> ", "").splitlines() == reference(ckpt, ["Dios es amor."])
 
 
-def test_very_long_input_is_cut_with_a_warning(ckpt, capsys):
-    long = " ".join(["Dios es amor y la luz"] * 200)
+def test_a_long_line_is_split_translated_in_parts_and_joined_on_one_line(ckpt, capsys):
+    from translate.service import ServiceConfig, Translator
+
+    long = " ".join(["Dios es amor y la luz"] * 20) + ". La luz."
     assert main(["-c", str(ckpt), long, "--max-src-len", "40", *FAST]) == 0
     captured = capsys.readouterr()
-    assert len(captured.out.splitlines()) == 1
-    warnings = [line for line in captured.err.splitlines() if line.startswith("translate: warning:")]
-    assert len(warnings) == 1 and warnings[0].startswith("translate: warning: line 1: ")
-    assert warnings[0].endswith("subwords, only the first 40 are translated")
+    engine = Translator.load(ckpt, service=ServiceConfig(max_src_len=40))
+    assert len(engine.plan([long]).units) > 2  # two sentences, the first cut into parts: nothing truncated
+    search = SearchConfig(max_len_a=0.0, max_len_b=6)
+    assert captured.out.splitlines() == [engine.translate([long], search)[0][0]]
+    assert "warning" not in captured.err
 
 
 def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path, capsys):

@@ -12,6 +12,8 @@
 One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
 "\r" is dropped, input is read as bytes and invalid UTF-8 becomes U+FFFD with one warning naming the lines,
 and a line with nothing to translate (blank, or only characters the tokenizer drops) gives an empty line.
+A line is translated sentence by sentence (translate.service: pysbd sentences, a sentence over --max-src-len
+subwords cut at its best split points, the parts joined back on the same line; nothing is truncated).
 With --nbest N the N best translations share the line, separated by tabs. Output is UTF-8 whatever the
 locale. Errors are one line, `translate: error: ...`, exit status 2.
 """
@@ -22,12 +24,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from translate.data.lines import clean_text, decode_line, invalid_utf8_message, one_line, split_lines
+from translate.data.lines import clean_text, decode_line, invalid_utf8_message, split_lines
 from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError
 from translate.search import SearchConfig, SearchError
+from translate.service import ServiceConfig
+from translate.service import Translator as Service
 
 PROG = "translate"
 
@@ -61,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"length limit a * src + b: a (default: {d.max_len_a})")  # fmt: skip
     p.add_argument("--max-len-b", type=int, default=d.max_len_b,
                    help=f"length limit a * src + b: b (default: {d.max_len_b})")  # fmt: skip
-    p.add_argument("--max-src-len", type=int, default=512,
-                   help="inputs are cut to this many subwords, with a warning (default: 512)")  # fmt: skip
+    p.add_argument("--max-src-len", type=int, default=ServiceConfig.max_src_len,
+                   help="a longer sentence is cut at its best split points, translated in parts and joined "
+                        f"again (default: {ServiceConfig.max_src_len})")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--engine", default="torch", choices=ENGINES,
                    help="torch: our search on a checkpoint; ct2: CTranslate2 (default: torch)")  # fmt: skip
@@ -85,42 +90,21 @@ class Translator:
         device = resolve_device(args.device)
         if args.quantize == "int8" and args.device == "auto":
             device = "cpu"  # dynamic int8 has CPU kernels only
-        self.engine = load_engine(
+        engine = load_engine(
             args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
         )
-        self.tokenizer, self.args = self.engine.tokenizer, args
-        self.search = search_config(args)
-        limit = self.engine.source_limit
-        self.max_src = args.max_src_len if limit is None else min(args.max_src_len, limit)
+        self.service = Service(engine, ServiceConfig(args.max_src_len))
+        self.args, self.search = args, search_config(args)
 
     def describe(self) -> str:
-        return self.engine.describe()
-
-    def encode(self, lines: list[str], numbers: list[int]) -> list[list[int]]:
-        """Subword ids per line; a line longer than max_src is cut, with a warning naming its number."""
-        out = []
-        for n, line in zip(numbers, lines):
-            ids = self.tokenizer.encode(line, "src")
-            if len(ids) > self.max_src:
-                warn(f"line {n}: {len(ids)} subwords, only the first {self.max_src} are translated")
-                ids = ids[: self.max_src]
-            out.append(ids)
-        return out
+        return self.service.describe()
 
     def translate(self, lines: list[str], first_line: int = 1, progress: bool = False) -> list[str]:
-        """One output line per input line; a line with no source ids (blank, or only characters such as
-        \x07, U+200B or a BOM that the tokenizer drops) gives an empty line."""
-        todo = [i for i, line in enumerate(lines) if line.strip()]
-        src = self.encode([lines[i] for i in todo], [first_line + i for i in todo])
-        todo, src = [i for i, ids in zip(todo, src) if ids], [ids for ids in src if ids]
-        try:
-            hyps = self.engine.translate_ids(src, self.search, progress=progress, desc=PROG)
-        except SearchError as e:  # indices into src -> the user's line numbers
-            raise SearchError([first_line + todo[r] for r in e.rows], "line") from None
-        out = [""] * len(lines)
-        for i, nbest in zip(todo, hyps):
-            out[i] = "\t".join(one_line(self.tokenizer.decode(h.tokens, "tgt")) for h in nbest)
-        return out
+        """One output line per input line (split into sentences and joined again); a line with no source ids
+        (blank, or only characters such as \x07, U+200B or a BOM that the tokenizer drops) gives an empty
+        line."""
+        out = self.service.translate(lines, self.search, progress=progress, desc=PROG, first_line=first_line)
+        return ["\t".join(nbest) if any(nbest) else "" for nbest in out]
 
 
 FLAGS = {"beam_size": "--beam", "nbest": "--nbest", "alpha": "--alpha", "max_len_a": "--max-len-a",

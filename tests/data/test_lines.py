@@ -3,7 +3,14 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from translate.data.lines import clean_text, decode_line, invalid_utf8_message, one_line, split_lines
+from translate.data.lines import (
+    clean_text,
+    decode_line,
+    invalid_utf8_message,
+    one_line,
+    split_lines,
+    text_lines,
+)
 
 
 def test_only_newline_separates_lines():
@@ -20,6 +27,12 @@ def test_ends_of_input_and_carriage_returns():
     assert split_lines(b"a\r\n\r\nb\r") == (["a", "", "b"], [])
     assert split_lines(b"a\r\r\n\rb\n") == (["a\r", "\rb"], [])  # only one trailing \r goes
     assert split_lines(b"\n\n") == (["", ""], [])
+
+
+def test_text_lines_keep_the_layout_of_a_str():
+    assert text_lines("a\r\nb\n\nc\u2028d\r") == ["a", "b", "", "c\u2028d"]
+    assert text_lines("") == [""] and text_lines("a\n") == ["a", ""]  # "\n".join gives the text back
+    assert "\n".join(text_lines("x\n\ny\n")) == "x\n\ny\n"
 
 
 def test_invalid_utf8_is_replaced_and_numbered():

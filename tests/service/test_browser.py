@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import call
+from tests.service.live import call
 
 BROWSER, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
 if not (os.path.exists(BROWSER) and DRIVER):
     pytest.skip("the browser test needs Debian's chromium and chromium-driver packages: "
                 "apt-get install -y chromium chromium-driver", allow_module_level=True)  # fmt: skip
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra)")
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402

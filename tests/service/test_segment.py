@@ -2,7 +2,7 @@
 
 import pytest
 
-from translate.service.segment import boundary_rank, cut, cut_points, plan, split_lines, split_sentences
+from translate.service.segment import blocks, boundary_rank, cut, cut_points, plan, split_sentences
 
 
 class WordTokenizer:
@@ -16,11 +16,6 @@ class WordTokenizer:
 
     def encode(self, text, side):
         return [self.vocab.setdefault(p, len(self.vocab) + 4) for p in self.encode_pieces(text, side)]
-
-
-def test_lines_split_on_newline_only_and_drop_one_carriage_return():
-    assert split_lines("a\r\nb\n\nc\u2028d\r") == ["a", "b", "", "c\u2028d"]
-    assert split_lines("") == [""]
 
 
 def test_spanish_sentences():
@@ -37,6 +32,17 @@ def test_sentences_of_concurrent_texts_do_not_mix():
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lambda t: split_sentences(t, "es"), texts))
     assert found == [[f"Texto {i}.", f"Dice {i} cosas.", f"Fin {i}."] for i in range(200)]
+
+
+def test_long_lines_reach_pysbd_in_blocks_cut_at_sentence_ends():
+    text = "Uno dos tres. " * 300  # 4,200 characters
+    parts = blocks(text, 2000)
+    assert "".join(parts) == text and all(len(p) <= 2000 for p in parts) and len(parts) == 3
+    assert all(p.endswith(". ") for p in parts[:-1])
+    words = "palabra " * 600  # no sentence end: cut at a space
+    assert all(p.endswith(" ") for p in blocks(words, 2000)[:-1]) and "".join(blocks(words, 2000)) == words
+    assert blocks("x" * 4500, 2000) == ["x" * 2000, "x" * 2000, "x" * 500]
+    assert len(split_sentences(text, "es")) == 300
 
 
 def test_boundary_ranks():

@@ -6,7 +6,7 @@ import pytest
 
 from translate.models.checkpoint import load_model
 from translate.search import SearchConfig, translate_ids
-from translate.service import ServiceConfig, Translator, checkpoint_languages
+from translate.service import ServiceConfig, Translator, data_languages
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEARCH = SearchConfig(beam_size=3, nbest=2, max_len_a=0.0, max_len_b=5)
@@ -42,4 +42,5 @@ def test_lines_are_split_into_sentences_decoded_and_joined(ckpt):
 
 def test_languages_come_from_the_checkpoint(ckpt):
     assert Translator.load(ckpt).langs.src == "es"
-    assert checkpoint_languages({"config": {"data": {"src_lang": "en", "tgt_lang": "fr"}}}).tgt == "fr"
+    assert data_languages({"src_lang": "en", "tgt_lang": "fr"}).tgt == "fr"
+    assert data_languages(None) == data_languages({})  # a checkpoint that does not say: es -> en

@@ -5,6 +5,7 @@ import time
 import pytest
 import torch
 
+from tests.service.live import Endless
 from translate.models.transformer import Transformer
 from translate.search import SearchConfig, translate_ids
 from translate.service import ServerConfig
@@ -47,8 +48,8 @@ def test_every_scheduler_answers_each_job_with_the_offline_translations(model, s
 
 
 def test_deadline_cancel_and_queue_limit(model):
-    slow = SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=3000)
-    worker = Worker(model, ServerConfig(max_queue=4, timeout=0.3)).start()
+    slow = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=3000)
+    worker = Worker(Endless(model), ServerConfig(max_queue=4, timeout=0.3)).start()
     try:
         late = worker.submit(units(1, 0), slow, timeout=0.3)
         with pytest.raises(DeadlineExceeded):

@@ -91,15 +91,19 @@ class KVCache:
             else:
                 parts.append((cache.k, cache.v, cache.key_padding_mask))
         S = max(k.shape[2] for k, _, _ in parts)
-        ks, vs, masks = [], [], []
+        B = sum(k.shape[0] for k, _, _ in parts)
+        k_out = ref.new_empty(B, ref.shape[1], S, ref.shape[3])  # (B,H,S,D): each part copied once, in place
+        v_out = ref.new_empty(B, ref.shape[1], S, ref.shape[3])
+        mask_out = torch.ones(B, S, dtype=torch.bool, device=ref.device)
+        row = 0
         for k, v, mask in parts:
-            B, H, n, D = k.shape
-            pad = k.new_zeros(B, H, S - n, D)
-            ks.append(torch.cat([pad, k], 2))  # (B,H,S,D)
-            vs.append(torch.cat([pad, v], 2))
-            old = torch.zeros(B, n, dtype=torch.bool, device=k.device) if mask is None else mask
-            masks.append(torch.cat([torch.ones(B, S - n, dtype=torch.bool, device=k.device), old], 1))
-        self.store(torch.cat(ks), torch.cat(vs), torch.cat(masks))
+            b, n = k.shape[0], k.shape[2]
+            for out, x in ((k_out, k), (v_out, v)):
+                out[row : row + b, :, : S - n] = 0.0  # the padding (masked, but never garbage)
+                out[row : row + b, :, S - n :] = x
+            mask_out[row : row + b, S - n :] = False if mask is None else mask
+            row += b
+        self.store(k_out, v_out, mask_out)
         self.joined = True
         self._drop_masked_prefix()
         return self

@@ -37,6 +37,13 @@ def split_lines(data: bytes) -> tuple[list[str], list[int]]:
     return lines, bad
 
 
+def text_lines(text: str) -> list[str]:
+    """A text given as a str (an API request's field) -> its lines by the same rule: split at "\n" only,
+    one trailing "\r" per line dropped. Every "\n" separates two lines, so "\n".join(result) restores the
+    layout (a final "\n" gives a last, empty line)."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def clean_text(text: str) -> tuple[str, bool]:
     """A str that may hold lone surrogates (arguments decoded with surrogateescape under a non-UTF-8 locale,
     JSON "\\ud800") -> (valid text with U+FFFD in their place, whether it was valid already)."""

@@ -54,8 +54,10 @@ def concat(a: Any, b: Any, rows: tuple[int, int]) -> Any:
     """
     if isinstance(a, torch.Tensor):
         size = [max(x, y) for x, y in zip(a.shape[1:], b.shape[1:])]
-        fill = True if a.dtype == torch.bool else 0
-        return torch.cat([_pad_to(a, size, fill), _pad_to(b, size, fill)])
+        out = a.new_full((a.shape[0] + b.shape[0], *size), True if a.dtype == torch.bool else 0)
+        out[tuple(slice(0, n) for n in a.shape)] = a  # each side copied once, into place
+        out[(slice(a.shape[0], None), *(slice(0, n) for n in b.shape[1:]))] = b
+        return out
     if hasattr(a, "join"):
         return a.join(b, rows)
     if isinstance(a, dict):
@@ -65,14 +67,6 @@ def concat(a: Any, b: Any, rows: tuple[int, int]) -> Any:
     if a != b:
         raise ValueError(f"cannot join decoder states that differ in {a!r} and {b!r}")
     return a
-
-
-def _pad_to(x: torch.Tensor, size: list[int], fill) -> torch.Tensor:
-    if list(x.shape[1:]) == size:
-        return x
-    out = x.new_full((x.shape[0], *size), fill)
-    out[tuple(slice(0, n) for n in x.shape)] = x
-    return out
 
 
 class Seq2Seq(nn.Module, abc.ABC):

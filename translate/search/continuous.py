@@ -26,7 +26,16 @@ from collections.abc import Hashable, Iterable
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.beam import Hypothesis, length_penalty
+from translate.search.beam import (
+    Hypothesis,
+    can_stop,
+    ended_mask,
+    force_eos_at_limit,
+    length_penalty,
+    next_beams,
+    top_candidates,
+    update_finished,
+)
 from translate.search.config import SearchConfig
 from translate.search.corpus import pad_sources, source_limit
 from translate.search.stepper import bos, mask_specials, max_lengths, target_positions
@@ -51,6 +60,7 @@ class ContinuousDecoder:
         # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]), and the
         # hypotheses that ended
         self.scores = torch.empty(0, self.K, device=self.device)  # (B, K)
+        self.best = torch.empty(0, search.nbest, device=self.device)  # (B, N) normalised, of the N best ended
         self.history = torch.zeros(0, self.K, 8, dtype=torch.long, device=self.device)  # (B, K, Tcap)
         self.finished: list[list[Hypothesis]] = []  # (B,)
         self.generated = 0  # target tokens produced (EOS included), for throughput figures
@@ -127,6 +137,7 @@ class ContinuousDecoder:
         top_scores, top_beam, top_tok = top_candidates(self.scores, logp)  # (B, 2K) each
         ended = ended_mask(top_scores, top_tok, K)  # (B, 2K)
         if ended.any():
+            self.best = update_finished(self.best, top_scores, ended, self.steps, alpha)
             raw_cpu, beam_cpu, hist_cpu = top_scores.cpu(), top_beam.cpu(), self.history.cpu()
             steps = self.steps.tolist()
             for b, j in ended.nonzero().tolist():  # one host copy per step, not one per hypothesis
@@ -141,10 +152,9 @@ class ContinuousDecoder:
         self.steps += 1
         self.generated += B
         self.tokens = new_tok.reshape(-1)
-        done = torch.tensor([len(f) >= K for f in self.finished], device=self.device)
-        done = done | ~torch.isfinite(self.scores).any(1)  # (B,)
+        done = can_stop(self.scores, self.best, self.limit, alpha)  # (B,) no live beam can still win
         out = [(self.keys[b], sorted(self.finished[b], key=lambda h: -h.score)[: self.search.nbest])
-               for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip
+               for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip; [] = no finite hypothesis (NaN)
         keep = (~done).nonzero().squeeze(1)  # (B',)
         self._keep(keep, (keep[:, None] * K + beam_src[keep]).reshape(-1))  # the kept beams' state rows
         return out
@@ -181,6 +191,7 @@ class ContinuousDecoder:
         scores = torch.full((n, self.K), float("-inf"), device=self.device)
         scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
         self.scores = torch.cat([self.scores, scores])
+        self.best = torch.cat([self.best, self.best.new_full((n, self.search.nbest), float("-inf"))])
         self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
         self.finished += [[] for _ in range(n)]
         return [k for k, _ in new]
@@ -197,40 +208,8 @@ class ContinuousDecoder:
         self.out = [self.out[i] for i in idx]
         self.finished = [self.finished[i] for i in idx]
         self.limit, self.steps = self.limit[keep], self.steps[keep]
-        self.scores, self.history = self.scores[keep], self.history[keep]
+        self.scores, self.best, self.history = self.scores[keep], self.best[keep], self.history[keep]
         self.tokens = self.tokens.view(-1, self.K)[keep].reshape(-1) if self.K > 1 else self.tokens[keep]
         if not self.keys:
             self.state = None
 
-
-# The per-step pieces of beam_search, per sentence (steps and limits are (B,) tensors).
-
-
-def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
-    """logp (B, K, V): sentences at their length limit may only pick EOS."""
-    at_limit = limit <= steps  # (B,)
-    if not at_limit.any():
-        return logp
-    eos_only = torch.full_like(logp[0, 0], float("-inf"))  # (V,)
-    eos_only[EOS_ID] = 0.0
-    return torch.where(at_limit[:, None, None], logp + eos_only, logp)
-
-
-def top_candidates(scores: torch.Tensor, logp: torch.Tensor):
-    """scores (B, K), logp (B, K, V) -> (top_scores, top_beam, top_tok), each (B, 2K), best first."""
-    B, K, V = logp.shape
-    top_scores, top_idx = (scores[:, :, None] + logp).view(B, K * V).topk(2 * K, dim=-1)  # (B, 2K)
-    return top_scores, top_idx // V, top_idx % V
-
-
-def ended_mask(top_scores: torch.Tensor, top_tok: torch.Tensor, beam_size: int) -> torch.Tensor:
-    """(B, 2K) bool: EOS among the K best candidates, with a finite score."""
-    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
-    return (top_tok == EOS_ID) & (rank < beam_size) & torch.isfinite(top_scores)
-
-
-def next_beams(top_scores: torch.Tensor, top_beam: torch.Tensor, top_tok: torch.Tensor, beam_size: int):
-    """(B, 2K) candidates -> (scores, beam_src, tokens), each (B, K): the K best that do not end, by rank."""
-    rank = torch.arange(top_tok.size(1), device=top_tok.device)  # (2K,)
-    order = (rank + (top_tok == EOS_ID).long() * top_tok.size(1)).argsort(dim=-1)[:, :beam_size]  # (B, K)
-    return top_scores.gather(1, order), top_beam.gather(1, order), top_tok.gather(1, order)

@@ -1,12 +1,18 @@
 """Translation as a service: text in, text out, for the `translate` CLI and `translate serve`.
 
-segment.py cuts text into units (lines, sentences, parts of over-long sentences) and joins translations back;
-translator.py holds a loaded checkpoint and decodes the units; config.py holds the serving defaults.
+segment.py     text -> units (lines, pysbd sentences, parts of over-long sentences) and translations back
+translator.py  an engine loaded once: plan, decode (translate_ids), join; what the CLI runs
+worker.py      the server's model worker: continuous, static or sequential scheduling of every client's units
+app.py         the FastAPI app (LibreTranslate API, /v1/translate, /metrics, the page in static/);
+               requests.py reads and checks requests, metrics.py writes Prometheus text,
+               alignment.py turns cross-attention into the heatmap's JSON
+config.py      ServiceConfig and ServerConfig, the one home of the serving defaults
+`translate serve` (translate/serve.py) loads checkpoints, starts the workers and runs uvicorn.
 """
 
 from translate.service.config import ServerConfig, ServiceConfig
-from translate.service.segment import Plan, plan, split_lines, split_sentences
-from translate.service.translator import Languages, Translator, checkpoint_languages
+from translate.service.segment import Plan, plan, split_sentences
+from translate.service.translator import Languages, Translator, data_languages
 
 __all__ = [
     "Languages",
@@ -14,8 +20,7 @@ __all__ = [
     "ServerConfig",
     "ServiceConfig",
     "Translator",
-    "checkpoint_languages",
+    "data_languages",
     "plan",
-    "split_lines",
     "split_sentences",
 ]

@@ -30,12 +30,12 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from translate.data.lines import text_lines
 from translate.search import SearchConfig
 from translate.service.alignment import alignment_json
 from translate.service.config import ServerConfig
 from translate.service.metrics import Counters, prometheus_text
 from translate.service.requests import ApiError, integer, number, read_fields, search_config, texts_of
-from translate.service.segment import split_lines
 from translate.service.translator import Translator
 from translate.service.worker import DeadlineExceeded, QueueFull, Worker
 
@@ -99,7 +99,7 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
     async def run(s: Served, texts: list[str], search: SearchConfig, request: Request):
         """Plan every text, queue its units on the model's worker, wait (dropping them if the client goes)."""
         t0 = time.monotonic()
-        plans = await asyncio.to_thread(lambda: [s.translator.plan(split_lines(t)) for t in texts])
+        plans = await asyncio.to_thread(lambda: [s.translator.plan(text_lines(t)) for t in texts])
         units = [u for p in plans for u in p.units]
         if len(units) > config.max_queue:
             raise ApiError(413, f"the text has {len(units)} sentences, more than this server queues "

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
+from translate.data.lines import clean_text
 from translate.search import SearchConfig
 
 FIELDS = {"beam_size": "beam", "nbest": "nbest", "alpha": "alpha", "max_len_a": "max_len_a",
@@ -72,16 +73,8 @@ def texts_of(fields: dict, char_limit: int) -> tuple[list[str], bool]:
     chars = sum(len(t) for t in texts)
     if chars > char_limit:
         raise ApiError(413, f"q has {chars} characters, over this server's limit of {char_limit}")
-    return [valid_text(t) for t in texts], many
+    return [clean_text(t)[0] for t in texts], many  # lone surrogates (JSON "\\ud800") -> U+FFFD
 
-
-def valid_text(text: str) -> str:
-    """JSON may carry lone surrogates ("\\ud800"), which no encoder takes: they become U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", errors="replace")
 
 
 def integer(fields: dict, name: str, default: int) -> int:

@@ -1,23 +1,29 @@
 """Text to translation units and back: lines, sentences (pysbd), over-long sentences cut at their best
 split points; nothing is dropped, and the translations are joined back in the same line structure.
 
-  text -> lines (split on "\\n", a trailing "\\r" dropped; blank lines stay blank)
+  text -> lines (translate.data.lines.text_lines: split at "\\n" only; blank lines stay blank)
        -> sentences (pysbd for the source language; one sentence per unit when it fits)
        -> units: subword ids of at most `limit` pieces; a longer sentence is cut where a reader would pause
           (after . ; : ! ?, then after a comma or a closing bracket/quote, then between words, and only as a
           last resort inside a word), every cut as close to an even split as the boundaries allow.
 
 Translations come back per unit and are joined with single spaces into sentences and lines; each line keeps
-its leading whitespace (indentation), and a blank input line gives a blank output line.
+its leading whitespace (indentation; a tab or CR there becomes a space, so an output line stays one line with
+no tab), and a blank input line gives a blank output line.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from translate.data.lines import one_line
 
 WORD_START = "\u2581"  # SentencePiece's word-start marker
 STRONG = tuple(".;:!?\u2026")  # a clause ends before the next word
 WEAK = tuple(",)]}\u00bb\"'\u201d")  # a phrase ends before the next word
+BLOCK_CHARS = 2000  # pysbd reads at most this much at once (its time is quadratic): about 512 subwords
+SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u00bb\u201d)\]]*\s")
 
 
 def _segmenter(lang: str):
@@ -31,16 +37,25 @@ def _segmenter(lang: str):
         return pysbd.Segmenter(language="en", clean=False)
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines of a text: split on "\\n" only, one trailing "\\r" per line dropped (CRLF files)."""
-    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+def blocks(line: str, size: int = BLOCK_CHARS) -> list[str]:
+    """A long line -> consecutive pieces of at most `size` characters for pysbd, whose time grows with the
+    square of its input (10,000 words: 6 s in one piece). Each piece ends at the last sentence end
+    (. ! ? followed by a space) in its second half, else at the last space there, else at `size`."""
+    out = []
+    while len(line) > size:
+        window = line[size // 2 : size]
+        ends = [m.end() for m in SENTENCE_END.finditer(window)]
+        cut = size // 2 + (ends[-1] if ends else window.rfind(" ") + 1 if " " in window else len(window))
+        out.append(line[:cut])
+        line = line[cut:]
+    return out + [line]
 
 
 def split_sentences(line: str, lang: str) -> list[str]:
     """One line (paragraph) -> its sentences, stripped; [] for a blank line."""
     if not line.strip():
         return []
-    found = [s.strip() for s in _segmenter(lang).segment(line)]
+    found = [s.strip() for block in blocks(line) for s in _segmenter(lang).segment(block)]
     return [s for s in found if s]
 
 
@@ -122,7 +137,7 @@ def plan(lines: list[str], tokenizer, lang: str, limit: int) -> Plan:
     p = Plan(lines=list(lines))
     for line in p.lines:
         sents = split_sentences(line, lang)
-        p.leads.append(line[: len(line) - len(line.lstrip())] if sents else "")
+        p.leads.append(one_line(line[: len(line) - len(line.lstrip())]) if sents else "")  # tabs -> spaces
         p.sentences.append(sents)
         layout = []
         for sent in sents:

@@ -23,7 +23,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from translate.search import Hypothesis, SearchConfig, translate_ids
+from translate.search import Hypothesis, SearchConfig, SearchError, translate_ids
 from translate.search.continuous import ContinuousDecoder
 from translate.service.config import ServerConfig
 
@@ -201,11 +201,14 @@ class Worker:
                 self._deliver(job.id, i, h)
 
     def _deliver(self, job_id: int, i: int, hyps: list[Hypothesis]) -> None:
-        self.tokens += len(hyps[0].tokens) + 1
-        self.sentences += 1
         job = self._jobs.get(job_id)
         if job is None:  # dropped meanwhile
             return
+        if not hyps:  # the search found no hypothesis with a finite score (NaN or infinite logits)
+            self._drop(job, SearchError([i], "sentence"))
+            return
+        self.tokens += len(hyps[0].tokens) + 1
+        self.sentences += 1
         job.results[i] = hyps
         job.left -= 1
         if job.left == 0:

@@ -1,8 +1,11 @@
 """A live `translate serve` app on 127.0.0.1 (uvicorn in a thread, a free port) over a tiny checkpoint.
 
-Three served models share the checkpoint: "tiny" (es -> en, short outputs), "slow" (es -> en, outputs up to
-400 tokens: a request that stays in the batch long enough to be cancelled) and "fr" (claims fr -> en, so the
-server has two source languages and LibreTranslate's source "auto" must be refused).
+A pytest plugin (tests/conftest.py loads it): the fixtures served_ckpt and live, and the helpers the
+server and browser tests import (call, start, stop).
+
+Three served models share the checkpoint: "tiny" (es -> en, short outputs), "slow" (es -> en, greedy, never
+ending before 400 tokens: a request that stays in the batch long enough to be cancelled) and "fr" (claims
+fr -> en, so the server has two source languages and LibreTranslate's source "auto" must be refused).
 """
 
 from __future__ import annotations
@@ -17,15 +20,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
-pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install -e '.[serve]'")
-
-from translate.search import SearchConfig  # noqa: E402
-from translate.service import Languages, ServerConfig, Translator  # noqa: E402
+from translate.data.vocab import EOS_ID
+from translate.search import SearchConfig
+from translate.service import Languages, ServerConfig, Translator
 
 TINY_SEARCH = SearchConfig(beam_size=3, max_len_a=0.0, max_len_b=6)
-SLOW_SEARCH = SearchConfig(beam_size=3, max_len_a=0.0, max_len_b=400)
+SLOW_SEARCH = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=400)
+
+
+class Endless:
+    """A model that never ends a sentence before its length limit (EOS logit -30): work that stays in the
+    batch for a known number of steps. Everything but step() is the wrapped model's."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def step(self, tokens, state):
+        logits, state = self.model.step(tokens, state)
+        return logits.index_fill(1, torch.tensor([EOS_ID], device=logits.device), -30.0), state
 
 
 @dataclass
@@ -99,10 +116,10 @@ def live(served_ckpt):
     torch.set_num_threads(1)
     config = ServerConfig(char_limit=2000, max_body_bytes=20_000, max_queue=64, timeout=30.0)
     tr = Translator.load(served_ckpt)
-    fr = Translator(tr.model, tr.tokenizer, Languages("fr", "en"))
+    fr = Translator(tr.engine, langs=Languages("fr", "en"))
     served = {
         "tiny": Served("tiny", tr, Worker(tr.model, config).start(), TINY_SEARCH),
-        "slow": Served("slow", tr, Worker(tr.model, config).start(), SLOW_SEARCH),
+        "slow": Served("slow", tr, Worker(Endless(tr.model), config).start(), SLOW_SEARCH),
         "fr": Served("fr", fr, Worker(tr.model, config).start(), TINY_SEARCH),
     }
     server, url = start(create_app(served, config))
