@@ -29,7 +29,8 @@ from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError
-from translate.search import SearchConfig, SearchError
+from translate.search import SearchError
+from translate.search.flags import add_search_flags, flag_error, search_from_args
 from translate.service import ServiceConfig
 from translate.service import Translator as Service
 
@@ -54,17 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint", "-c", help="checkpoint file (default: the newest runs/**/checkpoints/best.pt)"
     )
-    d = SearchConfig()  # the flags map one to one onto SearchConfig, with its defaults
-    p.add_argument("--beam", type=int, default=d.beam_size,
-                   help=f"beam size; 1 = greedy (default: {d.beam_size})")  # fmt: skip
-    p.add_argument("--nbest", type=int, default=d.nbest,
-                   help=f"translations per line, tab-separated (default: {d.nbest})")  # fmt: skip
-    p.add_argument("--alpha", type=float, default=d.alpha,
-                   help=f"length penalty ((5+len)/6)^alpha (default: {d.alpha})")  # fmt: skip
-    p.add_argument("--max-len-a", type=float, default=d.max_len_a,
-                   help=f"length limit a * src + b: a (default: {d.max_len_a})")  # fmt: skip
-    p.add_argument("--max-len-b", type=int, default=d.max_len_b,
-                   help=f"length limit a * src + b: b (default: {d.max_len_b})")  # fmt: skip
+    add_search_flags(p)  # one to one onto SearchConfig, with its defaults
     p.add_argument("--max-src-len", type=int, default=ServiceConfig.max_src_len,
                    help="a longer sentence is cut at its best split points, translated in parts and joined "
                         f"again (default: {ServiceConfig.max_src_len})")  # fmt: skip
@@ -77,8 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "beam's bound, searching to the length limit (default: native)")  # fmt: skip
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="--engine torch: int8 = PyTorch dynamic int8 on the CPU (default: none)")  # fmt: skip
-    p.add_argument("--batch-tokens", type=int, default=d.max_tokens,
-                   help=f"source tokens per batch (default: {d.max_tokens})")  # fmt: skip
     return p
 
 
@@ -94,7 +83,7 @@ class Translator:
             args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
         )
         self.service = Service(engine, ServiceConfig(args.max_src_len))
-        self.args, self.search = args, search_config(args)
+        self.args, self.search = args, search_from_args(args)
 
     def describe(self) -> str:
         return self.service.describe()
@@ -105,17 +94,6 @@ class Translator:
         line."""
         out = self.service.translate(lines, self.search, progress=progress, desc=PROG, first_line=first_line)
         return ["\t".join(nbest) if any(nbest) else "" for nbest in out]
-
-
-FLAGS = {"beam_size": "--beam", "nbest": "--nbest", "alpha": "--alpha", "max_len_a": "--max-len-a",
-         "max_len_b": "--max-len-b", "max_tokens": "--batch-tokens"}  # fmt: skip
-
-
-def search_config(args: argparse.Namespace) -> SearchConfig:
-    return SearchConfig(
-        beam_size=args.beam, nbest=args.nbest, alpha=args.alpha, max_len_a=args.max_len_a,
-        max_len_b=args.max_len_b, max_tokens=args.batch_tokens,
-    )  # fmt: skip
 
 
 def warn(message: str) -> None:
@@ -205,10 +183,9 @@ def arguments(texts: list[str]) -> list[str]:
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
-        search_config(args)
-    except ValueError as e:  # the message starts with the field's name: show the flag's
-        field, rest = str(e).split(" ", 1)
-        p.error(f"{FLAGS.get(field, field)} {rest}")
+        search_from_args(args)
+    except ValueError as e:
+        p.error(flag_error(e))
     if args.max_src_len < 1:
         p.error("--max-src-len must be >= 1")
     if args.text and args.input:

@@ -19,29 +19,24 @@ import sys
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.models.checkpoint import CheckpointError
 from translate.search import SearchConfig
+from translate.search.flags import add_search_flags, flag_error, search_from_args
 from translate.service import ServerConfig, ServiceConfig, Translator
 from translate.service.config import KV_CACHES, SCHEDULERS
 
 PROG = "translate serve"
+SEARCH_FIELDS = ("beam_size", "alpha", "max_tokens")  # the server's decoding defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Serve trained checkpoints over HTTP.")
-    d, s = ServerConfig(), SearchConfig()
+    d = ServerConfig()
     p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
                    help="a checkpoint to serve under NAME (repeat for several; default: the newest "
                         "runs/**/checkpoints/best.pt as 'default')")  # fmt: skip
     p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host})")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument(
-        "--beam", type=int, default=s.beam_size, help=f"default beam size (default: {s.beam_size})"
-    )
-    p.add_argument(
-        "--alpha", type=float, default=s.alpha, help=f"default length penalty (default: {s.alpha})"
-    )
-    p.add_argument("--batch-tokens", type=int, default=s.max_tokens,
-                   help=f"source tokens in the running batch (default: {s.max_tokens})")  # fmt: skip
+    add_search_flags(p, SEARCH_FIELDS, prefix="default")  # per request unless the request says
     n = ServiceConfig.max_src_len
     p.add_argument("--max-src-len", type=int, default=n,
                    help=f"longer sentences are cut into parts (default: {n})")  # fmt: skip
@@ -74,12 +69,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
         server = ServerConfig(host=args.host, port=args.port, char_limit=args.char_limit,
                               max_queue=args.max_queue, timeout=args.timeout, scheduler=args.scheduler,
                               kv_cache=args.kv_cache, block_size=args.block_size)  # fmt: skip
-        search = SearchConfig(beam_size=args.beam, alpha=args.alpha, max_tokens=args.batch_tokens)
+        search = search_from_args(args, SEARCH_FIELDS)
         service = ServiceConfig(max_src_len=args.max_src_len)
     except ValueError as e:  # messages start with the field name: show the option
-        field, rest = str(e).split(" ", 1)
-        flag = {"beam_size": "beam", "max_tokens": "batch-tokens"}.get(field, field).replace("_", "-")
-        p.error(f"--{flag} {rest}")
+        p.error(flag_error(e))
     return args, server, search, service
 
 
