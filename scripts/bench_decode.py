@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from translate.data.pipeline import prepare_data  # noqa: E402
 from translate.evaluation.checkpoints import model_label, resolve_device  # noqa: E402
 from translate.files import write_json, write_text  # noqa: E402
+from translate.machine import describe_cpu  # noqa: E402
 from translate.models.build import build_model  # noqa: E402
 from translate.models.checkpoint import load_checkpoint, load_model  # noqa: E402
 from translate.search import SearchConfig, translate_ids  # noqa: E402
@@ -168,23 +169,6 @@ def markdown(report: dict) -> str:
 
 ENGINES = ("torch", "torch-int8", "ct2-float32", "ct2-int8", "ct2-int8_float32")
 CT2_QUANTIZATIONS = ("float32", "int8", "int8_float32")
-
-
-def cpu_description() -> str:
-    """e.g. "Intel(R) Xeon(R) ... (2 logical CPUs; avx2 avx512f avx512_vnni)" from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        name = next(
-            line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
-        )
-        flags = set(
-            next(line for line in info.splitlines() if line.startswith("flags")).split(":", 1)[1].split()
-        )
-    except (OSError, StopIteration):
-        pass
-    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{name} ({os.cpu_count()} logical CPUs; {' '.join(shown) or 'no AVX2'})"
 
 
 def engine_checkpoint(args) -> Path:
@@ -338,7 +322,7 @@ def bench_engines(args) -> dict:
     import ctranslate2
 
     return {
-        "cpu": cpu_description(),
+        "cpu": describe_cpu(),
         "torch": torch.__version__,
         "ctranslate2": ctranslate2.__version__,
         "checkpoint": str(ckpt),

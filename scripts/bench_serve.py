@@ -26,7 +26,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from translate.files import write_json, write_text  # noqa: E402
+from translate.machine import describe_cpu  # noqa: E402
 from translate.search import SearchConfig  # noqa: E402
 from translate.service import ServerConfig  # noqa: E402
 
@@ -51,16 +51,6 @@ SCHEDULERS = {  # label -> serve flags
     "continuous, contiguous cache": ["--scheduler", "continuous", "--kv-cache", "contiguous"],
     "continuous, paged cache": ["--scheduler", "continuous", "--kv-cache", "paged"],
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def test_verses(n: int) -> list[str]:
@@ -326,7 +316,7 @@ def main(argv=None) -> int:
     import torch
 
     verses = test_verses(args.verses)
-    report = {"cpu": cpu_name(), "torch": torch.__version__, "threads": args.threads,
+    report = {"cpu": describe_cpu(), "torch": torch.__version__, "threads": args.threads,
               "checkpoint": args.checkpoint, "beam": args.beam, "seconds": args.seconds, "http": [],
               "cache": []}  # fmt: skip
     if "cache" in args.parts:

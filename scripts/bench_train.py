@@ -148,21 +148,17 @@ def rate(row: dict) -> float:
 
 def capability() -> dict:
     """The CPU's bf16-relevant flags, PyTorch's view of them, and what trainer.precision=auto decides here."""
-    from translate.training.backend_choice import cpu_name
+    from translate.machine import cpu_flags, cpu_name, usable_cores
     from translate.training.precision import bf16_speedup, probe_bf16, resolve_precision
 
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split()
-    except (OSError, IndexError):
-        flags = []
-    wanted = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni"))
+    wanted = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx2", "fma", "avx_vnni")))
     probe = probe_bf16(torch.device("cpu"))
     shapes = [(8000, 256), (1024, 256), (256, 1024)]  # the CPU-sized Transformer's largest Linears
     ratio = bf16_speedup(shapes)
     auto, reason = resolve_precision("auto", torch.device("cpu"), nn.Linear(1, 1), speedup=lambda _: ratio)
     return {
         "cpu": cpu_name(),
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": usable_cores(),
         "flags": wanted,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -25,20 +24,11 @@ from torch import nn
 
 from translate.attention import MultiHeadAttention, set_backend
 from translate.files import write_json
+from translate.machine import cpu_name
 
 log = logging.getLogger(__name__)
 
 CANDIDATES = ("math", "sdpa")  # on a CPU the Triton kernels only run interpreted
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_key(precision: str, model: nn.Module, tokens: int) -> str:

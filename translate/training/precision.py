@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from translate.machine import usable_cores
 from translate.training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def autocast_for(precision: str, device: torch.device):
 
 def cpu_threads_note() -> str:
     """How many threads torch uses, of how many cores, and where that came from (logged at start)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     omp = os.environ.get("OMP_NUM_THREADS")
     source = f"OMP_NUM_THREADS={omp}" if omp else "torch's default: one per core"
     return f"{torch.get_num_threads()} torch threads on {cores} usable cores ({source})"
