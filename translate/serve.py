@@ -2,7 +2,12 @@
 
   translate serve                                     the newest runs/**/checkpoints/best.pt as "default"
   translate serve --model bible=runs/a/best.pt --model wmt=runs/b/best.pt --port 5000
-  make serve ARGS="--model default=runs/default/checkpoints/best.pt"
+  translate serve --model fast=exports/ct2-int8       a `translate export` directory: CTranslate2 decodes
+  make serve ARGS="--model default=runs/<run>/checkpoints/best.pt"
+
+A checkpoint is decoded by our engine with continuous batching (--quantize int8: PyTorch dynamic int8); a
+CTranslate2 directory by CTranslate2, which batches what is queued (continuous batching needs our models'
+step interface), and without alignments.
 
 It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) stops accepting connections,
 lets the running requests finish, then exits. Errors in the options or checkpoints are one line,
@@ -16,6 +21,7 @@ import argparse
 import logging
 import sys
 
+from translate.engines import QUANTIZE, EngineError
 from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.models.checkpoint import CheckpointError
 from translate.search import SearchConfig
@@ -31,8 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Serve trained checkpoints over HTTP.")
     d = ServerConfig()
     p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
-                   help="a checkpoint to serve under NAME (repeat for several; default: the newest "
-                        "runs/**/checkpoints/best.pt as 'default')")  # fmt: skip
+                   help="a checkpoint, or a `translate export` CTranslate2 directory, to serve under "
+                        "NAME (repeat for several; default: the newest runs/**/checkpoints/best.pt as "
+                        "'default')")  # fmt: skip
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="checkpoints: none or int8 (PyTorch dynamic int8, CPU; default: none)")  # fmt: skip
     p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host})")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -76,27 +85,51 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
     return args, server, search, service
 
 
+def load_served(specs: list[list[str]], device: str, server: ServerConfig, search: SearchConfig,
+                service: ServiceConfig, quantize: str = "none", threads: int = 0) -> dict:
+    """NAME=PATH pairs -> {name: Served}: a directory is a CTranslate2 export (static batching), a file a
+    checkpoint (the server's scheduler). Raises CheckpointError / EngineError naming the path."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from translate.service.app import Served
+    from translate.service.worker import Worker
+
+    served = {}
+    for name, path in specs:
+        if Path(path).is_dir():
+            if quantize != "none":
+                raise EngineError(f"{path}: --quantize applies to checkpoints; a CTranslate2 directory is "
+                                  "quantized when exported (translate export --quantization)")  # fmt: skip
+            tr = Translator.load(path, device, service, engine="ct2", threads=threads)
+            static = server if server.scheduler != "continuous" else replace(server, scheduler="static")
+            worker = Worker(None, static, engine=tr.engine)
+            logging.info("model %s: %s (%s -> %s), scheduler %s", name, tr.describe(), tr.langs.src,
+                         tr.langs.tgt, static.scheduler)  # fmt: skip
+        else:
+            tr = Translator.load(path, device, service, quantize=quantize)
+            worker = Worker(tr.model, server)
+            logging.info("model %s: %s (%s -> %s) from %s", name, tr.summary(), tr.langs.src,
+                         tr.langs.tgt, path)  # fmt: skip
+        served[name] = Served(name, tr, worker.start(), search)
+    return served
+
+
 def main(argv: list[str] | None = None) -> int:
     args, server, search, service = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
     import uvicorn
 
-    from translate.service.app import Served, create_app
-    from translate.service.worker import Worker
+    from translate.service.app import create_app
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     try:
         specs = [s.split("=", 1) for s in args.model] or [["default", str(newest_best_checkpoint())]]
-        served = {}
-        for name, path in specs:
-            tr = Translator.load(path, device, service)
-            served[name] = Served(name, tr, Worker(tr.model, server).start(), search)
-            logging.info("model %s: %s (%s -> %s) from %s", name, tr.model.describe(), tr.langs.src,
-                         tr.langs.tgt, path)  # fmt: skip
-    except CheckpointError as e:
+        served = load_served(specs, device, server, search, service, args.quantize, args.threads)
+    except (CheckpointError, EngineError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     app = create_app(served, server)

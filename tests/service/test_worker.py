@@ -69,3 +69,41 @@ def test_deadline_cancel_and_queue_limit(model):
         assert len(worker.submit(units(2, 3), SEARCH, timeout=30).future.result(30)) == 2
     finally:
         worker.stop(10)
+
+
+@pytest.mark.parametrize("kv", ["contiguous", "paged"])
+def test_a_dynamic_int8_model_is_served_continuously(model, kv):
+    from translate.models.quantize import quantize_dynamic_int8
+
+    q = quantize_dynamic_int8(model)
+    worker = Worker(q, ServerConfig(kv_cache=kv, block_size=4)).start()
+    try:
+        got = worker.submit(units(4, 7), SEARCH, timeout=30).future.result(30)
+    finally:
+        worker.stop(10)
+    want = translate_ids(q, units(4, 7), SEARCH)
+    assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
+
+
+class NoPool:
+    """A model whose paged cache cannot be built: the request fails when it joins the worker."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def new_block_pool(self, *args, **kwargs):
+        raise RuntimeError("no pool for you")
+
+
+def test_a_request_that_cannot_join_fails_instead_of_hanging(model):
+    worker = Worker(NoPool(model), ServerConfig(kv_cache="paged", block_size=4)).start()
+    try:
+        for seed in range(2):  # the worker is still there for the next request
+            with pytest.raises(RuntimeError, match="no pool for you"):
+                worker.submit(units(2, seed), SEARCH, timeout=30).future.result(30)
+        assert worker._thread.is_alive() and worker.queue_depth == 0
+    finally:
+        worker.stop(10)

@@ -167,7 +167,7 @@ class Transformer(Seq2Seq):
     def new_block_pool(self, block_size: int, num_blocks: int = 64) -> BlockPool:
         """An empty pool of paged self-attention K/V blocks for this decoder (its layers, heads, dtype)."""
         attn = self.decoder_layers[0].self_attn
-        weight = attn.k_proj.weight
+        weight = self.tgt_embedding.weight  # float, also when dynamic int8 has quantized the Linears
         return BlockPool(len(self.decoder_layers), attn.num_heads, attn.head_dim, block_size, num_blocks,
                          weight.dtype, weight.device)  # fmt: skip
 

@@ -13,7 +13,10 @@ from translate.evaluation.alignment import alignment_maps, to_words, words_and_e
 
 def alignment_json(translator, src_ids: list[int], tgt_ids: list[int], digits: int = 4) -> dict | None:
     """-> {source, target (pieces + "</s>"), weights (T x S), source_words, target_words, word_weights
-    (T' x S')}, or None for a model without attention (RNNencdec)."""
+    (T' x S')}, or None for a model without attention (RNNencdec) or an engine without a PyTorch model
+    (a CTranslate2 export)."""
+    if translator.model is None:
+        return None
     maps = alignment_maps(translator.model, list(src_ids), list(tgt_ids))
     if not maps:
         return None

@@ -190,7 +190,7 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
     @app.get("/v1/models")
     async def models():
         return [{"name": s.name, "source": s.translator.langs.src, "target": s.translator.langs.tgt,
-                 "description": s.translator.model.describe(),
+                 "description": s.translator.summary(),
                  "defaults": {"beam": s.search.beam_size, "nbest": s.search.nbest, "alpha": s.search.alpha}}
                 for s in served.values()]  # fmt: skip
 

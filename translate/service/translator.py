@@ -42,17 +42,25 @@ class Translator:
 
     @classmethod
     def load(cls, path, device: str = "cpu", service: ServiceConfig | None = None, *, engine: str = "torch",
-             quantize: str = "none") -> Translator:  # fmt: skip
+             quantize: str = "none", threads: int = 0) -> Translator:  # fmt: skip
         """Raises CheckpointError / EngineError (one line naming the path) for what cannot be loaded."""
-        return cls(load_engine(engine, path, device=device, quantize=quantize), service)
+        return cls(load_engine(engine, path, device=device, quantize=quantize, threads=threads), service)
 
     @property
     def model(self):
-        """The PyTorch model (torch engine): what the server's worker decodes and draws alignments from."""
-        return self.engine.model
+        """The PyTorch model (torch engine): what the server's worker decodes and draws alignments from;
+        None for an engine without one (CTranslate2)."""
+        return getattr(self.engine, "model", None)
 
     def describe(self) -> str:
         return self.engine.describe()
+
+    def summary(self) -> str:
+        """What the model is, without the server's file paths (for /v1/models)."""
+        if self.model is not None:
+            return self.model.describe()
+        info = self.engine.info
+        return f"CTranslate2 {info['model']}, {info['parameters']:,} parameters ({info['quantization']})"
 
     def plan(self, lines: list[str]) -> Plan:
         return plan(lines, self.tokenizer, self.langs.src, self.limit)

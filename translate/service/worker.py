@@ -9,6 +9,9 @@ each gets a concurrent.futures.Future with its hypotheses. How the thread schedu
               requests that arrive meanwhile wait for the whole batch;
   sequential  one request at a time (translate_ids on its units).
 
+Continuous batching needs our models' step interface. An engine without one (a CTranslate2 export, which
+batches what it is given) is served with `engine=`: its translate_ids decodes, under static or sequential.
+
 Back-pressure and clean-up: submit() raises QueueFull when the sentences waiting would exceed max_queue
 (the server answers 503 with Retry-After); cancel() (client gone) and passed deadlines drop a request's
 sentences from the running batch; stop() lets the running and queued work finish (SIGTERM drains).
@@ -22,6 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 
 from translate.search import Hypothesis, SearchConfig, SearchError, translate_ids
 from translate.search.continuous import ContinuousDecoder
@@ -57,8 +61,14 @@ class Job:
 
 
 class Worker:
-    def __init__(self, model, config: ServerConfig):
+    def __init__(self, model, config: ServerConfig, *, engine=None):
+        """model: a Seq2Seq (any scheduler); or model=None and engine: a translate.engines engine whose
+        translate_ids decodes (static or sequential)."""
+        if model is None and (engine is None or config.scheduler == "continuous"):
+            raise ValueError("scheduler=continuous needs a model with the step interface; "
+                             "an engine is served static or sequential")  # fmt: skip
         self.model, self.config = model, config
+        self._translate_ids = engine.translate_ids if engine is not None else partial(translate_ids, model)
         self._cond = threading.Condition()
         self._inbox: list[Job] = []  # submitted, not yet seen by the thread
         self._cancelled: set[int] = set()
@@ -141,7 +151,10 @@ class Worker:
                 inbox, self._inbox = self._inbox, []
                 cancelled, self._cancelled = self._cancelled, set()
             for job in inbox:
-                self._accept(job)
+                try:
+                    self._accept(job)
+                except Exception as e:  # a request that cannot join fails alone, never the worker
+                    self._drop(job, e)
             now = time.monotonic()
             for job in list(self._jobs.values()):
                 if job.id in cancelled:
@@ -196,7 +209,7 @@ class Worker:
         for search, jobs in by_search.items():
             units = [(job, i) for job in jobs for i in range(len(job.units))]
             self.active = len(units)
-            hyps = translate_ids(self.model, [job.units[i] for job, i in units], search)
+            hyps = self._translate_ids([job.units[i] for job, i in units], search)
             for (job, i), h in zip(units, hyps):
                 self._deliver(job.id, i, h)
 
