@@ -16,8 +16,8 @@ import argparse
 import logging
 import sys
 
-from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
-from translate.models.checkpoint import CheckpointError
+from translate.device import DeviceError, resolve_device
+from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchConfig
 from translate.search.flags import add_search_flags, flag_error, search_from_args
 from translate.service import ServerConfig, ServiceConfig, Translator
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     try:
+        device = resolve_device(args.device)
         specs = [s.split("=", 1) for s in args.model] or [["default", str(newest_best_checkpoint())]]
         served = {}
         for name, path in specs:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             served[name] = Served(name, tr, Worker(tr.model, server).start(), search)
             logging.info("model %s: %s (%s -> %s) from %s", name, tr.model.describe(), tr.langs.src,
                          tr.langs.tgt, path)  # fmt: skip
-    except CheckpointError as e:
+    except (CheckpointError, DeviceError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     app = create_app(served, server)

@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from translate.data.errors import DataError
+from translate.device import DeviceError
 from translate.models.checkpoint import CheckpointError
 from translate.training.errors import TrainingError
 from translate.training.loop import train
@@ -26,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         result = train(cfg, run_dir)
-    except (DataError, CheckpointError, TrainingError, FileNotFoundError) as e:
+    except (DataError, CheckpointError, DeviceError, TrainingError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -14,10 +14,9 @@ from conftest import TINY_MODELS, tiny_data_config
 from translate.data.pipeline import prepare_data
 from translate.data.vocab import UNK_ID
 from translate.evaluation.alignment import alignment_maps, to_words, word, word_groups
-from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
 from translate.metrics.bleu import corpus_scores
-from translate.models.checkpoint import CheckpointError, load_model, save_checkpoint
+from translate.models.checkpoint import CheckpointError, load_model, newest_best_checkpoint, save_checkpoint
 from translate.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from translate.training.state import CheckpointManager
+from translate.models.checkpoint import CheckpointManager
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts/average_checkpoints.py"
 
