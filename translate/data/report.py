@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m translate.data.report", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="bible_es_en", help="data config: conf/data/<name>.yaml")
     p.add_argument("--max-tokens", type=int, default=4096, help="token budget per batch (padded)")
-    p.add_argument("--cache-dir", default=".cache/translate")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/translate"))
     p.add_argument("--fresh", action="store_true", help="build in an empty cache, so times are from scratch")
     p.add_argument("--output", type=Path, help="also write the figures as markdown to this file")
     p.add_argument("--write-readme", action="store_true", help=f"replace '{SECTION}' in --readme")
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose_data_config(args.data, args.overrides)
         with tempfile.TemporaryDirectory(prefix="translate-data-") as tmp:
             t0 = time.perf_counter()
-            prepared = prepare_data(cfg, tmp if args.fresh else args.cache_dir)
+            prepared = prepare_data(cfg, tmp if args.fresh else args.cache_dir.absolute())
             prepared.stats["seconds"]["total"] = time.perf_counter() - t0
             figures = split_figures(prepared, args.max_tokens)  # inside: the datasets map files in tmp
         print(render(prepared, figures, args.max_tokens, markdown=False))
