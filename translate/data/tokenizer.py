@@ -60,7 +60,7 @@ class Tokenizer:
         return self._proc(side).encode(list(texts), out_type=int)
 
     def encode_pieces(self, text: str, side: str) -> list[str]:
-        """Piece strings (e.g. '▁the'), for the labels of alignment plots."""
+        """Piece strings (e.g. '▁the'): alignment plot labels, and where translate.service.segment cuts."""
         return self._proc(side).encode(text, out_type=str)
 
     def decode(self, ids: Iterable[int], side: str) -> str:
@@ -103,13 +103,6 @@ class Tokenizer:
                 found = type(d.get(key)).__name__
                 raise DataError(f"tokenizer state: {key!r} should be bytes, found {found}")
         return cls(d["src_model"], None if d["shared"] else d["tgt_model"])
-
-    def __getstate__(self) -> dict:
-        """Pickle as the model protos (DataLoader workers, multiprocessing), not as live processors."""
-        return self.state_dict()
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["src_model"], None if state["shared"] else state["tgt_model"])
 
     def __repr__(self) -> str:
         kind = "joint" if self.shared else "per-language"
