@@ -2,6 +2,8 @@
 
     python scripts/average_checkpoints.py runs/<run> --last 3 --output runs/<run>/checkpoints/avg3.pt
 
+--last defaults to trainer.keep_last in conf/train.yaml: every step checkpoint a run keeps by default.
+
 Averaging the last few checkpoints smooths out the noise of the final updates (Vaswani et al. 2017 averaged
 the last 5 or 20). The result carries the newest checkpoint's model config, tokenizer and config, so
 `translate` and `make eval` read it like any other; it holds no optimizer state, so it cannot be resumed.
@@ -16,8 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from translate.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from translate.training.state import CheckpointManager  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from translate.models.checkpoint import (  # noqa: E402
+    CheckpointError,
+    CheckpointManager,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+KEEP_LAST = OmegaConf.load(ROOT / "conf" / "train.yaml").trainer.keep_last  # the step files a run keeps
 
 
 def checkpoint_dir(path: Path) -> Path:
@@ -52,7 +62,8 @@ def average(paths: list[Path]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="run directory (or its checkpoints/ directory)")
-    p.add_argument("--last", type=int, default=5, help="how many of the newest step-N.pt files (default 5)")
+    p.add_argument("--last", type=int, default=KEEP_LAST,
+                   help=f"how many of the newest step-N.pt files (default {KEEP_LAST}: trainer.keep_last)")
     p.add_argument("--output", type=Path, default=None, help="default: <checkpoints>/avg<N>.pt")
     args = p.parse_args(argv)
     try:

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from translate.attention import resolve_backend, scaled_dot_product  # noqa: E402
+from translate.files import write_text  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MIB = 2**20
@@ -199,14 +199,6 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=2)
@@ -278,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
     )
     table = markdown(meta, rows)
-    _write_atomic(args.out, json.dumps(dict(meta=meta, rows=rows), indent=2) + "\n")
-    _write_atomic(args.out.with_suffix(".md"), table)
+    write_text(args.out, json.dumps(dict(meta=meta, rows=rows), indent=2) + "\n")
+    write_text(args.out.with_suffix(".md"), table)
     print(table)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0

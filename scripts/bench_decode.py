@@ -49,11 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from translate.data.pipeline import prepare_data  # noqa: E402
-from translate.evaluation.checkpoints import model_label, resolve_device  # noqa: E402
+from translate.device import resolve_device  # noqa: E402
 from translate.files import write_json, write_text  # noqa: E402
 from translate.machine import describe_cpu  # noqa: E402
 from translate.models.build import build_model  # noqa: E402
-from translate.models.checkpoint import load_checkpoint, load_model  # noqa: E402
+from translate.models.checkpoint import load_checkpoint, load_model, model_label  # noqa: E402
 from translate.search import SearchConfig, translate_ids  # noqa: E402
 
 DEFAULT_MODELS = ("rnnencdec", "rnnsearch", "transformer")
@@ -404,7 +404,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     cpu = platform.processor() or platform.machine() or "cpu"
     report = {
-        "device": torch.cuda.get_device_name() if device.startswith("cuda") else cpu,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else cpu,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": args.repeats, "rows": rows,
     }  # fmt: skip
     out = Path(args.out)

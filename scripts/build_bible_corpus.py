@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import os
 import re
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -27,13 +25,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from translate.data.clean import (  # noqa: E402
-    casing_table,
-    clean_verse,
-    fix_opening_capitals,
-    strip_subscription,
-)
-from translate.data.split import Pair, Split, n_words, split_by_chapter  # noqa: E402
+from bible_clean import casing_table, clean_verse, fix_opening_capitals, strip_subscription  # noqa: E402
+from bible_split import Pair, Split, n_words, split_by_chapter  # noqa: E402
+
+from translate.files import write_bytes  # noqa: E402
 
 SOURCE_MODULE = "spaRV1909eb"  # Debian sword-text-sparv: Reina-Valera 1909, KJV versification
 TARGET_MODULE = "engWEB2015eb"  # Debian sword-text-web: World English Bible, NRSVA versification
@@ -184,11 +179,7 @@ def write_tsv_gz(path: Path, pairs: list[Pair]) -> None:
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
         gz.write(text.encode("utf-8"))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_bytes(path, buf.getvalue())
 
 
 def report(

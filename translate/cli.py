@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 from translate.data.lines import clean_text, decode_line, invalid_utf8_message, split_lines
+from translate.device import DeviceError, resolve_device
 from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
-from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
 from translate.files import write_lines
-from translate.models.checkpoint import CheckpointError
+from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchError
 from translate.search.flags import add_search_flags, flag_error, search_from_args
 from translate.service import ServiceConfig
@@ -76,9 +76,8 @@ class Translator:
 
     def __init__(self, args: argparse.Namespace):
         path = args.model_dir if args.engine == "ct2" else args.checkpoint or str(newest_best_checkpoint())
-        device = resolve_device(args.device)
-        if args.quantize == "int8" and args.device == "auto":
-            device = "cpu"  # dynamic int8 has CPU kernels only
+        # dynamic int8 has CPU kernels only: "auto" means the CPU there
+        device = resolve_device("cpu" if args.quantize == "int8" and args.device == "auto" else args.device)
         engine = load_engine(
             args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
         )
@@ -226,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             emit(translator.translate(lines, progress=True), args.output)
         else:
             stream(translator, sys.stdin, sys.stdout)
-    except (CheckpointError, EngineError, UsageError, SearchError) as e:
+    except (CheckpointError, DeviceError, EngineError, UsageError, SearchError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `translate < big.txt | head`

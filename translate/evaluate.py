@@ -18,9 +18,8 @@ from omegaconf import DictConfig
 
 from translate.data.errors import DataError
 from translate.engines import EngineError
-from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
-from translate.models.checkpoint import CheckpointError
+from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchConfig
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

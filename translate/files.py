@@ -1,4 +1,10 @@
-"""Atomic writes (temp file beside the target, then os.replace), below every layer."""
+"""Atomic writes, below every layer: a file is either its old self or complete, never half written.
+
+write_atomic writes a temp file beside the target, flushes and fsyncs it, puts it in place with os.replace,
+then fsyncs the directory (where the platform allows) so the rename survives a power cut too. Every file
+the project writes (checkpoints, tokenizer models, reports, hypotheses, benchmark tables, the corpus) goes
+through it; link_atomic gives one file a second name the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,57 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call write(tmp_path) on a temp file beside `path`, then rename it over `path` (never half a file)."""
+def _temp_name(path: Path, suffix: str) -> Path:
+    """A fresh name beside `path` (hidden, random; creating it with O_EXCL / os.link fails if it is taken)."""
+    return path.with_name(f".{path.name}.{os.urandom(6).hex()}{suffix}")
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make renames in `directory` durable; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """write(f) fills a binary file beside `path`, which is flushed, fsynced and renamed over `path`.
+
+    On any exception the temp file is removed and `path` keeps its old content (or stays absent).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _temp_name(path, ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # as open()
     try:
-        write(tmp)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
     return path
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return write_atomic(path, lambda f: f.write(data))
+
+
 def write_text(path: str | Path, text: str) -> Path:
-    return write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """UTF-8, newlines as given (no platform translation)."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_lines(path: str | Path, lines: list[str]) -> Path:
@@ -39,7 +77,31 @@ def write_json(path: str | Path, obj) -> Path:
 
 def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     """matplotlib figure -> PNG, atomically."""
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def link_atomic(src: str | Path, dst: str | Path) -> Path:
+    """Give the complete file `src` a second name `dst`, replacing what `dst` was in one step.
+
+    A hard link where the file system has them (no bytes copied), else a copy (fsynced); either way the new
+    name is made beside `dst` and renamed over it, so `dst` is always a complete file.
+    """
+    src, dst = Path(src), Path(dst)
+    tmp = _temp_name(dst, ".link")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            with open(src, "rb") as fin, open(tmp, "xb") as fout:
+                shutil.copyfileobj(fin, fout)
+                fout.flush()
+                os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(dst.parent)
+    return dst
 
 
 def write_dir_atomic(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
@@ -62,4 +124,5 @@ def write_dir_atomic(out_dir: str | Path, write: Callable[[Path], None]) -> Path
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    fsync_dir(out_dir.parent)
     return out_dir

@@ -21,9 +21,9 @@ import argparse
 import logging
 import sys
 
+from translate.device import DeviceError, resolve_device
 from translate.engines import QUANTIZE, EngineError
-from translate.evaluation.checkpoints import newest_best_checkpoint, resolve_device
-from translate.models.checkpoint import CheckpointError
+from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchConfig
 from translate.search.flags import add_search_flags, flag_error, search_from_args
 from translate.service import ServerConfig, ServiceConfig, Translator
@@ -85,7 +85,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
     return args, server, search, service
 
 
-def load_served(specs: list[list[str]], device: str, server: ServerConfig, search: SearchConfig,
+def load_served(specs: list[list[str]], device, server: ServerConfig, search: SearchConfig,
                 service: ServiceConfig, quantize: str = "none", threads: int = 0) -> dict:
     """NAME=PATH pairs -> {name: Served}: a directory is a CTranslate2 export (static batching), a file a
     checkpoint (the server's scheduler). Raises CheckpointError / EngineError naming the path."""
@@ -125,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     try:
+        device = resolve_device(args.device)
         specs = [s.split("=", 1) for s in args.model] or [["default", str(newest_best_checkpoint())]]
         served = load_served(specs, device, server, search, service, args.quantize, args.threads)
-    except (CheckpointError, EngineError) as e:
+    except (CheckpointError, DeviceError, EngineError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     app = create_app(served, server)

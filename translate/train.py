@@ -1,7 +1,9 @@
 """`make train` = `python -m translate.train [overrides]`: the Hydra app.
 
-It composes conf/train.yaml, calls the loop (translate/training/loop.py) and turns the project's user-facing
-errors into one line on stderr and exit code 2."""
+It composes conf/train.yaml, makes the paths it owns absolute (cache_dir, trainer.resume_from: relative to the
+launch directory), calls the loop (translate/training/loop.py) and turns the project's user-facing errors into
+one line on stderr and exit code 2. The data config's paths are kept as written, so a checkpoint's config
+stays portable; the data library resolves them (translate/data/corpus.py: resolve_path)."""
 
 import logging
 import os
@@ -10,9 +12,11 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from translate.data.errors import DataError
+from translate.device import DeviceError
 from translate.models.checkpoint import CheckpointError
 from translate.training.errors import TrainingError
 from translate.training.loop import train
@@ -24,9 +28,12 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 def main(cfg: DictConfig) -> None:
     logging.getLogger("translate").setLevel(logging.INFO)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    cfg.cache_dir = to_absolute_path(cfg.cache_dir)
+    if cfg.trainer.resume_from:
+        cfg.trainer.resume_from = to_absolute_path(cfg.trainer.resume_from)
     try:
         result = train(cfg, run_dir)
-    except (DataError, CheckpointError, TrainingError, FileNotFoundError) as e:
+    except (DataError, CheckpointError, DeviceError, TrainingError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if int(os.environ.get("RANK", "0")) == 0:

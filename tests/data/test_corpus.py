@@ -96,6 +96,29 @@ def test_relative_paths_resolve_from_any_working_directory(tmp_path, monkeypatch
     assert len(splits["dev"]) == 50
 
 
+def test_relative_paths_mean_the_working_directory_even_after_a_hydra_app_ran(tmp_path, monkeypatch):
+    """A Hydra app run earlier in the process leaves its original cwd behind (HydraConfig stays set); the data
+    library must not read it: a relative path means the process's working directory, in an app or not."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from translate.data.pipeline import prepare_data
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    for root, text in ((here, "aquí"), (elsewhere, "allí")):
+        (root / "corpus").mkdir(parents=True)
+        for split in ("train", "dev", "test"):
+            rows = "".join(f"x.1.{i}\t{text} {i}\t{i}\n" for i in range(30))
+            write(root / "corpus" / f"{split}.tsv", f"ref\tes\ten\n{rows}")
+    stale = OmegaConf.create({"hydra": {"runtime": {"cwd": str(elsewhere)}}})
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", stale)
+    monkeypatch.chdir(here)
+    cfg = data_cfg("bible_es_en", path="corpus", **{"tokenizer.vocab_size": 40})
+    assert load_splits(cfg, ("dev",), "cache")["dev"]["src"][0] == "aquí 0"
+    prepared = prepare_data(cfg, "cache", splits=("dev",))
+    assert prepared.datasets["dev"]["src"][0] == "aquí 0"
+    assert list((here / "cache" / "spm").glob("*.model")) and not (elsewhere / "cache").exists()
+
+
 def test_local_text_files_with_carved_dev_test(tmp_path):
     n = 100
     s = write(tmp_path / "all.de", "".join(f"satz {i}\n" for i in range(n)))

@@ -1,7 +1,6 @@
 """SentencePiece tokenizer: fixed special ids, round trips, checkpoint-safe state, training cache."""
 
 import io
-import pickle
 import random
 
 import pytest
@@ -75,8 +74,6 @@ def test_state_dict_survives_torch_load_weights_only(tmp_path, joint):
     assert tok2.fingerprint == tok.fingerprint
     assert (tok2.src_vocab_size, tok2.tgt_vocab_size) == (tok.src_vocab_size, tok.tgt_vocab_size)
     assert tok2.encode(tgt[3], "tgt") == tok.encode(tgt[3], "tgt")
-    tok3 = pickle.loads(pickle.dumps(tok))  # DataLoader workers pickle it
-    assert tok3.fingerprint == tok.fingerprint and tok3.decode(tok.encode(src[2], "src"), "src") == src[2]
 
 
 def test_second_call_reuses_cache_without_training(tmp_path, monkeypatch):

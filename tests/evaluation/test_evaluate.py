@@ -1,6 +1,7 @@
 """Evaluation end to end on tiny untrained checkpoints: results.json, table, curves, alignments, Hydra app."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -8,17 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
+import sacrebleu
 import torch
 from conftest import TINY_MODELS, tiny_data_config
 
 from translate.data.pipeline import prepare_data
 from translate.data.vocab import UNK_ID
 from translate.evaluation.alignment import alignment_maps, to_words, word, word_groups
-from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
-from translate.metrics.bleu import corpus_scores
-from translate.models.checkpoint import CheckpointError, load_model, save_checkpoint
-from translate.search import SearchConfig
+from translate.models.checkpoint import CheckpointError, load_model, newest_best_checkpoint, save_checkpoint
+from translate.search import Hypothesis, SearchConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,11 @@ def checkpoints(cache, tmp_path_factory, tiny_checkpoint):
             for name in TINY_MODELS}  # fmt: skip
 
 
+def eval_split(cache):
+    """The fixture's test split, encoded by the tokenizer the tiny checkpoints carry (same corpus, cache)."""
+    return prepare_data(tiny_data_config(), cache, splits=("test",)).datasets["test"]
+
+
 def settings(cache, **kw):
     search = SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=6)
     base = dict(cache_dir=str(cache), device="cpu", search=search, n_boot=20, alignment_sentences=(0,),
@@ -45,29 +50,23 @@ def settings(cache, **kw):
 
 
 def test_evaluate_checkpoints_writes_a_consistent_report(checkpoints, cache, tmp_path):
+    """Three model families end to end: what results.json says matches the files written beside it, and the
+    scores are sacrebleu's (called directly) on the written hypotheses against the split's references."""
     paths = [checkpoints["transformer"], checkpoints["rnnsearch"], checkpoints["rnnencdec"]]
     results = evaluate_checkpoints(paths, tmp_path, settings(cache))
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
     assert [m["label"] for m in on_disk["models"]] == ["Transformer", "RNNsearch", "RNNencdec"]
-    test = prepare_data(tiny_data_config(), cache, splits=("test",), tokenizer=None).datasets["test"]
-    refs = list(test["tgt"])
+    refs = list(eval_split(cache)["tgt"])
     for m in on_disk["models"]:
-        hyps = (tmp_path / m["hypotheses"]).read_text().split("\n")[:-1]
+        hyps = (tmp_path / m["hypotheses"]).read_text(encoding="utf-8").split("\n")[:-1]
         assert len(hyps) == len(refs) == m["sentences"]
         assert all(len(h.split()) <= 6 for h in hyps)
-        expected = corpus_scores(hyps, refs)
-        assert m["bleu"] == pytest.approx(expected["bleu"]) and m["chrf"] == pytest.approx(expected["chrf"])
+        assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+        assert m["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
         assert m["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
-        assert [b["range"] for b in m["buckets"]] == [
-            "0-10",
-            "10-20",
-            "20-30",
-            "30-40",
-            "40-50",
-            "50-60",
-            "60+",
-        ]
+        ranges = ["0-10", "10-20", "20-30", "30-40", "40-50", "50-60", "60+"]
+        assert [b["range"] for b in m["buckets"]] == ranges
         assert sum(b["count"] for b in m["buckets"]) == len(refs)
         assert m["step"] == 7 and m["parameters"] > 0
     has_pictures = {m["label"]: len(m["alignments"]) for m in on_disk["models"]}
@@ -78,6 +77,39 @@ def test_evaluate_checkpoints_writes_a_consistent_report(checkpoints, cache, tmp
     assert (tmp_path / "bleu_by_length.png").read_bytes()[:4] == b"\x89PNG"
     table = (tmp_path / "results.md").read_text()
     assert "| Transformer |" in table and "| 0-10 | 10-20 |" in table and "tok:13a" in table
+
+
+def test_scores_and_length_buckets_of_known_outputs(checkpoints, cache, tmp_path, monkeypatch):
+    """A stub decoder with known outputs: sentence i gets its own reference when i % 3 != 2, else nothing.
+    The hypotheses file, BLEU, chrF and each length bucket must be sacrebleu's on those texts, in order."""
+    from translate.engines.pytorch import TorchEngine
+
+    test = eval_split(cache)
+    sources, refs, src_ids = list(test["src"]), list(test["tgt"]), [list(x) for x in test["src_ids"]]
+
+    def known_outputs(self, ids, search, **kw):
+        assert [list(x) for x in ids] == src_ids  # the whole split, in order
+        return [[Hypothesis(self.tokenizer.encode(ref, "tgt") if i % 3 != 2 else [], 0.0)]
+                for i, ref in enumerate(refs)]  # fmt: skip
+
+    monkeypatch.setattr(TorchEngine, "translate_ids", known_outputs)
+    m = evaluate_checkpoints([checkpoints["rnnsearch"]], tmp_path, settings(cache))["models"][0]
+    tok = load_model(checkpoints["rnnsearch"])[1]
+    expected = [tok.decode(tok.encode(ref, "tgt"), "tgt") if i % 3 != 2 else "" for i, ref in enumerate(refs)]
+    assert (tmp_path / m["hypotheses"]).read_text(encoding="utf-8") == "".join(h + "\n" for h in expected)
+    bleu = sacrebleu.corpus_bleu(expected, [refs]).score
+    assert m["bleu"] == pytest.approx(bleu) and 40 < bleu < 100  # two thirds right: neither 0 nor perfect
+    assert m["chrf"] == pytest.approx(sacrebleu.corpus_chrf(expected, [refs]).score)
+    lo, hi = m["bleu_ci"]
+    assert lo <= m["bleu"] <= hi
+    words = [len(src.split()) for src in sources]
+    for b in m["buckets"]:  # (lo, hi] source words; the first bucket also holds empty sources
+        top = math.inf if b["hi"] is None else b["hi"]
+        inside = [i for i, n in enumerate(words) if (b["lo"] < n or b["lo"] == 0) and n <= top]
+        assert b["count"] == len(inside), b["range"]
+        if inside:
+            subset = sacrebleu.corpus_bleu([expected[i] for i in inside], [[refs[i] for i in inside]]).score
+            assert b["bleu"] == pytest.approx(subset), b["range"]
 
 
 def test_alignment_maps_are_distributions_over_the_source(checkpoints):

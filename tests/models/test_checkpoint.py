@@ -77,6 +77,15 @@ def test_overwrite_is_atomic_and_replaces(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
+def test_a_save_that_fails_midway_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"step": 1})
+    with pytest.raises(Exception, match="pickle"):  # torch.save fails partway: an entry it cannot pickle
+        save_checkpoint(path, {"step": 2, "weights": torch.ones(10_000), "z": lambda: None})
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
 def test_missing_file_is_a_one_line_error_naming_the_path(tmp_path):
     path = tmp_path / "nope.pt"
     with pytest.raises(CheckpointError, match="nope.pt: no such checkpoint") as err:

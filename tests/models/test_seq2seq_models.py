@@ -193,8 +193,16 @@ def test_transformer_ties_embeddings_as_configured():
 
 
 def test_describe_reports_the_parameter_count():
+    """The analytic count of the tiny Transformer (E=16, F=32, 2 + 2 layers), tied weights counted once."""
+    E, F, layers = 16, 32, 2
+    attention = 4 * (E * E + E)  # q, k, v and output projections, with biases
+    ffn = (E * F + F) + (F * E + E)
+    norm = 2 * E
+    encoder_layer = attention + ffn + 2 * norm
+    decoder_layer = 2 * attention + ffn + 3 * norm  # self- and cross-attention
+    embeddings = 2 * V * E  # source and target; the output layer is the target embedding (tied, no bias)
+    n = embeddings + layers * (encoder_layer + decoder_layer)
     model = make("transformer")
-    n = sum(p.numel() for p in model.parameters())
     assert model.num_parameters() == n
     assert f"{n:,} parameters" in model.describe() and model.describe().startswith("Transformer")
 

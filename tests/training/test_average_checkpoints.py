@@ -3,10 +3,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from translate.training.state import CheckpointManager
+from translate.models.checkpoint import CheckpointManager
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts/average_checkpoints.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts/average_checkpoints.py"
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +19,8 @@ def avg():
     return module
 
 
-def write_run(directory: Path, steps: list[int]) -> list[dict]:
-    manager = CheckpointManager(directory / "checkpoints", keep_last=10)
+def write_run(directory: Path, steps: list[int], keep_last: int = 10) -> list[dict]:
+    manager = CheckpointManager(directory / "checkpoints", keep_last=keep_last)
     states = []
     for step in steps:
         state = {"w": torch.full((2, 3), float(step)), "b": torch.randn(3), "n": torch.tensor(step)}
@@ -46,3 +48,11 @@ def test_too_few_checkpoints_is_a_one_line_error(avg, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "1 step checkpoint(s) found" in err and err.count("\n") == 1
     assert not (tmp_path / "a.pt").exists()
+
+
+def test_by_default_it_averages_every_step_checkpoint_a_default_run_keeps(avg, tmp_path, capsys):
+    keep_last = OmegaConf.load(ROOT / "conf/train.yaml").trainer.keep_last
+    write_run(tmp_path, list(range(1, keep_last + 4)), keep_last=keep_last)  # the trainer's default
+    assert avg.main([str(tmp_path)]) == 0, capsys.readouterr().err
+    out = torch.load(tmp_path / f"checkpoints/avg{keep_last}.pt", weights_only=True)
+    assert len(out["metrics"]["averaged_from"]) == keep_last

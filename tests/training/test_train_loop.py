@@ -10,11 +10,10 @@ import torch
 
 from translate.data.batching import TokenBatchSampler, example_lengths
 from translate.data.pipeline import prepare_data
-from translate.models.checkpoint import CheckpointError, load_model
+from translate.models.checkpoint import CheckpointError, CheckpointManager, load_model
 from translate.training import loop as loop_module
 from translate.training.errors import TrainingError
 from translate.training.loop import train
-from translate.training.state import CheckpointManager
 
 PAYLOAD_KEYS = {"model", "model_config", "tokenizer", "config", "step", "epoch", "best_bleu", "optimizer",
                 "scheduler", "scaler", "rng", "data_position", "metrics"}  # fmt: skip
@@ -74,9 +73,9 @@ def test_resume_without_checkpoint_names_the_file(smoke_cfg, tmp_path):
 
 def test_resume_auto_starts_fresh_then_resumes_and_says_which(smoke_cfg, tmp_path, capsys):
     """One command for a preemptible job's first start and every restart."""
-    from translate.training.state import resume_path
+    from translate.models.checkpoint import resume_path
 
-    with pytest.raises(TrainingError, match="trainer.resume must be true, false or auto, got 'yes'"):
+    with pytest.raises(CheckpointError, match="trainer.resume must be true, false or auto, got 'yes'"):
         resume_path("yes", None, tmp_path)
     common = ["trainer.resume=auto", "trainer.val_every_steps=0", "trainer.max_tokens=4000"]
     first = train(smoke_cfg("trainer.max_steps=2", *common), tmp_path)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from hydra.utils import to_absolute_path
 
 from translate.data.errors import DataError
 
@@ -29,12 +28,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_path(path: str | Path) -> Path:
-    """Absolute path: as given; relative: against the (original) working directory if it exists there,
-    otherwise against the project root, so configs work from any Hydra run directory."""
+    """Absolute path: as given; relative: against the process's working directory if it exists there,
+    otherwise against the project root (so a checkpoint's data config works from any directory).
+
+    The same rule inside and outside a Hydra app: the apps run in the launch directory and pass their own
+    paths down absolute (translate/train.py, translate/evaluate.py)."""
     p = Path(str(path)).expanduser()
     if p.is_absolute():
         return p
-    here = Path(to_absolute_path(str(p)))
+    here = Path.cwd() / p
     return here if here.exists() else PROJECT_ROOT / p
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from hydra.utils import to_absolute_path
 
 from translate.data.corpus import content_key, load_splits
 from translate.data.errors import DataError
@@ -79,7 +78,7 @@ def prepare_data(
     not requested; pass `tokenizer` (e.g. from a checkpoint) to skip training.
     """
     t_start = time.perf_counter()
-    cache_dir = Path(to_absolute_path(str(cache_dir)))
+    cache_dir = Path(cache_dir).absolute()  # relative: against the working directory
     splits = tuple(splits)
     needed = splits if tokenizer is not None or "train" in splits else ("train", *splits)
     seconds: dict[str, float] = {}

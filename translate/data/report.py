@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from translate.data.batching import TokenBatchSampler
 from translate.data.corpus import PROJECT_ROOT
 from translate.data.errors import DataError
 from translate.data.pipeline import PreparedData, prepare_data
+from translate.files import write_text
 
 SECTION = "## Pipeline statistics (make data)"
 PERCENTILES = (50, 90, 99, 100)
@@ -115,18 +115,6 @@ def render(prepared: PreparedData, figures: dict, max_tokens: int, markdown: boo
     return "\n".join([head, *body, legend, build])
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def replace_section(readme: Path, body: str, command: str) -> None:
     """Swap the text under SECTION (up to the next '## ' heading) for body; append the section if absent."""
     if not readme.is_file():
@@ -139,14 +127,14 @@ def replace_section(readme: Path, body: str, command: str) -> None:
         lines[start:end] = new
     else:
         lines += ["", *new]
-    write_atomic(readme, "\n".join(lines).rstrip("\n") + "\n")
+    write_text(readme, "\n".join(lines).rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m translate.data.report", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="bible_es_en", help="data config: conf/data/<name>.yaml")
     p.add_argument("--max-tokens", type=int, default=4096, help="token budget per batch (padded)")
-    p.add_argument("--cache-dir", default=".cache/translate")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache/translate"))
     p.add_argument("--fresh", action="store_true", help="build in an empty cache, so times are from scratch")
     p.add_argument("--output", type=Path, help="also write the figures as markdown to this file")
     p.add_argument("--write-readme", action="store_true", help=f"replace '{SECTION}' in --readme")
@@ -158,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose_data_config(args.data, args.overrides)
         with tempfile.TemporaryDirectory(prefix="translate-data-") as tmp:
             t0 = time.perf_counter()
-            prepared = prepare_data(cfg, tmp if args.fresh else args.cache_dir)
+            prepared = prepare_data(cfg, tmp if args.fresh else args.cache_dir.absolute())
             prepared.stats["seconds"]["total"] = time.perf_counter() - t0
             figures = split_figures(prepared, args.max_tokens)  # inside: the datasets map files in tmp
         print(render(prepared, figures, args.max_tokens, markdown=False))
         md = render(prepared, figures, args.max_tokens, markdown=True)
         if args.output:
-            write_atomic(args.output, md)
+            write_text(args.output, md)
         if args.write_readme:
             given = argv if argv is not None else sys.argv[1:]
             command = " ".join(["python -m translate.data.report", *given])

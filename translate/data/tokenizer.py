@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import sentencepiece as spm
 
 from translate.data.errors import DataError
 from translate.data.vocab import BOS_ID, BOS_PIECE, EOS_ID, EOS_PIECE, PAD_ID, PAD_PIECE, UNK_ID, UNK_PIECE
+from translate.files import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Tokenizer:
         return self._proc(side).encode(list(texts), out_type=int)
 
     def encode_pieces(self, text: str, side: str) -> list[str]:
-        """Piece strings (e.g. '▁the'), for the labels of alignment plots."""
+        """Piece strings (e.g. '▁the'): alignment plot labels, and where translate.service.segment cuts."""
         return self._proc(side).encode(text, out_type=str)
 
     def decode(self, ids: Iterable[int], side: str) -> str:
@@ -103,13 +103,6 @@ class Tokenizer:
                 found = type(d.get(key)).__name__
                 raise DataError(f"tokenizer state: {key!r} should be bytes, found {found}")
         return cls(d["src_model"], None if d["shared"] else d["tgt_model"])
-
-    def __getstate__(self) -> dict:
-        """Pickle as the model protos (DataLoader workers, multiprocessing), not as live processors."""
-        return self.state_dict()
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["src_model"], None if state["shared"] else state["tgt_model"])
 
     def __repr__(self) -> str:
         kind = "joint" if self.shared else "per-language"
@@ -184,18 +177,6 @@ def _train_proto(sentences: Sequence[str], s: dict) -> bytes:
     return out.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def train_tokenizer(
     src: Sequence[str], tgt: Sequence[str], tok_cfg, cache_dir: str | Path, corpus: str | None = None
 ) -> tuple[Tokenizer, dict]:
@@ -226,6 +207,6 @@ def train_tokenizer(
         else:
             protos = {"src": _train_proto(src, s), "tgt": _train_proto(tgt, s)}
         for n, p in paths.items():
-            _write_atomic(p, protos[n])
+            write_bytes(p, protos[n])
     tok = Tokenizer(protos["joint"]) if s["joint"] else Tokenizer(protos["src"], protos["tgt"])
     return tok, {"cached": cached, "key": key, "seconds": time.perf_counter() - t0}

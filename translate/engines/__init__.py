@@ -19,10 +19,12 @@ QUANTIZE = ("none", "int8")  # --quantize of the torch engine
 
 
 def load_engine(
-    engine: str, path, *, device: str = "cpu", quantize: str = "none", threads: int = 0,
+    engine: str, path, *, device="cpu", quantize: str = "none", threads: int = 0,
     ct2_stopping: str = "native",
 ):  # fmt: skip
-    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: ct2.STOPPING)."""
+    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: ct2.STOPPING).
+
+    device: a torch.device or its name (translate.device.resolve_device turns "auto" into one)."""
     if engine == "torch":
         from translate.engines.pytorch import TorchEngine
 

@@ -110,7 +110,8 @@ class CT2Engine:
     name = "ct2"
 
     def __init__(
-        self, model_dir: str | Path, *, device: str = "cpu", threads: int = 0, stopping: str = "native"
+        self, model_dir: str | Path, *, device: str | torch.device = "cpu", threads: int = 0,
+        stopping: str = "native",
     ):
         if stopping not in STOPPING:
             raise EngineError(f"--ct2-stopping {stopping}: expected one of {'|'.join(STOPPING)}")
@@ -126,7 +127,7 @@ class CT2Engine:
             src = (self.path / tok["src"]).read_bytes()
             self.tokenizer = Tokenizer(src, None if tok["shared"] else (self.path / tok["tgt"]).read_bytes())
             self.translator = ctranslate2.Translator(
-                str(self.path), device="cuda" if device.startswith("cuda") else "cpu",
+                str(self.path), device="cuda" if torch.device(device).type == "cuda" else "cpu",
                 intra_threads=threads or torch.get_num_threads(), inter_threads=1,
             )  # fmt: skip
         except (OSError, RuntimeError, ValueError) as e:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from translate.engines import QUANTIZE, EngineError
 from translate.models.checkpoint import load_model
 from translate.models.quantize import quantize_dynamic_int8
@@ -18,10 +20,10 @@ from translate.search import Hypothesis, SearchConfig, source_limit, translate_i
 class TorchEngine:
     name = "torch"
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "cpu", quantize: str = "none"):
+    def __init__(self, checkpoint: str | Path, *, device: str | torch.device = "cpu", quantize: str = "none"):
         if quantize not in QUANTIZE:
             raise EngineError(f"--quantize {quantize}: expected one of {'|'.join(QUANTIZE)}")
-        if quantize == "int8" and device != "cpu":
+        if quantize == "int8" and torch.device(device).type != "cpu":
             raise EngineError(f"--quantize int8 runs on the CPU only, not on {device} (use --device cpu)")
         self.path = Path(checkpoint)
         self.model, self.tokenizer, self.ckpt = load_model(checkpoint, device)

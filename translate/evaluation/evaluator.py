@@ -14,14 +14,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from translate.data.pipeline import prepare_data
+from translate.device import resolve_device
 from translate.engines import load_engine
 from translate.evaluation.alignment import draw_alignments
-from translate.evaluation.checkpoints import model_label, resolve_device
 from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
-from translate.models.checkpoint import CheckpointError, first_line
+from translate.models.checkpoint import CheckpointError, first_line, load_checkpoint, model_label
 from translate.search import SearchConfig
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class EvalSettings:
 def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
     """Translate the split with one checkpoint (or exported model directory, engine ct2), write its hypotheses
     and alignments -> its results entry."""
-    device = "cpu" if s.quantize == "int8" else resolve_device(s.device)
+    device = resolve_device("cpu" if s.quantize == "int8" else s.device)
     engine = load_engine(s.engine, path, device=device, quantize=s.quantize)
     tokenizer = engine.tokenizer
     data = engine.data_config
@@ -120,8 +120,6 @@ def unique_labels(
 
         names = [f"{read_meta(Path(p))['model']}-ct2" for p in paths]
     else:
-        from translate.models.checkpoint import load_checkpoint
-
         suffix = "-int8" if quantize == "int8" else ""
         names = [model_label(load_checkpoint(p), p) + suffix for p in paths]
     out = []

@@ -1,19 +1,26 @@
-"""Checkpoint I/O: one self-describing file (weights, model config, tokenizer, training state).
+"""Checkpoints: one self-describing file each, written, read, rebuilt into a model, kept and found on disk.
 
-A checkpoint is all `translate` needs: load_model() rebuilds the model from ckpt["model_config"] and the
-tokenizer's vocabulary sizes.
+A checkpoint holds the weights, the model config and the tokenizer (all `translate` needs: load_model()
+rebuilds the model from ckpt["model_config"] and the tokenizer's vocabulary sizes); one written by training
+also holds the optimizer, schedule and grad-scaler states, every RNG state, the data position, the full
+resolved config and the dev metrics, enough to resume exactly. Everything is tensors, numbers, strings, lists
+and dicts, so `torch.load(weights_only=True)` reads it (no pickled objects).
+
+Files under <run dir>/checkpoints/ (CheckpointManager): last.pt (newest), best.pt (best dev BLEU), step-<N>.pt
+(the last trainer.keep_last kept, for scripts/average_checkpoints.py). Every file is written atomically
+(translate.files), so a crash never leaves half a checkpoint under any of these names.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from translate.files import link_atomic, write_atomic
 from translate.models.build import build_model
 from translate.models.interface import Seq2Seq
 
@@ -23,29 +30,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write atomically: temp file in the same directory, fsync, os.replace (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    """torch.save, atomically (temp file beside `path`, fsync, os.replace): never half a file."""
+    write_atomic(path, lambda f: torch.save(payload, f))
 
 
 # The top-level entries a checkpoint may hold and the type each must have; unknown entries pass unchecked.
@@ -123,3 +109,103 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Se
         reason = " ".join(" ".join(lines[:2]).split()) or type(e).__name__
         raise CheckpointError(f"{path}: weights do not fit the model config ({reason})") from e
     return model.to(device).eval(), tokenizer, ckpt
+
+
+def model_label(ckpt: dict, path: str | Path) -> str:
+    """A short name for tables and plots: the model class, e.g. "RNNsearch" or "Transformer"."""
+    target = str(ckpt.get("model_config", {}).get("_target_", ""))
+    return target.rsplit(".", 1)[-1] or Path(path).stem
+
+
+# ---- the files a run keeps, and finding them
+
+STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+SEARCH_ROOTS = ("runs", "outputs")  # where newest_best_checkpoint looks (Hydra run directories)
+
+
+class CheckpointManager:
+    """Writes last.pt / step-N.pt / best.pt under one directory and prunes step files to the newest K."""
+
+    def __init__(self, directory: str | Path, keep_last: int):
+        self.dir = Path(directory)
+        self.keep_last = keep_last
+
+    @property
+    def last(self) -> Path:
+        return self.dir / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / "best.pt"
+
+    def step_files(self) -> list[Path]:
+        """step-N.pt files, oldest first."""
+        if not self.dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := STEP_FILE.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def save(self, payload: dict, is_best: bool) -> None:
+        """step-N.pt when keep_last > 0 (older ones pruned), last.pt always, best.pt when is_best.
+
+        The file is written once; the other names are hard links to it (a copy where links fail), each put in
+        place atomically (translate.files.link_atomic), so every name is always a complete checkpoint.
+        """
+        if self.keep_last > 0:
+            first = self.dir / f"step-{payload['step']}.pt"
+            save_checkpoint(first, payload)
+            link_atomic(first, self.last)
+            for old in self.step_files()[: -self.keep_last]:
+                old.unlink(missing_ok=True)
+        else:
+            first = self.last
+            save_checkpoint(first, payload)
+        if is_best:
+            link_atomic(first, self.best)
+
+
+def newest_best_checkpoint(roots: tuple[str | Path, ...] = SEARCH_ROOTS) -> Path:
+    """The most recently modified <run dir>/checkpoints/best.pt below any of `roots` (relative to the cwd)."""
+    found = [p for root in roots if Path(root).is_dir() for p in Path(root).rglob("checkpoints/best.pt")]
+    if not found:
+        where = " or ".join(f"{r}/" for r in roots)
+        raise CheckpointError(f"no checkpoints/best.pt under {where}: train a model or pass a checkpoint")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def resume_path(resume: bool | str, resume_from: str | None, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from, or None to start fresh.
+
+    trainer.resume_from=<file> wins (it must exist); trainer.resume=true means <run dir>/checkpoints/last.pt,
+    which must exist; trainer.resume=auto resumes from it when it exists and starts fresh otherwise, so one
+    command serves a preemptible job's first start and every restart.
+    """
+    if resume not in (True, False, "auto"):
+        raise CheckpointError(f"trainer.resume must be true, false or auto, got {resume!r}")
+    if resume_from:
+        path = Path(resume_from)
+    elif resume:
+        path = run_dir / "checkpoints" / "last.pt"
+        if resume == "auto" and not path.is_file():
+            return None
+    else:
+        return None
+    if not path.is_file():
+        hint = (
+            " (set hydra.run.dir to the run to resume, trainer.resume=auto to start fresh when there is none,"
+            " or trainer.resume_from=<file>)"
+            if not resume_from
+            else ""
+        )
+        raise CheckpointError(f"{path}: no checkpoint to resume from{hint}")
+    return path
+
+
+def load_for_resume(path: Path) -> dict:
+    """The checkpoint, checked to hold every training state the loop restores."""
+    ckpt = load_checkpoint(path)
+    needed = ("model", "model_config", "optimizer", "scheduler", "rng", "data_position", "step", "tokenizer")
+    missing = [k for k in needed if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: cannot resume, checkpoint lacks {', '.join(missing)}")
+    return ckpt

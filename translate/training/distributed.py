@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from translate.device import resolve_device
+
 
 @dataclass
 class DistInfo:
@@ -28,25 +30,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:<local rank> when available, else cpu; 'cpu' / 'cuda' as asked."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            from translate.training.errors import TrainingError
-
-            raise TrainingError(f"device={name}: CUDA is not available on this machine (use device=cpu)")
-        return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
-    return torch.device(name)
-
-
 def setup(device_name: str) -> DistInfo:
     """Join the process group when launched by torchrun; pick this rank's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -27,6 +27,7 @@ from translate.data.batching import TokenBatchSampler, example_lengths, make_bat
 from translate.data.pipeline import prepare_data
 from translate.data.tokenizer import Tokenizer
 from translate.models.build import build_model
+from translate.models.checkpoint import CheckpointManager, load_for_resume, resume_path
 from translate.training import distributed
 from translate.training.backend_choice import choose_attention_backend
 from translate.training.budget import Budget, format_seconds, parse_duration
@@ -34,15 +35,8 @@ from translate.training.errors import TrainingError
 from translate.training.loss import label_smoothed_loss
 from translate.training.precision import autocast_for, cpu_threads_note, resolve_precision
 from translate.training.progress import RunLogger
+from translate.training.rng import rng_state, seed_everything, set_rng_state
 from translate.training.signals import StopOnSignal
-from translate.training.state import (
-    CheckpointManager,
-    load_for_resume,
-    resume_path,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
 from translate.training.validate import dev_subset, validate
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from translate.data.batching import make_batches
 from translate.metrics.bleu import corpus_scores
 from translate.search import SearchConfig, translate_dataset
 from translate.training.loss import label_smoothed_loss
-from translate.training.state import rng_state, set_rng_state
+from translate.training.rng import rng_state, set_rng_state
 
 
 def dev_subset(dataset, size: int):

@@ -3,8 +3,7 @@
 and spaRV1909eb (RV1909). No SWORD installation needed."""
 
 import pytest
-
-from translate.data.clean import (
+from bible_clean import (
     casing_table,
     clean_verse,
     fix_opening_capitals,

@@ -3,9 +3,9 @@
 import random
 
 import pytest
+from bible_split import Pair, n_words, split_by_chapter
 
 from translate.data.errors import DataError
-from translate.data.split import Pair, n_words, split_by_chapter
 
 REFRAIN = "porque para siempre es su misericordia"
 
