@@ -104,8 +104,8 @@ def measure(name: str, precision: str, args) -> dict:
     def step() -> float:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(src, tgt_in)  # (B,T,V)
-        loss, _, n = label_smoothed_loss(logits, tgt_out, 0.1)
-        (loss / n).backward()
+        loss, _ = label_smoothed_loss(logits, tgt_out, 0.1)
+        (loss / tgt_out.numel()).backward()  # no PAD in these targets
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

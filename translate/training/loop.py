@@ -295,7 +295,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                         with contextlib.nullcontext() if sync else train_model.no_sync():
                             with autocast():
                                 logits = train_model(b.src, b.tgt_in)  # (B, T, V)
-                            loss, nll, _ = label_smoothed_loss(logits, b.tgt_out, t.label_smoothing)
+                            loss, nll = label_smoothed_loss(logits, b.tgt_out, t.label_smoothing)
                             scaler.scale(loss * norm).backward()
                         loss_sum += float(loss.detach())
                         nll_sum += float(nll)
