@@ -136,7 +136,7 @@ def test_gradient_accumulation_counts_micro_batches(smoke_cfg, tmp_path):
     )
     ckpt = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
     assert result.steps == 3 and ckpt["data_position"]["batch"] == 6
-    assert ckpt["scheduler"]["step_count"] == 3
+    assert ckpt["scheduler"]["last_epoch"] == 3
 
 
 def test_keep_last_prunes_old_step_files(tmp_path):

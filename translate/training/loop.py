@@ -32,6 +32,7 @@ from translate.training.backend_choice import choose_attention_backend
 from translate.training.budget import Budget, format_seconds, parse_duration
 from translate.training.errors import TrainingError
 from translate.training.loss import label_smoothed_loss
+from translate.training.optim import ReduceOnPlateau
 from translate.training.precision import autocast_for, cpu_threads_note, resolve_precision
 from translate.training.progress import RunLogger
 from translate.training.signals import StopOnSignal
@@ -241,7 +242,8 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
             best_bleu, best_step, bad_validations = bleu, step, 0
         else:
             bad_validations += 1
-        scheduler.on_validation(bleu)
+        if isinstance(scheduler, ReduceOnPlateau):
+            scheduler.on_validation(bleu)
         if info.is_main:
             logger.scalars(step, "dev", {k: scores[k] for k in ("loss", "ppl", "bleu", "chrf", "seconds")})
             logger.message(
