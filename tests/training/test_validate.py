@@ -26,7 +26,9 @@ def tiny(smoke_cfg):
 
 
 def run(model, tok, dev):
-    return validate(model, tok, dev, max_tokens=200, autocast=contextlib.nullcontext, max_len_a=0.5, max_len_b=3)
+    return validate(
+        model, tok, dev, max_tokens=200, autocast=contextlib.nullcontext, max_len_a=0.5, max_len_b=3
+    )
 
 
 def test_dev_loss_is_the_nll_per_target_token(tiny):

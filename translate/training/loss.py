@@ -1,8 +1,8 @@
 """Label-smoothed cross-entropy (Szegedy et al. 2016; Vaswani et al. 2017, section 5.4), by F.cross_entropy.
 
-The loss is returned as a SUM over non-pad target tokens, with the plain NLL sum beside it: the loop divides by
-the number of target tokens in the whole optimizer step (all micro-batches, all ranks), so gradient accumulation
-and DDP give the same update as one big batch.
+The loss is returned as a SUM over non-pad target tokens, with the plain NLL sum beside it: the loop divides
+by the number of target tokens in the whole optimizer step (all micro-batches, all ranks), so gradient
+accumulation and DDP give the same update as one big batch.
 """
 
 import torch

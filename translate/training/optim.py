@@ -34,7 +34,7 @@ class WarmupLambdaLR(LambdaLR):
         if "step_count" in state:  # the former format: the lr is base_lr * factor(step_count)
             step = int(state["step_count"])
             base_lrs = [float(x) for x in state["base_lrs"]]
-            lrs = [group["lr"] for group in self.optimizer.param_groups]  # the optimizer's state, loaded first
+            lrs = [group["lr"] for group in self.optimizer.param_groups]  # the optimizer is loaded first
             state = self.state_dict() | {
                 "base_lrs": base_lrs, "last_epoch": step, "_step_count": step + 1, "_last_lr": lrs
             }

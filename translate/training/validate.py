@@ -44,7 +44,9 @@ def validate(
             n_tokens += batch.n_tgt_tokens
         loss = nll_sum / max(n_tokens, 1)
         with autocast():
-            search = SearchConfig(beam_size=1, max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens)
+            search = SearchConfig(
+                beam_size=1, max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens
+            )
             hyps = translate_dataset(model, tokenizer, dataset, search)
         scores = corpus_scores(hyps, list(dataset["tgt"]))
     return {
