@@ -6,7 +6,7 @@
 Every measurement runs in a fresh subprocess (so peak RSS is its own) at fixed settings: synthetic batches of
 `--batch-tokens` target tokens (sentences of `--src-len` / `--tgt-len` subwords, no padding), an 8k joint
 vocabulary, AdamW and the label-smoothed loss of the training loop, `--warmup` untimed steps first. One step =
-forward + backward + clip + optimizer step, as in translate/training/loop.py; the rate comes from the median
+forward + backward + clip + optimizer step, as in translate/training/step.py; the rate comes from the median
 step time (robust to other processes on the same cores).
 
 `nn_transformer` is the reference: torch.nn.Transformer with the same sizes as conf/model/transformer.yaml
