@@ -6,7 +6,7 @@
 Every measurement runs in a fresh subprocess (so peak RSS is its own) at fixed settings: synthetic batches of
 `--batch-tokens` target tokens (sentences of `--src-len` / `--tgt-len` subwords, no padding), an 8k joint
 vocabulary, AdamW and the label-smoothed loss of the training loop, `--warmup` untimed steps first. One step =
-forward + backward + clip + optimizer step, as in translate/training/loop.py; the rate comes from the median
+forward + backward + clip + optimizer step, as in translate/training/step.py; the rate comes from the median
 step time (robust to other processes on the same cores).
 
 `nn_transformer` is the reference: torch.nn.Transformer with the same sizes as conf/model/transformer.yaml
@@ -104,8 +104,8 @@ def measure(name: str, precision: str, args) -> dict:
     def step() -> float:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(src, tgt_in)  # (B,T,V)
-        loss, _, n = label_smoothed_loss(logits, tgt_out, 0.1)
-        (loss / n).backward()
+        loss, _ = label_smoothed_loss(logits, tgt_out, 0.1)
+        (loss / tgt_out.numel()).backward()  # no PAD in these targets
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

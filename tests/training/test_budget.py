@@ -1,3 +1,6 @@
+import math
+import time
+
 import pytest
 
 from translate.training.budget import Budget, format_seconds, parse_duration
@@ -34,8 +37,27 @@ def test_needs_some_limit():
         Budget(0, 0, 0)
 
 
+def ran_for(seconds: float, **limits) -> Budget:
+    """A budget whose clock started `seconds` ago."""
+    return Budget(**limits, start=time.monotonic() - seconds)
+
+
+def eta(budget: Budget, step: int, epoch: int = 0, fraction: float = 0.0, steps_this_run: int = 50) -> float:
+    return budget.eta(step, epoch, batch_in_epoch_fraction=fraction, steps_this_run=steps_this_run)
+
+
 def test_eta_uses_the_nearest_limit():
-    b = Budget(max_steps=100, max_time="1h", steps_per_epoch=50)
-    eta = b.eta(step=50, epoch=1, batch_in_epoch_fraction=0.0, steps_this_run=50)
-    assert 0 <= eta < 1.0  # 50 steps took ~0 s, so 50 more take about as long; far below the hour
+    # each budget ran 50 steps in 100 s in this run: 2 s a step
+    assert eta(ran_for(100, max_steps=100, max_time="1h"), 50) == pytest.approx(100, rel=1e-3)
+    assert eta(ran_for(100, max_steps=100), 80) == pytest.approx(40, rel=1e-3)  # resumed at step 30
+    epochs = ran_for(100, max_epochs=3, steps_per_epoch=50)  # 1.5 epochs left = 75 steps
+    assert eta(epochs, 50, epoch=1, fraction=0.5) == pytest.approx(150, rel=1e-3)
+    clock = ran_for(100, max_steps=100, max_time="2m")  # the clock ends first: 20 s left
+    assert eta(clock, 50) == pytest.approx(20, abs=0.1)
+    assert eta(clock, 0, steps_this_run=0) == pytest.approx(20, abs=0.1)  # no pace yet: the clock alone
+    assert math.isnan(eta(ran_for(100, max_steps=100), 0, steps_this_run=0))
+
+
+def test_format_seconds():
     assert format_seconds(3725) == "1h02m05s" and format_seconds(65) == "1m05s"
+    assert format_seconds(7.2) == "7s" and format_seconds(math.nan) == "?"

@@ -85,4 +85,4 @@ def test_torchrun_two_cpu_ranks(tmp_path, cache_dir):
     assert len(per_rank) == 2 and all(float(n) > 0 for n in per_rank)
     ckpt = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
     assert ckpt["step"] == 3 and ckpt["metrics"]["world_size"] == 2
-    assert ckpt["data_position"]["batch"] == 3  # each rank consumed 3 of its own batches
+    assert ckpt["train_state"]["batch_in_epoch"] == 3  # each rank consumed 3 of its own batches

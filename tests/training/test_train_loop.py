@@ -1,5 +1,7 @@
 """The loop in-process on the smoke preset: checkpoints, exact resume, NaN guard, signals, accumulation."""
 
+import contextlib
+import json
 import math
 import os
 import re
@@ -11,12 +13,13 @@ import torch
 from translate.data.batching import TokenBatchSampler, example_lengths
 from translate.data.pipeline import prepare_data
 from translate.models.checkpoint import CheckpointError, CheckpointManager, load_model
-from translate.training import loop as loop_module
+from translate.training import step as step_module
 from translate.training.errors import TrainingError
 from translate.training.loop import train
+from translate.training.validate import dev_subset, validate
 
-PAYLOAD_KEYS = {"model", "model_config", "tokenizer", "config", "step", "epoch", "best_bleu", "optimizer",
-                "scheduler", "scaler", "rng", "data_position", "metrics"}  # fmt: skip
+PAYLOAD_KEYS = {"model", "model_config", "tokenizer", "config", "step", "epoch", "best_bleu", "train_state",
+                "optimizer", "scheduler", "scaler", "rng", "metrics"}  # fmt: skip
 
 
 def test_smoke_run_writes_checkpoints_that_load_weights_only(smoke_cfg, tmp_path):
@@ -31,13 +34,29 @@ def test_smoke_run_writes_checkpoints_that_load_weights_only(smoke_cfg, tmp_path
     assert ckpt["step"] == 6 and ckpt["config"]["trainer"]["max_steps"] == 6
     assert ckpt["model_config"]["_target_"] == "translate.models.transformer.Transformer"
     assert set(ckpt["rng"]) >= {"torch", "python", "numpy"}
-    assert ckpt["metrics"]["dev_bleu"] >= 0.0 and ckpt["metrics"]["dev_bleu_signature"].startswith("nrefs:1")
     assert (tmp_path / "config.yaml").read_text().count("max_steps: 6") == 1
     assert any((tmp_path / "tb").iterdir())
-    # a checkpoint alone rebuilds the model and tokenizer (translate / evaluate need nothing else)
-    model, tokenizer, _ = load_model(ckdir / "best.pt")
+    # the validations: logged at steps 3 and 6; the checkpoint holds the last one's scores and the best
+    logged = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    dev = [r for r in logged if r["group"] == "dev"]
+    assert [r["step"] for r in dev] == [3, 6]
+    assert [r["step"] for r in logged if r["group"] == "train"] == [1, 2, 3, 4, 5, 6]  # log_every=1
+    metrics = ckpt["metrics"]
+    assert (metrics["dev_loss"], metrics["dev_bleu"]) == (dev[1]["loss"], dev[1]["bleu"])
+    assert metrics["dev_bleu_signature"].startswith("nrefs:1")
+    best = max(dev, key=lambda r: r["bleu"])  # the first of equals, as a new best must be strictly better
+    assert ckpt["train_state"]["best_step"] == best["step"] == result.best_step
+    assert ckpt["best_bleu"] == best["bleu"] == result.best_bleu
+    # a checkpoint alone rebuilds the model and tokenizer (translate / evaluate need nothing else), and its
+    # dev scores are those of its weights
+    model, tokenizer, _ = load_model(ckdir / "last.pt")
     assert model.tgt_vocab_size == tokenizer.tgt_vocab_size
-    assert ckpt["best_bleu"] == result.best_bleu
+    data = prepare_data(cfg.data, cache_dir=cfg.cache_dir, splits=("dev",), tokenizer=tokenizer)
+    again = validate(model, tokenizer, dev_subset(data.datasets["dev"], cfg.trainer.val_subset),
+                     max_tokens=cfg.trainer.val_max_tokens, autocast=contextlib.nullcontext,
+                     max_len_a=cfg.trainer.val_max_len_a, max_len_b=cfg.trainer.val_max_len_b)  # fmt: skip
+    assert again["loss"] == pytest.approx(metrics["dev_loss"], rel=1e-5)
+    assert again["bleu"] == metrics["dev_bleu"]
 
 
 def batches_per_epoch(cfg) -> int:
@@ -62,6 +81,27 @@ def test_interrupted_then_resumed_run_logs_the_same_losses(smoke_cfg, tmp_path):
     b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def rewrite_in_the_former_layout(path):
+    """The checkpoint as the loop wrote it before TrainState and the LambdaLR schedules."""
+    ckpt = torch.load(path, weights_only=True)
+    state = ckpt.pop("train_state")
+    ckpt["data_position"] = {"epoch": state["epoch"], "batch": state["batch_in_epoch"]}
+    ckpt["metrics"] |= {"best_step": state["best_step"], "bad_validations": state["bad_validations"]}
+    schedule = ckpt["scheduler"]
+    ckpt["scheduler"] = {"step_count": schedule["last_epoch"], "base_lrs": schedule["base_lrs"]}
+    torch.save(ckpt, path)
+
+
+def test_a_checkpoint_in_the_former_layout_resumes_exactly(smoke_cfg, tmp_path):
+    common = ["trainer.val_every_steps=3", "trainer.max_tokens=4000"]
+    full = train(smoke_cfg("trainer.max_steps=8", *common), tmp_path / "full")
+    first = train(smoke_cfg("trainer.max_steps=4", *common), tmp_path / "split")
+    rewrite_in_the_former_layout(tmp_path / "split/checkpoints/last.pt")
+    second = train(smoke_cfg("trainer.max_steps=8", "trainer.resume=true", *common), tmp_path / "split")
+    assert [s for s, _ in second.losses] == [5, 6, 7, 8]
+    assert first.losses + second.losses == full.losses
 
 
 def test_resume_without_checkpoint_names_the_file(smoke_cfg, tmp_path):
@@ -90,15 +130,15 @@ def test_resume_auto_starts_fresh_then_resumes_and_says_which(smoke_cfg, tmp_pat
 
 
 def test_non_finite_losses_skip_updates_then_stop_the_run(smoke_cfg, tmp_path, monkeypatch):
-    real = loop_module.label_smoothed_loss
+    real = step_module.label_smoothed_loss
     calls = {"n": 0}
 
     def sometimes_nan(logits, target, smoothing):
         calls["n"] += 1
-        loss, nll, n = real(logits, target, smoothing)
-        return (loss * math.nan if calls["n"] in (2, 4, 5, 6) else loss), nll, n
+        loss, nll = real(logits, target, smoothing)
+        return (loss * math.nan if calls["n"] in (2, 4, 5, 6) else loss), nll
 
-    monkeypatch.setattr(loop_module, "label_smoothed_loss", sometimes_nan)
+    monkeypatch.setattr(step_module, "label_smoothed_loss", sometimes_nan)
     with pytest.warns(RuntimeWarning, match="update skipped"):
         with pytest.raises(TrainingError, match="NaN/inf for 3 steps in a row"):
             train(
@@ -110,7 +150,7 @@ def test_non_finite_losses_skip_updates_then_stop_the_run(smoke_cfg, tmp_path, m
 
 def test_sigterm_saves_a_checkpoint_and_stops(smoke_cfg, tmp_path, monkeypatch):
     """Send SIGTERM to ourselves in the middle of step 3: the step completes, last.pt is written, run ends."""
-    real = loop_module.label_smoothed_loss
+    real = step_module.label_smoothed_loss
     calls = {"n": 0}
 
     def loss_then_signal(logits, target, smoothing):
@@ -119,12 +159,14 @@ def test_sigterm_saves_a_checkpoint_and_stops(smoke_cfg, tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
         return real(logits, target, smoothing)
 
-    monkeypatch.setattr(loop_module, "label_smoothed_loss", loss_then_signal)
+    monkeypatch.setattr(step_module, "label_smoothed_loss", loss_then_signal)
     result = train(smoke_cfg("trainer.max_steps=50", "trainer.val_every_steps=0"), tmp_path)
     assert result.stop_reason == "SIGTERM" and result.signum == signal.SIGTERM
     assert result.steps == 3
     ckpt = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
-    assert ckpt["step"] == 3 and ckpt["data_position"] == {"epoch": 0, "batch": 3}
+    assert ckpt["step"] == 3 and ckpt["train_state"] == {
+        "step": 3, "epoch": 0, "batch_in_epoch": 3, "best_bleu": -1.0, "best_step": 0, "bad_validations": 0
+    }
     assert signal.getsignal(signal.SIGTERM) is not None  # handler restored (not ours)
     assert not (tmp_path / "checkpoints/best.pt").exists()
 
@@ -134,8 +176,8 @@ def test_gradient_accumulation_counts_micro_batches(smoke_cfg, tmp_path):
         smoke_cfg("trainer.max_steps=3", "trainer.accum_steps=2", "trainer.val_every_steps=0"), tmp_path
     )
     ckpt = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
-    assert result.steps == 3 and ckpt["data_position"]["batch"] == 6
-    assert ckpt["scheduler"]["step_count"] == 3
+    assert result.steps == 3 and ckpt["train_state"]["batch_in_epoch"] == 6
+    assert ckpt["scheduler"]["last_epoch"] == 3
 
 
 def test_keep_last_prunes_old_step_files(tmp_path):
@@ -161,7 +203,7 @@ def test_out_of_memory_suggests_a_smaller_token_budget(smoke_cfg, tmp_path, monk
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(loop_module, "label_smoothed_loss", oom)
+    monkeypatch.setattr(step_module, "label_smoothed_loss", oom)
     with pytest.raises(TrainingError, match=r"out of memory .* trainer.max_tokens=200 trainer.accum_steps=2"):
         train(smoke_cfg("trainer.max_tokens=400"), tmp_path)
 

@@ -52,17 +52,6 @@ class Budget:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def fraction(self, step: int, epoch: int, batch_in_epoch_fraction: float) -> float:
-        """How much of the budget is used, in [0, 1]: the largest of the three fractions."""
-        fractions = []
-        if self.max_steps:
-            fractions.append(step / self.max_steps)
-        if self.max_epochs:
-            fractions.append((epoch + batch_in_epoch_fraction) / self.max_epochs)
-        if self.max_time:
-            fractions.append(self.elapsed() / self.max_time)
-        return min(max(fractions), 1.0)
-
     def eta(self, step: int, epoch: int, batch_in_epoch_fraction: float, steps_this_run: int) -> float:
         """Seconds left, estimated from this run's pace (steps and epochs) or the clock (max_time)."""
         left = []

@@ -2,7 +2,8 @@
 
 Kept cheap because it runs inside the training budget: decoding is batched by tokens and sorted by length
 (translate.search.translate_dataset), and `val_subset` > 0 scores an evenly spread subset of the dev split
-instead of all of it. The RNG states are restored afterwards, so validating never changes the training run.
+instead of all of it. Validation runs in torch.random.fork_rng (the torch CPU and the model's CUDA RNG, the
+only ones it could draw from), so validating never changes the training run.
 """
 
 import math
@@ -14,7 +15,6 @@ from translate.data.batching import make_batches
 from translate.metrics.bleu import corpus_scores
 from translate.search import SearchConfig, translate_dataset
 from translate.training.loss import label_smoothed_loss
-from translate.training.rng import rng_state, set_rng_state
 
 
 def dev_subset(dataset, size: int):
@@ -31,23 +31,24 @@ def validate(
 ) -> dict:
     """-> {loss, ppl, bleu, chrf, bleu_signature, seconds} on `dataset` (model left in eval mode)."""
     start = time.monotonic()
-    saved_rng = rng_state()
     model.eval()
     device = next(model.parameters()).device
-    nll_sum, n_tokens = 0.0, 0
-    for batch in make_batches(dataset, max_tokens, shuffle=False, seed=0):
-        batch = batch.to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        nll_sum, n_tokens = 0.0, 0
+        for batch in make_batches(dataset, max_tokens, shuffle=False, seed=0):
+            batch = batch.to(device)
+            with autocast():
+                logits = model(batch.src, batch.tgt_in)  # (B, T, V)
+            _, nll = label_smoothed_loss(logits, batch.tgt_out)
+            nll_sum += float(nll)
+            n_tokens += batch.n_tgt_tokens
+        loss = nll_sum / max(n_tokens, 1)
         with autocast():
-            logits = model(batch.src, batch.tgt_in)  # (B, T, V)
-        _, nll, n = label_smoothed_loss(logits, batch.tgt_out)
-        nll_sum += float(nll)
-        n_tokens += n
-    loss = nll_sum / max(n_tokens, 1)
-    with autocast():
-        search = SearchConfig(beam_size=1, max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens)
-        hyps = translate_dataset(model, tokenizer, dataset, search)
-    scores = corpus_scores(hyps, list(dataset["tgt"]))
-    set_rng_state(saved_rng)
+            search = SearchConfig(
+                beam_size=1, max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens
+            )
+            hyps = translate_dataset(model, tokenizer, dataset, search)
+        scores = corpus_scores(hyps, list(dataset["tgt"]))
     return {
         "loss": loss,
         "ppl": math.exp(min(loss, 50.0)),
