@@ -2,7 +2,7 @@
 
 from translate.search.beam import Hypothesis, SearchError, beam_search, length_penalty
 from translate.search.config import SearchConfig
-from translate.search.corpus import pad_sources, source_limit, translate_dataset, translate_ids
+from translate.search.dataset import pad_sources, source_limit, translate_dataset, translate_ids
 from translate.search.greedy import greedy_search
 from translate.search.sampling import filter_logits, sample
 

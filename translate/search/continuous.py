@@ -37,7 +37,7 @@ from translate.search.beam import (
     update_finished,
 )
 from translate.search.config import SearchConfig
-from translate.search.corpus import pad_sources, source_limit
+from translate.search.dataset import pad_sources, source_limit
 from translate.search.stepper import bos, mask_specials, max_lengths, target_positions
 
 

@@ -1,4 +1,4 @@
-"""Translate many sentences fast: batches by source tokens over length-sorted sentences, order restored.
+"""Translate a whole dataset: batches by source tokens over length-sorted sentences, input order restored.
 
 Sorting by length keeps padding low; within a batch, finished sentences leave early (greedy and beam both
 shrink the batch), so one long sentence does not hold the short ones.
