@@ -74,6 +74,7 @@ class Seq2Seq(nn.Module, abc.ABC):
 
     src_vocab_size: int
     tgt_vocab_size: int
+    max_positions: int | None = None  # positions one sequence (source or target) may take; None = any length
 
     @abc.abstractmethod
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:

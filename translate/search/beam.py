@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, target_positions
+from translate.search.config import SearchConfig
+from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
 
 
 @dataclass
@@ -117,25 +118,17 @@ def can_stop(scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alph
 
 @torch.no_grad()
 def beam_search(
-    model,
-    src: torch.Tensor,
-    *,
-    beam_size: int = 5,
-    alpha: float = 0.6,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    nbest: int = 1,
-    use_cache: bool = True,
+    model, src: torch.Tensor, search: SearchConfig, *, use_cache: bool = True
 ) -> list[list[Hypothesis]]:
-    """src (B, S) -> per sentence its `nbest` best hypotheses, best first (score = logprob / lp).
+    """src (B, S) -> per sentence its search.nbest best hypotheses, best first (score = logprob / lp).
 
-    Raises SearchError when a sentence ends with no hypothesis (NaN or infinite logits).
+    search.beam_size beams (1 is beam search too, not greedy_search), length penalty search.alpha, length
+    limit max_len_a * source length + max_len_b. Raises SearchError when a sentence ends with no hypothesis
+    (NaN or infinite logits).
     """
-    if beam_size < 1 or not 1 <= nbest <= beam_size:
-        raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest} beam_size={beam_size}")
-    K, dev = beam_size, src.device
+    K, alpha, nbest, dev = search.beam_size, search.alpha, search.nbest, src.device
     B = src.size(0)
-    limit = max_lengths(src, max_len_a, max_len_b, target_positions(model))  # (B,)
+    limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)
     stepper = Stepper(model, src, use_cache=use_cache)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     scores = torch.full((B, K), float("-inf"), device=dev)  # (B, K) raw log-probabilities of live beams

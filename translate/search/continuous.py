@@ -37,8 +37,8 @@ from translate.search.beam import (
     update_finished,
 )
 from translate.search.config import SearchConfig
-from translate.search.dataset import pad_sources, source_limit
-from translate.search.stepper import bos, mask_specials, max_lengths, target_positions
+from translate.search.dataset import pad_sources
+from translate.search.stepper import bos, mask_specials, max_lengths, sequence_limit
 
 
 class ContinuousDecoder:
@@ -48,7 +48,7 @@ class ContinuousDecoder:
         self.K = 1 if search.greedy else search.beam_size
         new_pool = getattr(model, "new_block_pool", None)  # models with a self-attention KV cache
         self.pool = new_pool(block_size) if paged and new_pool is not None else None
-        self.max_src = source_limit(model)
+        self.max_src = sequence_limit(model)
         self.waiting: deque[tuple[Hashable, list[int]]] = deque()
         self.state = None  # the model's decoder state for B*K rows
         self.keys: list[Hashable] = []  # (B,) the running sentences
@@ -181,7 +181,7 @@ class ContinuousDecoder:
             rows = torch.arange(n, device=self.device).repeat_interleave(self.K)  # (n*K,) K beams each
             state = self.model.reorder_state(state, rows)
         self.state = state if self.state is None else self.model.join_states(self.state, state)
-        limit = max_lengths(src, self.search.max_len_a, self.search.max_len_b, target_positions(self.model))
+        limit = max_lengths(src, self.search.max_len_a, self.search.max_len_b, sequence_limit(self.model))
         self.keys += [k for k, _ in new]
         self.src_tokens += [len(ids) + 1 for _, ids in new]
         self.limit = torch.cat([self.limit, limit])
