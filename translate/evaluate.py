@@ -22,8 +22,10 @@ from translate.evaluation.checkpoints import newest_best_checkpoint
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
 from translate.models.checkpoint import CheckpointError
 from translate.search import SearchConfig
+from translate.search.config import register_with_hydra
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+register_with_hydra()  # conf/evaluate.yaml's search node
 
 
 def settings(cfg: DictConfig) -> EvalSettings:

@@ -225,15 +225,7 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         nonlocal best_bleu, best_step, bad_validations
         scores = None
         if info.is_main:
-            scores = validate(
-                model,
-                tokenizer,
-                dev_set,
-                max_tokens=t.val_max_tokens,
-                autocast=autocast,
-                max_len_a=t.val_max_len_a,
-                max_len_b=t.val_max_len_b,
-            )
+            scores = validate(model, tokenizer, dev_set, OmegaConf.to_object(t.val_search), autocast=autocast)
         model.train()
         bleu = distributed.broadcast_object(info, scores["bleu"] if scores else None)
         is_best = bleu > best_bleu
