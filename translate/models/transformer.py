@@ -31,13 +31,13 @@ class Transformer(Seq2Seq):
         src_vocab_size: int,
         tgt_vocab_size: int,
         shared_vocab: bool = False,
-        d_model: int = 256,
-        ffn_dim: int = 1024,
-        num_heads: int = 4,
-        encoder_layers: int = 3,
-        decoder_layers: int = 3,
+        d_model: int = 512,
+        ffn_dim: int = 2048,
+        num_heads: int = 8,
+        encoder_layers: int = 6,
+        decoder_layers: int = 6,
         dropout: float = 0.1,
-        attention_dropout: float = 0.1,
+        attention_dropout: float = 0.0,
         activation: str = "relu",
         norm_first: bool = False,
         positions: str = "sinusoidal",
@@ -45,9 +45,13 @@ class Transformer(Seq2Seq):
         tie_embeddings: bool = True,
         attention_backend: str = "auto",
     ):
-        """norm_first: pre-norm (plus a final LayerNorm) instead of the paper's post-norm.
+        """The defaults are the paper's base model (section 3, table 3): d 512, ff 2048, 8 heads, 6+6 layers,
+        dropout 0.1 on sublayer outputs and embedding sums, none on the attention weights (attention_dropout),
+        post-norm, sinusoids, embeddings tied; conf/model/*.yaml mark what they change ("paper: ...").
 
+        norm_first: pre-norm (plus a final LayerNorm) instead of the paper's post-norm.
         positions: "sinusoidal" (any length) or "learned" (up to max_positions).
+        attention_backend: auto | math | sdpa | triton (translate.attention.backend).
         """
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
