@@ -329,7 +329,8 @@ def bench_engines(args) -> dict:
         "sentences": n,
         "repeats": args.repeats,
         "max_tokens": args.max_tokens,
-        "search": {k: v for k, v in vars(SearchConfig()).items() if k not in ("beam_size", "nbest")},
+        "search": {k: v for k, v in vars(SearchConfig(max_tokens=args.max_tokens)).items()
+                   if k not in ("beam_size", "nbest")},  # fmt: skip
         "load_average": os.getloadavg(),
         "notes": notes,
         "rows": rows,
@@ -361,12 +362,13 @@ def engines_markdown(report: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", nargs="*", default=[], help="default: newest best.pt per model class")
     p.add_argument("--sentences", type=int, default=100, help="test sentences per model (0 = all)")
-    p.add_argument("--beams", type=int, nargs="+", default=[1, 5], help="beam sizes (1 = greedy)")
-    p.add_argument("--max-tokens", type=int, default=4000, help="source tokens per batch")
+    p.add_argument("--beams", type=int, nargs="+", default=[1, SearchConfig.beam_size],
+                   help="beam sizes (1 = greedy)")  # fmt: skip
+    p.add_argument("--max-tokens", type=int, default=SearchConfig.max_tokens, help="source tokens per batch")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per setting (the best counts)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, nargs="+", default=[],
@@ -379,6 +381,11 @@ def main(argv=None) -> int:
     p.add_argument(
         "--out", default="reports/bench_decode.json", help="JSON; the markdown table goes beside it"
     )
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.worker:
         return worker(args.worker)

@@ -295,7 +295,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"  # fmt: skip
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="the checkpoint to serve")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
@@ -312,7 +312,11 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=4, help="alternating runs per cache cell (median time)")
     p.add_argument("--block-size", type=int, default=ServerConfig.block_size, help="paged cache (cache part)")
     p.add_argument("--out", default="reports/bench_serve.json", help="JSON; the markdown goes beside it")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     import torch
 
     verses = test_verses(args.verses)

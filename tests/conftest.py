@@ -21,6 +21,9 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+from translate.search.config import register_with_hydra  # noqa: E402
+
+register_with_hydra()  # the tests compose conf/train.yaml and conf/evaluate.yaml as the Hydra apps do
 pytest_plugins = ["tests.service.live"]  # the live `translate serve` fixtures (served_ckpt, live)
 
 

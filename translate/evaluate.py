@@ -21,8 +21,10 @@ from translate.engines import EngineError
 from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchConfig
+from translate.search.config import register_with_hydra
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+register_with_hydra()  # conf/evaluate.yaml's search node
 
 
 def settings(cfg: DictConfig) -> EvalSettings:

@@ -50,20 +50,31 @@ def test_cross_attention_cache_projects_memory_once():
     pad = torch.tensor([[False] * 6, [False] * 3 + [True] * 3])
     full, _ = mha(x, memory, key_padding_mask=pad)
     calls.clear()
-    cache = KVCache()
-    steps = [mha(x[:, t : t + 1], memory, key_padding_mask=pad, cache=cache)[0] for t in range(4)]
+    cache = mha.cache_memory(memory, pad)
+    assert cache.k.shape == cache.v.shape == (2, H, 6, E // H) and cache.key_padding_mask is pad
+    steps = [mha(x[:, t : t + 1], cache)[0] for t in range(4)]
     assert calls == ["k", "v"]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+
+
+def test_a_cached_memory_is_not_mixed_with_a_mask_or_a_self_attention_cache():
+    mha = MultiHeadAttention(E, H).eval()
+    x, memory = torch.randn(2, 1, E), torch.randn(2, 6, E)
+    cache = mha.cache_memory(memory)
+    with pytest.raises(ValueError, match="carries its own key_padding_mask"):
+        mha(x, cache, key_padding_mask=torch.zeros(2, 6, dtype=torch.bool))
+    with pytest.raises(ValueError, match="cache serves self-attention"):
+        mha(x, memory, cache=KVCache())
 
 
 def test_reorder_for_beams_and_shrinking():
     mha = MultiHeadAttention(E, H, backend="math").eval()
     x, memory = torch.randn(3, 5, E), torch.randn(3, 6, E)
     pad = torch.arange(6)[None, :] >= torch.tensor([6, 2, 4])[:, None]
-    self_cache, cross_cache = KVCache(), KVCache()
+    self_cache, cross_cache = KVCache(), mha.cache_memory(memory, pad)
     for t in range(3):
         mha(x[:, t : t + 1], causal=True, cache=self_cache)
-        mha(x[:, t : t + 1], memory, key_padding_mask=pad, cache=cross_cache)
+        mha(x[:, t : t + 1], cross_cache)
     index = torch.tensor([2, 2, 0])  # beams expanded from row 2, row 1 finished and dropped
     assert self_cache.reorder(index) is self_cache
     cross_cache.reorder(index)
@@ -72,7 +83,7 @@ def test_reorder_for_beams_and_shrinking():
     out_self, _ = mha(step, causal=True, cache=self_cache)
     ref_self, _ = mha(x[index, :4], causal=True)
     torch.testing.assert_close(out_self, ref_self[:, -1:], atol=1e-5, rtol=1e-4)
-    out_cross, _ = mha(step, memory[index], cache=cross_cache)
+    out_cross, _ = mha(step, cross_cache)
     ref_cross, _ = mha(step, memory[index], key_padding_mask=pad[index])
     torch.testing.assert_close(out_cross, ref_cross, atol=1e-5, rtol=1e-4)
 

@@ -25,8 +25,8 @@ def test_compare_trains_then_reuses_and_writes_one_report(tmp_path, monkeypatch,
     argv = ["--experiment", "smoke", "--models", "transformer", "--max-lens", "30", "50",
             "--runs", str(runs), "--out", str(out),
             "--train-args", "device=cpu", f"cache_dir={cache}", "trainer.max_steps=4",
-            "trainer.val_every_steps=4", "trainer.val_subset=4", "trainer.val_max_len_a=0",
-            "trainer.val_max_len_b=2",
+            "trainer.val_every_steps=4", "trainer.val_subset=4", "trainer.val_search.max_len_a=0",
+            "trainer.val_search.max_len_b=2",
             "--eval-args", "device=cpu", f"cache_dir={cache}", "search.beam_size=1", "search.max_len_a=0",
             "search.max_len_b=4", "bootstrap.resamples=10", "alignments=[0]", "progress=false"]  # fmt: skip
     assert compare.main(argv) == 0

@@ -2,10 +2,12 @@
 are the papers' size (counted on the meta device: nothing is allocated)."""
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
@@ -46,6 +48,28 @@ def test_config_is_airtight(name):
     cfg = load(name)
     params = set(inspect.signature(get_class(cfg._target_).__init__).parameters) - {"self"}
     assert set(cfg.keys()) - {"_target_"} == params - FILLED_AT_BUILD
+
+
+def constructor_defaults(cls) -> dict:
+    params = inspect.signature(cls.__init__).parameters.items()
+    return {k: p.default for k, p in params if p.default is not p.empty}
+
+
+PAPER_MARK = re.compile(r"^(\w+):[^#]*#.*\bpaper: ([^\s;,)]+)")  # `key: value  # ...paper: <default>`
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_marks_every_change_to_the_papers_defaults(name):
+    """The constructors' defaults are the papers'; a config that changes one says so on that line
+    (`# paper: <default>`), and the paper configs change none."""
+    cfg = load(name)
+    defaults = constructor_defaults(get_class(cfg._target_))
+    changed = {k: defaults[k] for k in cfg if k != "_target_" and cfg[k] != defaults[k]}
+    lines = (CONF / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
+    marked = {m[1]: yaml.safe_load(m[2]) for m in map(PAPER_MARK.match, lines) if m}
+    assert marked == changed
+    if name.endswith("_paper") or name == "transformer_base":
+        assert changed == {}
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from translate.data.vocab import BOS_ID, EOS_ID
-from translate.search import SearchError, beam_search, greedy_search, length_penalty
+from translate.search import SearchConfig, SearchError, beam_search, greedy_search, length_penalty
 from translate.search.beam import best_possible, can_stop, force_eos_at_limit, update_finished
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,6 +34,8 @@ def script(prefix: tuple[int, ...]) -> dict[int, float]:
 
 class Scripted:
     """The Seq2Seq decoding interface over `script`: the state is each row's generated prefix."""
+
+    max_positions = None  # any length
 
     def encode(self, src):  # (B, S) -> state
         return {"prefix": [() for _ in range(src.size(0))], "first": src[:, 0].tolist()}
@@ -65,13 +67,18 @@ SRC = torch.tensor([[4, EOS_ID]])
 LIMIT = 6
 
 
+def to_limit(**changes) -> SearchConfig:
+    """Search settings with the length limit LIMIT whatever the source length."""
+    return SearchConfig(max_len_a=0.0, max_len_b=LIMIT, **changes)
+
+
 @pytest.mark.parametrize("beam_size", [1, 2, 3, 8])
 def test_early_endings_do_not_stop_the_search(beam_size):
     """Beam < search space. With "stop once K hypotheses ended", beams 2 and 8 returned the empty
     translation (score -0.916) while 4 4 4 4 4 (score -0.835) was still alive."""
     best_tokens, best_score = exact_best(LIMIT, 0.6)
     assert best_tokens == [4] * 5 and best_score > logprob(()) / length_penalty(1, 0.6)
-    hyps = beam_search(Scripted(), SRC, beam_size=beam_size, alpha=0.6, max_len_a=0.0, max_len_b=LIMIT)
+    hyps = beam_search(Scripted(), SRC, to_limit(beam_size=beam_size, alpha=0.6))
     assert hyps[0][0].tokens == best_tokens
     assert hyps[0][0].score == pytest.approx(best_score, abs=1e-5)
 
@@ -79,16 +86,16 @@ def test_early_endings_do_not_stop_the_search(beam_size):
 def test_greedy_stops_at_the_first_eos_where_beam_one_goes_on():
     """Greedy ends with the likeliest first token (EOS); beam 1 keeps its best non-EOS beam alive while it can
     still win, so with alpha > 0 it may return a longer, better-scored translation than greedy."""
-    assert greedy_search(Scripted(), SRC, max_len_a=0.0, max_len_b=LIMIT) == [[]]
-    beam = beam_search(Scripted(), SRC, beam_size=1, alpha=0.6, max_len_a=0.0, max_len_b=LIMIT)
+    assert greedy_search(Scripted(), SRC, to_limit()) == [[]]
+    beam = beam_search(Scripted(), SRC, to_limit(beam_size=1, alpha=0.6))
     assert beam[0][0].tokens == [4] * 5
     # alpha = 0: a live beam's log-probability is already below the EOS greedy took, so beam 1 is greedy
-    beam = beam_search(Scripted(), SRC, beam_size=1, alpha=0.0, max_len_a=0.0, max_len_b=LIMIT)
+    beam = beam_search(Scripted(), SRC, to_limit(beam_size=1, alpha=0.0))
     assert beam[0][0].tokens == [] == exact_best(LIMIT, 0.0)[0]
 
 
 def test_nbest_waits_for_the_nbest_th_hypothesis():
-    hyps = beam_search(Scripted(), SRC, beam_size=4, nbest=3, alpha=0.6, max_len_a=0.0, max_len_b=LIMIT)[0]
+    hyps = beam_search(Scripted(), SRC, to_limit(beam_size=4, nbest=3, alpha=0.6))[0]
     seqs = [s for n in range(LIMIT + 1) for s in itertools.product(CONTENT, repeat=n)]
     ranked = sorted(seqs, key=lambda s: -logprob(s) / length_penalty(len(s) + 1, 0.6))
     assert [h.tokens for h in hyps] == [list(s) for s in ranked[:3]]
@@ -131,5 +138,6 @@ def test_nan_logits_are_a_clear_error():
 
     src = torch.tensor([[4, EOS_ID], [5, EOS_ID], [4, EOS_ID]])
     with pytest.raises(SearchError, match="sentence 1: no hypothesis with a finite score"):
-        beam_search(Broken(), src, beam_size=2, max_len_a=0.0, max_len_b=3)
-    assert [h[0].tokens for h in beam_search(Broken(), src[::2], beam_size=2, max_len_b=3)] == [[4] * 5] * 2
+        beam_search(Broken(), src, SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=3))
+    hyps = beam_search(Broken(), src[::2], SearchConfig(beam_size=2, max_len_b=3))
+    assert [h[0].tokens for h in hyps] == [[4] * 5] * 2

@@ -8,13 +8,15 @@ import torch
 from torch import nn
 
 from translate.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from translate.search import beam_search, filter_logits, greedy_search, length_penalty, sample
+from translate.search import SearchConfig, beam_search, filter_logits, greedy_search, length_penalty, sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToySeq2Seq(nn.Module):
     """A tiny recurrent decoder conditioned on the mean source embedding; implements the Seq2Seq interface."""
+
+    max_positions = None  # any length
 
     def __init__(self, vocab: int = 6, dim: int = 8, seed: int = 0, sharpness: float = 3.0):
         super().__init__()
@@ -56,6 +58,7 @@ def make_src(rows):
     return src
 
 
+DEFAULTS = SearchConfig()
 SRC = make_src([[4, 5, 4], [5], [4, 4, 5, 5, 4], [1, 4]])
 CONTENT = [1, 4, 5]  # the ids that are neither PAD, BOS nor EOS in a 6-token vocabulary
 
@@ -81,7 +84,7 @@ def exhaustive_best(model, src_row, max_len, alpha):
 
 def test_greedy_matches_stepwise_argmax_and_respects_length_limit():
     model = ToySeq2Seq(sharpness=1.0)
-    out = greedy_search(model, SRC, max_len_a=0.0, max_len_b=4)
+    out = greedy_search(model, SRC, SearchConfig(max_len_a=0.0, max_len_b=4))
     assert len(out) == SRC.size(0)
     for i, toks in enumerate(out):
         assert len(toks) <= 4 and EOS_ID not in toks and BOS_ID not in toks and PAD_ID not in toks
@@ -95,9 +98,9 @@ def test_greedy_matches_stepwise_argmax_and_respects_length_limit():
 
 def test_greedy_rows_do_not_depend_on_batch_company():
     model = ToySeq2Seq()
-    together = greedy_search(model, SRC, max_len_b=6)
+    together = greedy_search(model, SRC, SearchConfig(max_len_b=6))
     rows = [SRC[i : i + 1, : int((SRC[i] != PAD_ID).sum())] for i in range(4)]
-    alone = [greedy_search(model, row, max_len_b=6)[0] for row in rows]
+    alone = [greedy_search(model, row, SearchConfig(max_len_b=6))[0] for row in rows]
     assert together == alone
 
 
@@ -107,8 +110,8 @@ def test_beam_one_holds_greedy_and_never_scores_below_it(alpha):
     while its live beam can still win. With alpha = 0 that beam is already below the EOS, so beam 1 is greedy;
     with alpha > 0 it may find a better-scored, longer translation (tests/search/test_beam.py)."""
     model = ToySeq2Seq(sharpness=1.5)
-    greedy = greedy_search(model, SRC, max_len_b=7)
-    beam = beam_search(model, SRC, beam_size=1, alpha=alpha, max_len_b=7)
+    greedy = greedy_search(model, SRC, SearchConfig(max_len_b=7))
+    beam = beam_search(model, SRC, SearchConfig(beam_size=1, alpha=alpha, max_len_b=7))
     for i, (nb, g) in enumerate(zip(beam, greedy)):
         row = SRC[i, : int((SRC[i] != PAD_ID).sum())]
         assert nb[0].score >= sequence_logprob(model, row, g) / length_penalty(len(g) + 1, alpha) - 1e-5
@@ -120,9 +123,11 @@ def test_beam_one_holds_greedy_and_never_scores_below_it(alpha):
 def test_wide_beam_finds_exact_best(alpha):
     model = ToySeq2Seq(sharpness=1.0, seed=3)
     max_len = 4
-    hyps = beam_search(model, SRC, beam_size=130, alpha=alpha, max_len_a=0.0, max_len_b=max_len, nbest=3)
+    hyps = beam_search(
+        model, SRC, SearchConfig(beam_size=130, alpha=alpha, max_len_a=0.0, max_len_b=max_len, nbest=3)
+    )
     found_different = False
-    greedy = greedy_search(model, SRC, max_len_a=0.0, max_len_b=max_len)
+    greedy = greedy_search(model, SRC, SearchConfig(max_len_a=0.0, max_len_b=max_len))
     for i in range(SRC.size(0)):
         row = SRC[i, : int((SRC[i] != PAD_ID).sum())]
         best_tokens, best_score = exhaustive_best(model, row, max_len, alpha)
@@ -135,7 +140,7 @@ def test_wide_beam_finds_exact_best(alpha):
 
 def test_nbest_sorted_distinct_and_scored():
     model = ToySeq2Seq(sharpness=1.0)
-    hyps = beam_search(model, SRC, beam_size=5, alpha=0.6, nbest=5, max_len_b=6)
+    hyps = beam_search(model, SRC, SearchConfig(beam_size=5, alpha=0.6, nbest=5, max_len_b=6))
     for i, nb in enumerate(hyps):
         assert len(nb) == 5
         scores = [h.score for h in nb]
@@ -149,12 +154,12 @@ def test_nbest_sorted_distinct_and_scored():
 
 def test_beam_without_cache_matches_cache():
     model = ToySeq2Seq(sharpness=1.0)
-    with_cache = beam_search(model, SRC, beam_size=4, nbest=2, max_len_b=5)
+    with_cache = beam_search(model, SRC, SearchConfig(beam_size=4, nbest=2, max_len_b=5))
     model.calls = {"step": 0, "forward": 0}
-    without = beam_search(model, SRC, beam_size=4, nbest=2, max_len_b=5, use_cache=False)
+    without = beam_search(model, SRC, SearchConfig(beam_size=4, nbest=2, max_len_b=5), use_cache=False)
     assert model.calls["step"] == 0 and model.calls["forward"] > 0
     assert [[h.tokens for h in nb] for nb in with_cache] == [[h.tokens for h in nb] for nb in without]
-    assert greedy_search(model, SRC, use_cache=False) == greedy_search(model, SRC)
+    assert greedy_search(model, SRC, DEFAULTS, use_cache=False) == greedy_search(model, SRC, DEFAULTS)
 
 
 def test_finished_sentences_leave_the_batch():
@@ -165,7 +170,7 @@ def test_finished_sentences_leave_the_batch():
 
     model = Counting()
     model.rows = []
-    out = greedy_search(model, SRC, max_len_b=8)
+    out = greedy_search(model, SRC, SearchConfig(max_len_b=8))
     lengths = sorted(len(o) for o in out)
     # Row count at step t = number of sentences with more than t-1 generated tokens.
     assert model.rows == [sum(n >= t for n in lengths) for t in range(len(model.rows))]
@@ -175,14 +180,15 @@ def test_finished_sentences_leave_the_batch():
 def test_sampling_top_k_one_is_greedy():
     model = ToySeq2Seq()
     g = torch.Generator().manual_seed(1)
-    assert sample(model, SRC, top_k=1, temperature=0.7, generator=g) == greedy_search(model, SRC)
+    greedy = greedy_search(model, SRC, DEFAULTS)
+    assert sample(model, SRC, DEFAULTS, top_k=1, temperature=0.7, generator=g) == greedy
 
 
 def test_sampling_is_seeded_and_varies():
     model = ToySeq2Seq(sharpness=0.5)
-    a = sample(model, SRC, generator=torch.Generator().manual_seed(5))
-    b = sample(model, SRC, generator=torch.Generator().manual_seed(5))
-    c = [sample(model, SRC, generator=torch.Generator().manual_seed(s)) for s in range(6, 10)]
+    a = sample(model, SRC, DEFAULTS, generator=torch.Generator().manual_seed(5))
+    b = sample(model, SRC, DEFAULTS, generator=torch.Generator().manual_seed(5))
+    c = [sample(model, SRC, DEFAULTS, generator=torch.Generator().manual_seed(s)) for s in range(6, 10)]
     assert a == b
     assert any(x != a for x in c)
 
@@ -210,7 +216,8 @@ def test_top_k_keeps_exactly_k_tokens_even_with_ties():
 def test_sampled_tokens_stay_inside_the_nucleus():
     model = ToySeq2Seq(sharpness=0.8)
     for seed in range(5):
-        out = sample(model, SRC, top_p=0.6, generator=torch.Generator().manual_seed(seed), max_len_b=5)
+        g = torch.Generator().manual_seed(seed)
+        out = sample(model, SRC, SearchConfig(max_len_b=5), top_p=0.6, generator=g)
         for i, toks in enumerate(out):
             logits = model(SRC[i : i + 1], torch.tensor([[BOS_ID] + toks]))[0]
             logits[:, PAD_ID] = logits[:, BOS_ID] = float("-inf")
@@ -223,9 +230,9 @@ def test_sampled_tokens_stay_inside_the_nucleus():
 def test_bad_arguments_are_rejected():
     model = ToySeq2Seq()
     with pytest.raises(ValueError, match="nbest"):
-        beam_search(model, SRC, beam_size=2, nbest=3)
+        beam_search(model, SRC, SearchConfig(beam_size=2, nbest=3))
     with pytest.raises(ValueError, match="top_p"):
-        sample(model, SRC, top_p=0.0)
+        sample(model, SRC, DEFAULTS, top_p=0.0)
 
 
 class CharTokenizer:
@@ -242,15 +249,16 @@ def test_translate_ids_restores_order_and_matches_single_sentence_search():
     src_ids = [
         torch.randint(4, 6, (int(n),), generator=g).tolist() for n in torch.randint(1, 12, (23,), generator=g)
     ]
-    from translate.search import SearchConfig, pad_sources, translate_dataset, translate_ids
+    from translate.search import pad_sources, translate_dataset, translate_ids
 
     greedy = SearchConfig(beam_size=1, max_tokens=20, max_len_b=5)
     hyps = translate_ids(model, src_ids, greedy)
     assert [h[0].tokens for h in hyps] == [
-        greedy_search(model, pad_sources([r]), max_len_b=5)[0] for r in src_ids
+        greedy_search(model, pad_sources([r]), SearchConfig(max_len_b=5))[0] for r in src_ids
     ]
-    beams = translate_ids(model, src_ids, SearchConfig(beam_size=3, nbest=2, max_tokens=30, max_len_b=5))
-    single = [beam_search(model, pad_sources([r]), beam_size=3, nbest=2, max_len_b=5) for r in src_ids]
+    beam = SearchConfig(beam_size=3, nbest=2, max_tokens=30, max_len_b=5)
+    beams = translate_ids(model, src_ids, beam)
+    single = [beam_search(model, pad_sources([r]), beam) for r in src_ids]
     assert [[h.tokens for h in nb] for nb in beams] == [[h.tokens for h in s[0]] for s in single]
     texts = translate_dataset(model, CharTokenizer(), {"src_ids": src_ids}, greedy)
     assert texts == [CharTokenizer().decode(h[0].tokens, "tgt") for h in hyps]
@@ -260,12 +268,12 @@ def test_translate_ids_restores_order_and_matches_single_sentence_search():
 def test_translate_ids_truncates_sources_beyond_max_positions(caplog):
     model = ToySeq2Seq()
     model.max_positions = 6  # 5 source ids + EOS fit
-    from translate.search import SearchConfig, pad_sources, translate_ids
+    from translate.search import pad_sources, translate_ids
 
     with caplog.at_level("WARNING"):
         hyps = translate_ids(model, [[4] * 9, [5, 4]], SearchConfig(beam_size=1, max_len_b=3))
     assert "1 source sentence(s) longer than 5 tokens were truncated" in caplog.text
-    assert hyps[0][0].tokens == greedy_search(model, pad_sources([[4] * 5]), max_len_b=3)[0]
+    assert hyps[0][0].tokens == greedy_search(model, pad_sources([[4] * 5]), SearchConfig(max_len_b=3))[0]
     assert all(len(h[0].tokens) <= 5 for h in hyps)  # target positions are capped too
 
 

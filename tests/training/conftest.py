@@ -62,8 +62,8 @@ def smoke_cfg(cache_dir):
             "device=cpu",
             f"cache_dir={cache_dir}",
             "trainer.val_subset=8",
-            "trainer.val_max_len_b=3",
-            "trainer.val_max_len_a=0.5",
+            "trainer.val_search.max_len_b=3",
+            "trainer.val_search.max_len_a=0.5",
         ]
         return _compose(base + list(overrides))
 

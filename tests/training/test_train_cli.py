@@ -22,7 +22,7 @@ def run_env() -> dict:
 
 def smoke_args(run_dir, cache_dir, *extra) -> list[str]:
     return ["experiment=smoke", "device=cpu", f"hydra.run.dir={run_dir}", f"cache_dir={cache_dir}",
-            "trainer.val_subset=4", "trainer.val_max_len_a=0.5", "trainer.val_max_len_b=2",
+            "trainer.val_subset=4", "trainer.val_search.max_len_a=0.5", "trainer.val_search.max_len_b=2",
             *extra]  # fmt: skip
 
 

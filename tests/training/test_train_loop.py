@@ -9,6 +9,7 @@ import signal
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from translate.data.batching import TokenBatchSampler, example_lengths
 from translate.data.pipeline import prepare_data
@@ -52,9 +53,9 @@ def test_smoke_run_writes_checkpoints_that_load_weights_only(smoke_cfg, tmp_path
     model, tokenizer, _ = load_model(ckdir / "last.pt")
     assert model.tgt_vocab_size == tokenizer.tgt_vocab_size
     data = prepare_data(cfg.data, cache_dir=cfg.cache_dir, splits=("dev",), tokenizer=tokenizer)
-    again = validate(model, tokenizer, dev_subset(data.datasets["dev"], cfg.trainer.val_subset),
-                     max_tokens=cfg.trainer.val_max_tokens, autocast=contextlib.nullcontext,
-                     max_len_a=cfg.trainer.val_max_len_a, max_len_b=cfg.trainer.val_max_len_b)  # fmt: skip
+    search = OmegaConf.to_object(cfg.trainer.val_search)
+    dev = dev_subset(data.datasets["dev"], cfg.trainer.val_subset)
+    again = validate(model, tokenizer, dev, search, autocast=contextlib.nullcontext)
     assert again["loss"] == pytest.approx(metrics["dev_loss"], rel=1e-5)
     assert again["bleu"] == metrics["dev_bleu"]
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from translate.data.batching import collate
 from translate.data.pipeline import prepare_data
 from translate.models.build import build_model
+from translate.search import SearchConfig
 from translate.training.validate import dev_subset, validate
 
 
@@ -26,9 +27,8 @@ def tiny(smoke_cfg):
 
 
 def run(model, tok, dev):
-    return validate(
-        model, tok, dev, max_tokens=200, autocast=contextlib.nullcontext, max_len_a=0.5, max_len_b=3
-    )
+    search = SearchConfig(beam_size=1, max_tokens=200, max_len_a=0.5, max_len_b=3)
+    return validate(model, tok, dev, search, autocast=contextlib.nullcontext)
 
 
 def test_dev_loss_is_the_nll_per_target_token(tiny):

@@ -47,10 +47,17 @@ class MultiHeadAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B,L,E) -> (B,H,L,D)
 
+    def cache_memory(self, memory: Tensor, key_padding_mask: Tensor | None = None) -> KVCache:
+        """memory (B,S,E) and its mask (B,S) -> a KVCache of its keys and values (B,H,S,D), projected once for
+        a whole decoding: pass it as forward's `memory` at every step (it follows reorder() and join())."""
+        cache = KVCache()
+        cache.store(self._split(self.k_proj(memory)), self._split(self.v_proj(memory)), key_padding_mask)
+        return cache
+
     def forward(
         self,
         query: Tensor,
-        memory: Tensor | None = None,
+        memory: Tensor | KVCache | None = None,
         *,
         key_padding_mask: Tensor | None = None,
         causal: bool = False,
@@ -60,14 +67,22 @@ class MultiHeadAttention(nn.Module):
         """query (B,T,E), memory (B,S,E) or None (self-attention) -> (out (B,T,E), weights (B,H,T,S) | None).
 
         key_padding_mask (B,S) masks the keys: memory's for cross-attention, query's own (B,T) for
-        self-attention. With a cache, self-attention appends this call's keys/values (and mask) and attends
-        over all of them; cross-attention projects memory on first use and afterwards reuses the cache
-        (and its mask, which follows reorder()), ignoring memory and key_padding_mask. A PagedLayer (one new
-        token per row, no mask) stores this step's keys/values in its blocks and attends through them.
+        self-attention. memory may be a KVCache from cache_memory() instead: cross-attention over keys/values
+        projected once, with the mask they carry. `cache` serves self-attention: this call's keys/values (and
+        mask) are appended and attended over with all before them; a PagedLayer (one new token per row, no
+        mask) stores them in its blocks and attends through them.
         """
         batch, queries, _ = query.shape
         q = self._split(self.q_proj(query))  # (B,H,T,D)
-        if memory is None:
+        if memory is not None and cache is not None:
+            raise ValueError("cache serves self-attention; cross-attention takes memory=cache_memory(memory)")
+        if isinstance(memory, KVCache):
+            if key_padding_mask is not None:
+                raise ValueError("a cached memory carries its own key_padding_mask")
+            k, v, key_padding_mask = memory.k, memory.v, memory.key_padding_mask  # (B,H,S,D), (B,S)
+        elif memory is not None:
+            k, v = self._split(self.k_proj(memory)), self._split(self.v_proj(memory))  # (B,H,S,D)
+        else:
             k, v = self._split(self.k_proj(query)), self._split(self.v_proj(query))  # (B,H,T,D)
             if isinstance(cache, PagedLayer):  # writes k, v into the rows' blocks, reads through the tables
                 if self.training or self.window is not None or key_padding_mask is not None:
@@ -76,12 +91,6 @@ class MultiHeadAttention(nn.Module):
                 return self.out_proj(out.transpose(1, 2).reshape(batch, queries, self.embed_dim)), None
             if cache is not None:
                 k, v, key_padding_mask = cache.append(k, v, key_padding_mask)  # (B,H,S,D), S = cached + T
-        elif cache is not None and not cache.is_empty:
-            k, v, key_padding_mask = cache.k, cache.v, cache.key_padding_mask
-        else:
-            k, v = self._split(self.k_proj(memory)), self._split(self.v_proj(memory))  # (B,H,S,D)
-            if cache is not None:
-                cache.store(k, v, key_padding_mask)
         out, weights = scaled_dot_product(
             q,
             k,

@@ -14,7 +14,7 @@ import torch
 from translate.engines import QUANTIZE, EngineError
 from translate.models.checkpoint import load_model
 from translate.models.quantize import quantize_dynamic_int8
-from translate.search import Hypothesis, SearchConfig, source_limit, translate_ids
+from translate.search import Hypothesis, SearchConfig, sequence_limit, translate_ids
 
 
 class TorchEngine:
@@ -33,7 +33,7 @@ class TorchEngine:
         self.quantize = quantize
         config = self.ckpt.get("config")
         self.data_config = config.get("data") if isinstance(config, dict) else None
-        self.source_limit = source_limit(self.model)
+        self.source_limit = sequence_limit(self.model)
         self.info = {"model": type(self.model).__name__, "parameters": self.parameters,
                      "target": str(self.ckpt["model_config"].get("_target_", "")),
                      "step": self.ckpt.get("step"), "checkpoint": str(checkpoint),

@@ -74,6 +74,7 @@ class Seq2Seq(nn.Module, abc.ABC):
 
     src_vocab_size: int
     tgt_vocab_size: int
+    max_positions: int | None = None  # positions one sequence (source or target) may take; None = any length
 
     @abc.abstractmethod
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -103,9 +104,9 @@ class Seq2Seq(nn.Module, abc.ABC):
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
         """Teacher-forced attention maps for plots, e.g. {"additive": (B,T,S)}; {} without attention."""
 
-    def num_parameters(self, trainable_only: bool = False) -> int:
+    def num_parameters(self) -> int:
         """Distinct parameters (tied weights counted once)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters())
 
     def describe(self) -> str:
         """One line for logs: class, size and vocabularies."""

@@ -23,21 +23,24 @@ class RNNencdec(Seq2Seq):
         src_vocab_size: int,
         tgt_vocab_size: int,
         shared_vocab: bool = False,
-        emb_dim: int = 256,
-        hidden_dim: int = 256,
-        readout_dim: int = 256,
+        emb_dim: int = 620,
+        hidden_dim: int = 1000,
+        readout_dim: int = 500,
         maxout: bool = True,
         dropout: float = 0.0,
         tie_embeddings: bool = False,
         attention_backend: str = "auto",
     ):
-        """tie_embeddings shares the source and target embedding table when the vocabulary is shared.
+        """The defaults are the size Bahdanau et al. (2014) compare (Cho et al.'s architecture): embeddings
+        620, GRU 1000, maxout 500, no dropout, separate vocabularies; conf/model/*.yaml mark what they change
+        ("paper: ...").
 
-        attention_backend is accepted for a uniform interface; this model has no attention.
+        tie_embeddings shares the source and target embedding table when the vocabulary is shared.
+        attention_backend is read by no one here (this model has no attention): every model config names it,
+        so the training loop treats the three alike and older checkpoints still load.
         """
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
-        self.attention_backend = attention_backend
         src_emb = nn.Embedding(src_vocab_size, emb_dim, padding_idx=PAD_ID)
         share = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
         self.tgt_embedding = src_emb if share else nn.Embedding(tgt_vocab_size, emb_dim, padding_idx=PAD_ID)

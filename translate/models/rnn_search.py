@@ -40,17 +40,21 @@ class RNNsearch(Seq2Seq):
         src_vocab_size: int,
         tgt_vocab_size: int,
         shared_vocab: bool = False,
-        emb_dim: int = 256,
-        hidden_dim: int = 256,
-        readout_dim: int = 256,
+        emb_dim: int = 620,
+        hidden_dim: int = 1000,
+        readout_dim: int = 500,
         attention: str = "additive",
-        attention_dim: int = 256,
+        attention_dim: int = 1000,
         maxout: bool = True,
         dropout: float = 0.0,
         tie_embeddings: bool = False,
         attention_backend: str = "auto",
     ):
-        """tie_embeddings shares the source and target embedding table when the vocabulary is shared.
+        """The defaults are the paper's (appendix A.2, B): embeddings 620, GRU 1000 per direction, maxout 500,
+        additive attention of size 1000, no dropout, separate vocabularies; conf/model/*.yaml mark what they
+        change ("paper: ...").
+
+        tie_embeddings shares the source and target embedding table when the vocabulary is shared.
 
         attention: additive | luong_general | luong_concat; attention_dim is the hidden size A of the
         additive and concat scores (unused by luong_general).

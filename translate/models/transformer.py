@@ -2,10 +2,11 @@
 
 Teacher forcing runs the decoder's self-attention with the causal fast path over the whole target; step()
 decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
-are projected once in encode(). reorder_state copies the source side (cross-attention caches, memory) only
-when some row comes to read another source, so beam search's reorders within a sentence's beams leave it
-alone. For serving, encode(src, paged=pool) keeps the self-attention keys/values in a PagedKVCache instead
-(blocks of a shared pool), and every row has its own position, so sentences can join a running batch.
+are projected once in encode() (MultiHeadAttention.cache_memory), so the decoding state holds no memory.
+reorder_state copies the source side (the cross-attention caches) only when some row comes to read another
+source, so beam search's reorders within a sentence's beams leave it alone. For serving, encode(src,
+paged=pool) keeps the self-attention keys/values in a PagedKVCache instead (blocks of a shared pool), and
+every row has its own position, so sentences can join a running batch.
 Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target embedding, and
 the source embedding too when the vocabulary is joint (section 3.4).
 
@@ -31,13 +32,13 @@ class Transformer(Seq2Seq):
         src_vocab_size: int,
         tgt_vocab_size: int,
         shared_vocab: bool = False,
-        d_model: int = 256,
-        ffn_dim: int = 1024,
-        num_heads: int = 4,
-        encoder_layers: int = 3,
-        decoder_layers: int = 3,
+        d_model: int = 512,
+        ffn_dim: int = 2048,
+        num_heads: int = 8,
+        encoder_layers: int = 6,
+        decoder_layers: int = 6,
         dropout: float = 0.1,
-        attention_dropout: float = 0.1,
+        attention_dropout: float = 0.0,
         activation: str = "relu",
         norm_first: bool = False,
         positions: str = "sinusoidal",
@@ -45,9 +46,13 @@ class Transformer(Seq2Seq):
         tie_embeddings: bool = True,
         attention_backend: str = "auto",
     ):
-        """norm_first: pre-norm (plus a final LayerNorm) instead of the paper's post-norm.
+        """The defaults are the paper's base model (section 3, table 3): d 512, ff 2048, 8 heads, 6+6 layers,
+        dropout 0.1 on sublayer outputs and embedding sums, none on the attention weights (attention_dropout),
+        post-norm, sinusoids, embeddings tied; conf/model/*.yaml mark what they change ("paper: ...").
 
+        norm_first: pre-norm (plus a final LayerNorm) instead of the paper's post-norm.
         positions: "sinusoidal" (any length) or "learned" (up to max_positions).
+        attention_backend: auto | math | sdpa | triton (translate.attention.backend).
         """
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
@@ -100,21 +105,12 @@ class Transformer(Seq2Seq):
     def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
         """src (B,S) -> decoder state; with `paged` the self-attention cache is a PagedKVCache on that pool
         (serving), else one contiguous KVCache per layer."""
-        memory, pad_mask = self._encode(src)
-        batch, length, _ = memory.shape
-        cross_caches = []
-        for layer in self.decoder_layers:  # project the source keys/values once for the whole decoding
-            attn = layer.cross_attn
-            k = attn.k_proj(memory).view(batch, length, attn.num_heads, attn.head_dim).transpose(1, 2)
-            v = attn.v_proj(memory).view(batch, length, attn.num_heads, attn.head_dim).transpose(1, 2)
-            cache = KVCache()
-            cache.store(k, v, pad_mask)  # (B,H,S,D) each
-            cross_caches.append(cache)
+        memory, pad_mask = self._encode(src)  # (B,S,E), (B,S)
+        batch = src.size(0)
+        cross = [layer.cross_attn.cache_memory(memory, pad_mask) for layer in self.decoder_layers]
         return {
-            "memory": memory,  # (B,S,E): tells each layer's cross-attention to read its (filled) cache
-            "src_pad_mask": pad_mask,
+            "cross_caches": cross,  # per layer the source's keys/values (B,H,S,D) and mask, projected once
             "self_caches": PagedKVCache(paged, batch) if paged else [KVCache() for _ in self.decoder_layers],
-            "cross_caches": cross_caches,
             "src_rows": torch.arange(batch, device=src.device),  # (B,) the source each decoder row reads
             "position": torch.zeros(batch, dtype=torch.long, device=src.device),  # (B,) next target position
         }
@@ -129,16 +125,16 @@ class Transformer(Seq2Seq):
             caches.begin_step()  # a slot per row for this token
             caches = [caches.layer(i) for i in range(len(self.decoder_layers))]
         for layer, self_cache, cross_cache in zip(self.decoder_layers, caches, state["cross_caches"]):
-            x, _ = layer(x, state["memory"], state["src_pad_mask"], self_cache, cross_cache)
+            x, _ = layer(x, cross_cache, self_cache=self_cache)
         if paged:
             state["self_caches"].end_step()
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
-        """Rows `index` (B',) of the state. The source side (memory, its mask, the cross-attention caches) is
-        a function of the source row alone, so it is copied only when some row comes to read another source
-        than the one it holds: never for beam search's reorders within one sentence's beams."""
+        """Rows `index` (B',) of the state. The source side (the cross-attention caches) is a function of the
+        source row alone, so it is copied only when some row comes to read another source than the one it
+        holds: never for beam search's reorders within one sentence's beams."""
         src_rows = state["src_rows"].index_select(0, index)  # (B',)
         out = {
             **state,
@@ -148,8 +144,7 @@ class Transformer(Seq2Seq):
         }
         if src_rows.shape == state["src_rows"].shape and torch.equal(src_rows, state["src_rows"]):
             return out  # every row already holds its source's keys and values
-        for key in ("memory", "src_pad_mask", "cross_caches"):
-            out[key] = reorder(state[key], index)
+        out["cross_caches"] = reorder(state["cross_caches"], index)
         return out
 
     def join_states(self, state: State, other: State) -> State:

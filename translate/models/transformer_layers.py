@@ -82,34 +82,30 @@ class DecoderLayer(nn.Module):
     def _sa(self, x: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         return self.dropout(self.self_attn(x, causal=True, cache=cache)[0])
 
-    def _ca(
-        self, x, memory, memory_pad_mask, cache, need_weights
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out, weights = self.cross_attn(
-            x, memory, key_padding_mask=memory_pad_mask, cache=cache, need_weights=need_weights
-        )
+    def _ca(self, x, memory, memory_pad_mask, need_weights) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, weights = self.cross_attn(x, memory, key_padding_mask=memory_pad_mask, need_weights=need_weights)
         return self.dropout(out), weights
 
     def forward(
         self,
         x: torch.Tensor,
-        memory: torch.Tensor,
-        memory_pad_mask: torch.Tensor | None,
+        memory: torch.Tensor | KVCache,
+        memory_pad_mask: torch.Tensor | None = None,
         self_cache: KVCache | None = None,
-        cross_cache: KVCache | None = None,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B,T,E), memory (B,S,E), memory_pad_mask (B,S) -> (B,T,E), cross weights (B,H,T,S) | None.
+        """x (B,T,E), memory (B,S,E) with memory_pad_mask (B,S) -> (B,T,E), cross weights (B,H,T,S) | None.
 
         The target needs no padding mask: it is right-padded and causal, so a real position never sees a PAD.
-        With caches (incremental decoding) x holds only the new step(s).
+        Incremental decoding: x holds only the new step(s), self_cache keeps the earlier ones, and memory is
+        this layer's cross_attn.cache_memory(memory, memory_pad_mask) (the mask is in it).
         """
         if self.norm_first:
             x = x + self._sa(self.norm1(x), self_cache)
-            ca, weights = self._ca(self.norm2(x), memory, memory_pad_mask, cross_cache, need_weights)
+            ca, weights = self._ca(self.norm2(x), memory, memory_pad_mask, need_weights)
             x = x + ca
             return x + self.dropout(self.ffn(self.norm3(x))), weights
         x = self.norm1(x + self._sa(x, self_cache))
-        ca, weights = self._ca(x, memory, memory_pad_mask, cross_cache, need_weights)
+        ca, weights = self._ca(x, memory, memory_pad_mask, need_weights)
         x = self.norm2(x + ca)
         return self.norm3(x + self.dropout(self.ffn(x))), weights

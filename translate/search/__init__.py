@@ -2,9 +2,10 @@
 
 from translate.search.beam import Hypothesis, SearchError, beam_search, length_penalty
 from translate.search.config import SearchConfig
-from translate.search.corpus import pad_sources, source_limit, translate_dataset, translate_ids
+from translate.search.dataset import pad_sources, translate_dataset, translate_ids
 from translate.search.greedy import greedy_search
 from translate.search.sampling import filter_logits, sample
+from translate.search.stepper import sequence_limit
 
 __all__ = [
     "Hypothesis",
@@ -16,7 +17,7 @@ __all__ = [
     "length_penalty",
     "pad_sources",
     "sample",
-    "source_limit",
+    "sequence_limit",
     "translate_dataset",
     "translate_ids",
 ]

@@ -12,8 +12,8 @@ stops when none of its beams is alive (at its length limit every beam must end).
 
 The per-step pieces are small functions over per-sentence tensors (steps and limits are (B,) tensors), so
 a decoder whose sentences joined at different steps (continuous batching) can call them and reproduce
-beam_search exactly: force_eos_at_limit -> top_candidates -> ended_mask -> update_finished -> next_beams
--> can_stop.
+beam_search exactly: first_scores for new sentences, then per step beam_step (force_eos_at_limit ->
+top_candidates -> ended_mask -> update_finished -> next_beams) and can_stop, and best_first at the end.
 
 Legend: B batch (live sentences), K beam size, N nbest, S source length, T generated length,
 V target vocabulary.
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, target_positions
+from translate.search.config import SearchConfig
+from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
 
 
 @dataclass
@@ -115,31 +116,60 @@ def can_stop(scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alph
     return best_possible(scores, limit, alpha) <= best[:, -1]
 
 
+def first_scores(batch: int, beam_size: int, device) -> torch.Tensor:
+    """(B, K) raw scores of new sentences' beams: all beams start identical, so only beam 0 is alive (the
+    first step must not pick the same token K times)."""
+    scores = torch.full((batch, beam_size), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    return scores
+
+
+def beam_step(
+    scores: torch.Tensor, best: torch.Tensor, logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor,
+    history: torch.Tensor, alpha: float,
+):  # fmt: skip
+    """One step for every live sentence: scores (B, K) raw log-probabilities of the live beams, best (B, N),
+    logp (B, K, V) of their next tokens, steps (B,) tokens each has generated, limit (B,), history (B, K, >=T)
+    the live beams' tokens -> (scores, best, beam_src, tokens, ended): the K new beams (scores, the beam each
+    extends and its new token, each (B, K)), the updated best, and [(b, Hypothesis)] for the hypotheses that
+    ended now (one host copy per step, not one per hypothesis)."""
+    K = scores.size(1)
+    logp = force_eos_at_limit(logp, steps, limit)  # (B, K, V)
+    top_scores, top_beam, top_tok = top_candidates(scores, logp)  # (B, 2K) each
+    ended = ended_mask(top_scores, top_tok, K)  # (B, 2K)
+    found = []
+    if ended.any():
+        best = update_finished(best, top_scores, ended, steps, alpha)
+        raw_cpu, beam_cpu, hist_cpu, t_cpu = top_scores.cpu(), top_beam.cpu(), history.cpu(), steps.tolist()
+        for b, j in ended.nonzero().tolist():
+            raw, t = raw_cpu[b, j].item(), t_cpu[b]
+            tokens = hist_cpu[b, beam_cpu[b, j], :t].tolist()
+            found.append((b, Hypothesis(tokens, raw / length_penalty(t + 1, alpha), raw)))
+    scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (B, K) each
+    return scores, best, beam_src, new_tok, found
+
+
+def best_first(hyps: list[Hypothesis], nbest: int) -> list[Hypothesis]:
+    """A sentence's finished hypotheses -> its nbest best, best first (the search's result for it)."""
+    return sorted(hyps, key=lambda h: -h.score)[:nbest]
+
+
 @torch.no_grad()
 def beam_search(
-    model,
-    src: torch.Tensor,
-    *,
-    beam_size: int = 5,
-    alpha: float = 0.6,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    nbest: int = 1,
-    use_cache: bool = True,
+    model, src: torch.Tensor, search: SearchConfig, *, use_cache: bool = True
 ) -> list[list[Hypothesis]]:
-    """src (B, S) -> per sentence its `nbest` best hypotheses, best first (score = logprob / lp).
+    """src (B, S) -> per sentence its search.nbest best hypotheses, best first (score = logprob / lp).
 
-    Raises SearchError when a sentence ends with no hypothesis (NaN or infinite logits).
+    search.beam_size beams (1 is beam search too, not greedy_search), length penalty search.alpha, length
+    limit max_len_a * source length + max_len_b. Raises SearchError when a sentence ends with no hypothesis
+    (NaN or infinite logits).
     """
-    if beam_size < 1 or not 1 <= nbest <= beam_size:
-        raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest} beam_size={beam_size}")
-    K, dev = beam_size, src.device
+    K, alpha, nbest, dev = search.beam_size, search.alpha, search.nbest, src.device
     B = src.size(0)
-    limit = max_lengths(src, max_len_a, max_len_b, target_positions(model))  # (B,)
+    limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)
     stepper = Stepper(model, src, use_cache=use_cache)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
-    scores = torch.full((B, K), float("-inf"), device=dev)  # (B, K) raw log-probabilities of live beams
-    scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
+    scores = first_scores(B, K, dev)  # (B, K) raw log-probabilities of live beams
     best = torch.full((B, nbest), float("-inf"), device=dev)  # (B, N) normalised scores of the N best ended
     history = torch.empty(B, K, 0, dtype=torch.long, device=dev)  # (B, K, T)
     sent = torch.arange(B, device=dev)  # (B,) original sentence of each live sentence
@@ -150,20 +180,13 @@ def beam_search(
         Bl = sent.numel()
         steps = torch.full((Bl,), t, dtype=torch.long, device=dev)  # (Bl,) tokens generated so far
         logp = mask_specials(stepper.step(tokens).float()).log_softmax(-1)  # (Bl*K, V)
-        logp = force_eos_at_limit(logp.view(Bl, K, -1), steps, limit[sent])  # (Bl, K, V)
-        top_scores, top_beam, top_tok = top_candidates(scores, logp)  # (Bl, 2K) each
-        ended = ended_mask(top_scores, top_tok, K)  # (Bl, 2K)
-        if ended.any():
-            best = update_finished(best, top_scores, ended, steps, alpha)
-            lp = length_penalty(t + 1, alpha)
-            raw_cpu, beam_cpu, hist_cpu, sent_cpu = (x.cpu() for x in (top_scores, top_beam, history, sent))
-            for b, j in ended.nonzero().tolist():  # one host copy per step, not one per hypothesis
-                raw = raw_cpu[b, j].item()
-                finished[int(sent_cpu[b])].append(
-                    Hypothesis(hist_cpu[b, beam_cpu[b, j]].tolist(), raw / lp, raw)
-                )
-
-        scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (Bl, K) each
+        scores, best, beam_src, new_tok, found = beam_step(
+            scores, best, logp.view(Bl, K, -1), steps, limit[sent], history, alpha
+        )  # (Bl, K) new beams, (Bl, N)
+        if found:
+            sent_cpu = sent.tolist()
+            for b, hyp in found:
+                finished[sent_cpu[b]].append(hyp)
         history = history.gather(1, beam_src[:, :, None].expand(-1, -1, t))  # (Bl, K, T) follow the beams
         history = torch.cat([history, new_tok[:, :, None]], 2)  # (Bl, K, T+1)
         t += 1
@@ -179,4 +202,4 @@ def beam_search(
     empty = [i for i, f in enumerate(finished) if not f]
     if empty:
         raise SearchError(empty)
-    return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]
+    return [best_first(f, nbest) for f in finished]

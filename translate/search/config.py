@@ -1,7 +1,9 @@
 """SearchConfig: the one home of the decoding settings (beam, length penalty, length limit, batch size).
 
-Validation, evaluation, the CLI, the benchmarks and anything else that decodes build one of these; its
-defaults are the project's decoding defaults, defined nowhere else.
+Validation, evaluation, the CLI, the server, the benchmarks and anything else that decodes build one of these;
+its defaults are the project's decoding defaults, defined nowhere else. The Hydra apps compose it as the
+structured config `search/default` (register_with_hydra): conf/evaluate.yaml's `search` node and
+conf/train.yaml's `trainer.val_search` start from it, typed, and override only what they show.
 """
 
 from __future__ import annotations
@@ -36,3 +38,15 @@ class SearchConfig:
     @property
     def greedy(self) -> bool:
         return self.beam_size == 1 and self.nbest == 1
+
+
+def register_with_hydra() -> None:
+    """Store SearchConfig in Hydra's ConfigStore as `search/default` (a config's defaults list takes it with
+    `- search@<node>: default`). Called by whatever composes conf/ (the Hydra apps, the tests) before it does;
+    hydra is imported only here, so the CLI and the server never load it."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(SearchConfig)  # typed: a wrong type or an unknown key fails composition
+    OmegaConf.set_readonly(node, False)  # a frozen dataclass makes a read-only node; configs override it
+    ConfigStore.instance().store(group="search", name="default", node=node)

@@ -26,19 +26,10 @@ from collections.abc import Hashable, Iterable
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.beam import (
-    Hypothesis,
-    can_stop,
-    ended_mask,
-    force_eos_at_limit,
-    length_penalty,
-    next_beams,
-    top_candidates,
-    update_finished,
-)
+from translate.search.beam import Hypothesis, beam_step, best_first, can_stop, first_scores
 from translate.search.config import SearchConfig
-from translate.search.corpus import pad_sources, source_limit
-from translate.search.stepper import bos, mask_specials, max_lengths, target_positions
+from translate.search.dataset import pad_sources
+from translate.search.stepper import bos, mask_specials, max_lengths, sequence_limit
 
 
 class ContinuousDecoder:
@@ -48,7 +39,7 @@ class ContinuousDecoder:
         self.K = 1 if search.greedy else search.beam_size
         new_pool = getattr(model, "new_block_pool", None)  # models with a self-attention KV cache
         self.pool = new_pool(block_size) if paged and new_pool is not None else None
-        self.max_src = source_limit(model)
+        self.max_src = sequence_limit(model)
         self.waiting: deque[tuple[Hashable, list[int]]] = deque()
         self.state = None  # the model's decoder state for B*K rows
         self.keys: list[Hashable] = []  # (B,) the running sentences
@@ -133,18 +124,12 @@ class ContinuousDecoder:
     def _beam(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
         """The choices of beam_search, with one step count per sentence (its length penalty and limit)."""
         B, K, alpha = len(self.keys), self.K, self.search.alpha
-        logp = force_eos_at_limit(logits.log_softmax(-1).view(B, K, -1), self.steps, self.limit)  # (B, K, V)
-        top_scores, top_beam, top_tok = top_candidates(self.scores, logp)  # (B, 2K) each
-        ended = ended_mask(top_scores, top_tok, K)  # (B, 2K)
-        if ended.any():
-            self.best = update_finished(self.best, top_scores, ended, self.steps, alpha)
-            raw_cpu, beam_cpu, hist_cpu = top_scores.cpu(), top_beam.cpu(), self.history.cpu()
-            steps = self.steps.tolist()
-            for b, j in ended.nonzero().tolist():  # one host copy per step, not one per hypothesis
-                raw, t = raw_cpu[b, j].item(), steps[b]
-                tokens = hist_cpu[b, beam_cpu[b, j], :t].tolist()
-                self.finished[b].append(Hypothesis(tokens, raw / length_penalty(t + 1, alpha), raw))
-        self.scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (B, K) each
+        logp = logits.log_softmax(-1).view(B, K, -1)  # (B, K, V)
+        self.scores, self.best, beam_src, new_tok, found = beam_step(
+            self.scores, self.best, logp, self.steps, self.limit, self.history, alpha
+        )  # (B, K) new beams, (B, N)
+        for b, hyp in found:
+            self.finished[b].append(hyp)
         if int(self.steps.max()) >= self.history.size(2):  # room for one more token per beam
             self.history = torch.cat([self.history, torch.zeros_like(self.history)], 2)
         self.history = self.history.gather(1, beam_src[:, :, None].expand_as(self.history))  # follow beams
@@ -153,7 +138,7 @@ class ContinuousDecoder:
         self.generated += B
         self.tokens = new_tok.reshape(-1)
         done = can_stop(self.scores, self.best, self.limit, alpha)  # (B,) no live beam can still win
-        out = [(self.keys[b], sorted(self.finished[b], key=lambda h: -h.score)[: self.search.nbest])
+        out = [(self.keys[b], best_first(self.finished[b], self.search.nbest))
                for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip; [] = no finite hypothesis (NaN)
         keep = (~done).nonzero().squeeze(1)  # (B',)
         self._keep(keep, (keep[:, None] * K + beam_src[keep]).reshape(-1))  # the kept beams' state rows
@@ -181,16 +166,14 @@ class ContinuousDecoder:
             rows = torch.arange(n, device=self.device).repeat_interleave(self.K)  # (n*K,) K beams each
             state = self.model.reorder_state(state, rows)
         self.state = state if self.state is None else self.model.join_states(self.state, state)
-        limit = max_lengths(src, self.search.max_len_a, self.search.max_len_b, target_positions(self.model))
+        limit = max_lengths(src, self.search.max_len_a, self.search.max_len_b, sequence_limit(self.model))
         self.keys += [k for k, _ in new]
         self.src_tokens += [len(ids) + 1 for _, ids in new]
         self.limit = torch.cat([self.limit, limit])
         self.steps = torch.cat([self.steps, torch.zeros(n, dtype=torch.long, device=self.device)])
         self.tokens = torch.cat([self.tokens, bos(n * self.K, self.device)])
         self.out += [[] for _ in range(n)]
-        scores = torch.full((n, self.K), float("-inf"), device=self.device)
-        scores[:, 0] = 0.0  # all beams start identical: keep one so the first step does not pick duplicates
-        self.scores = torch.cat([self.scores, scores])
+        self.scores = torch.cat([self.scores, first_scores(n, self.K, self.device)])
         self.best = torch.cat([self.best, self.best.new_full((n, self.search.nbest), float("-inf"))])
         self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
         self.finished += [[] for _ in range(n)]

@@ -8,30 +8,27 @@ from __future__ import annotations
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, target_positions
+from translate.search.config import SearchConfig
+from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
 
 
 @torch.no_grad()
 def greedy_search(
-    model,
-    src: torch.Tensor,
-    *,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    use_cache: bool = True,
+    model, src: torch.Tensor, search: SearchConfig, *, use_cache: bool = True
 ) -> list[list[int]]:
     """src (B, S) with EOS and PAD -> per sentence the generated ids, without BOS/EOS.
 
-    A sentence stops at EOS or after `a * source length + b` tokens; its row then leaves the batch
-    (model.reorder_state), so the work shrinks as sentences end.
+    Of `search` only the length limit applies: a sentence stops at EOS or after max_len_a * source length
+    + max_len_b tokens; its row then leaves the batch (model.reorder_state), so the work shrinks as sentences
+    end.
     """
-    return decode_loop(model, src, lambda logits: logits.argmax(-1), max_len_a, max_len_b, use_cache)
+    return decode_loop(model, src, lambda logits: logits.argmax(-1), search, use_cache)
 
 
-def decode_loop(model, src, choose, max_len_a, max_len_b, use_cache) -> list[list[int]]:
+def decode_loop(model, src, choose, search: SearchConfig, use_cache: bool) -> list[list[int]]:
     """Shared by greedy and sampling: `choose(logits (B, V)) -> tokens (B,)` picks next tokens."""
     B = src.size(0)
-    limit = max_lengths(src, max_len_a, max_len_b, target_positions(model))  # (B,)
+    limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)
     stepper = Stepper(model, src, use_cache=use_cache)
     out: list[list[int]] = [[] for _ in range(B)]
     alive = torch.arange(B, device=src.device)  # (B,) original row of each live row

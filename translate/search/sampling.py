@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from translate.search.config import SearchConfig
 from translate.search.greedy import decode_loop
 
 
@@ -39,19 +40,20 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
 def sample(
     model,
     src: torch.Tensor,
+    search: SearchConfig,
     *,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
 ) -> list[list[int]]:
-    """src (B, S) -> one sampled translation per sentence (ids without BOS/EOS); top_k=1 is greedy."""
+    """src (B, S) -> one sampled translation per sentence (ids without BOS/EOS); top_k=1 is greedy.
+
+    Of `search` only the length limit applies (as in greedy_search)."""
 
     def choose(logits):  # (B, V) -> (B,)
         probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
-    return decode_loop(model, src, choose, max_len_a, max_len_b, use_cache)
+    return decode_loop(model, src, choose, search, use_cache)

@@ -29,10 +29,10 @@ def length_limits(
     return limit  # (B,)
 
 
-def target_positions(model) -> int | None:
-    """How many target positions the model can embed (None = unbounded), minus one for BOS."""
-    n = getattr(model, "max_positions", None)
-    return None if n is None else int(n) - 1
+def sequence_limit(model) -> int | None:
+    """Longest id sequence the model can take without its EOS (source) or BOS (target): max_positions - 1;
+    None = any length (sinusoidal positions, RNNs). Sources beyond it are cut, targets stop at it."""
+    return None if model.max_positions is None else model.max_positions - 1
 
 
 class Stepper:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from translate.data.batching import Batch, make_batches
 from translate.training import distributed
@@ -179,15 +179,8 @@ def validate_and_checkpoint(run: Run) -> str | None:
     trainer, state = run.cfg.trainer, run.state
     scores = None
     if run.info.is_main:
-        scores = validate(
-            run.model,
-            run.tokenizer,
-            run.dev_set,
-            max_tokens=trainer.val_max_tokens,
-            autocast=run.autocast,
-            max_len_a=trainer.val_max_len_a,
-            max_len_b=trainer.val_max_len_b,
-        )
+        search = OmegaConf.to_object(trainer.val_search)  # a SearchConfig (conf/train.yaml: greedy)
+        scores = validate(run.model, run.tokenizer, run.dev_set, search, autocast=run.autocast)
     run.model.train()
     bleu = distributed.broadcast_object(run.info, scores["bleu"] if scores else None)
     is_best = state.record_validation(bleu)

@@ -26,16 +26,17 @@ def dev_subset(dataset, size: int):
 
 
 @torch.no_grad()
-def validate(
-    model, tokenizer, dataset, *, max_tokens: int, autocast, max_len_a: float, max_len_b: int
-) -> dict:
-    """-> {loss, ppl, bleu, chrf, bleu_signature, seconds} on `dataset` (model left in eval mode)."""
+def validate(model, tokenizer, dataset, search: SearchConfig, *, autocast) -> dict:
+    """-> {loss, ppl, bleu, chrf, bleu_signature, seconds} on `dataset` (model left in eval mode).
+
+    Decodes with `search` (conf/train.yaml's trainer.val_search: greedy); search.max_tokens also sizes the
+    dev-loss batches."""
     start = time.monotonic()
     model.eval()
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         nll_sum, n_tokens = 0.0, 0
-        for batch in make_batches(dataset, max_tokens, shuffle=False, seed=0):
+        for batch in make_batches(dataset, search.max_tokens, shuffle=False, seed=0):
             batch = batch.to(device)
             with autocast():
                 logits = model(batch.src, batch.tgt_in)  # (B, T, V)
@@ -44,9 +45,6 @@ def validate(
             n_tokens += batch.n_tgt_tokens
         loss = nll_sum / max(n_tokens, 1)
         with autocast():
-            search = SearchConfig(
-                beam_size=1, max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens
-            )
             hyps = translate_dataset(model, tokenizer, dataset, search)
         scores = corpus_scores(hyps, list(dataset["tgt"]))
     return {

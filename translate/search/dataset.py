@@ -1,4 +1,4 @@
-"""Translate many sentences fast: batches by source tokens over length-sorted sentences, order restored.
+"""Translate a whole dataset: batches by source tokens over length-sorted sentences, input order restored.
 
 Sorting by length keeps padding low; within a batch, finished sentences leave early (greedy and beam both
 shrink the batch), so one long sentence does not hold the short ones.
@@ -18,14 +18,9 @@ from translate.data.vocab import EOS_ID, PAD_ID
 from translate.search.beam import Hypothesis, SearchError, beam_search
 from translate.search.config import SearchConfig
 from translate.search.greedy import greedy_search
+from translate.search.stepper import sequence_limit
 
 log = logging.getLogger(__name__)
-
-
-def source_limit(model) -> int | None:
-    """Longest source (ids, EOS excluded) the model can encode; None when unbounded (RNNs)."""
-    n = getattr(model, "max_positions", None)
-    return None if n is None else int(n) - 1
 
 
 def pad_sources(rows: Sequence[Sequence[int]], device=None) -> torch.Tensor:
@@ -55,7 +50,7 @@ def translate_ids(
     for which beam search found no hypothesis with a finite score (NaN or infinite logits).
     """
     device = next(model.parameters()).device
-    limit = source_limit(model)
+    limit = sequence_limit(model)
     if limit is not None:
         too_long = sum(len(r) > limit for r in src_ids)
         if too_long:
@@ -70,17 +65,11 @@ def translate_ids(
         for idx in batches:
             src = pad_sources([src_ids[i] for i in idx], device)  # (B, S)
             if search.greedy:
-                found = greedy_search(
-                    model, src, max_len_a=search.max_len_a, max_len_b=search.max_len_b, use_cache=use_cache
-                )
+                found = greedy_search(model, src, search, use_cache=use_cache)
                 hyps = [[Hypothesis(toks, math.nan)] for toks in found]
             else:
                 try:
-                    hyps = beam_search(
-                        model, src, beam_size=search.beam_size, alpha=search.alpha,
-                        max_len_a=search.max_len_a, max_len_b=search.max_len_b, nbest=search.nbest,
-                        use_cache=use_cache,
-                    )  # fmt: skip
+                    hyps = beam_search(model, src, search, use_cache=use_cache)
                 except SearchError as e:  # batch rows -> indices into src_ids
                     raise SearchError([idx[r] for r in e.rows], "source sentence") from None
             for i, h in zip(idx, hyps):

@@ -1,0 +1,78 @@
+"""SearchConfig is the one home of the decoding defaults: every entry point that decodes starts from it."""
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from translate import cli, serve
+from translate.search import SearchConfig
+from translate.search.flags import search_from_args
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+DEFAULTS = SearchConfig()
+
+
+def script(name: str):
+    """scripts/<name>.py as a module (its main() is not run)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def composed(config: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config, overrides=list(overrides))
+
+
+def test_the_cli_flags_are_searchconfig_with_its_defaults():
+    assert search_from_args(cli.build_parser().parse_args([])) == DEFAULTS
+    args = cli.build_parser().parse_args(["--beam", "3", "--alpha", "1.0", "--batch-tokens", "99"])
+    assert search_from_args(args) == dataclasses.replace(DEFAULTS, beam_size=3, alpha=1.0, max_tokens=99)
+
+
+def test_the_server_defaults_are_searchconfigs():
+    args = serve.build_parser().parse_args([])
+    assert search_from_args(args, serve.SEARCH_FIELDS) == DEFAULTS
+    assert serve.parse(["--beam", "2"])[2] == dataclasses.replace(DEFAULTS, beam_size=2)
+
+
+def test_evaluate_yaml_composes_searchconfig_unchanged():
+    cfg = composed("evaluate")
+    assert OmegaConf.to_object(cfg.search) == DEFAULTS  # a typed node: it converts back to the dataclass
+    assert SearchConfig(**cfg.search) == DEFAULTS  # what translate/evaluate.py builds
+    beam = composed("evaluate", "search.beam_size=10", "search.alpha=1.0").search
+    assert OmegaConf.to_object(beam) == dataclasses.replace(DEFAULTS, beam_size=10, alpha=1.0)
+
+
+@pytest.mark.parametrize("override", ["search.beam_size=ten", "search.beam=3"])
+def test_the_search_node_is_typed(override):
+    """A wrong type or an unknown field fails when composing, not after the checkpoints are loaded."""
+    with pytest.raises(ConfigCompositionException):
+        composed("evaluate", override)
+
+
+def test_train_yaml_validation_differs_only_where_train_yaml_says():
+    """trainer.val_search is SearchConfig; every field that differs from its defaults is written in train.yaml
+    (greedy, by design), and an experiment may change its batch size."""
+    val = OmegaConf.to_object(composed("train").trainer.val_search)
+    written = OmegaConf.load(CONF / "train.yaml").trainer.val_search
+    fields = [f.name for f in dataclasses.fields(SearchConfig)]
+    differs = {name for name in fields if getattr(val, name) != getattr(DEFAULTS, name)}
+    assert differs <= set(written) and val.greedy
+    assert val == dataclasses.replace(DEFAULTS, **written)
+    smoke = OmegaConf.to_object(composed("train", "experiment=smoke").trainer.val_search)
+    assert smoke == dataclasses.replace(val, max_tokens=800)
+
+
+def test_the_benchmarks_decode_with_the_defaults():
+    decode = script("bench_decode").build_parser().parse_args([])
+    assert decode.max_tokens == DEFAULTS.max_tokens and DEFAULTS.beam_size in decode.beams
+    served = script("bench_serve").build_parser().parse_args(["--checkpoint", "x.pt"])
+    assert served.beam == DEFAULTS.beam_size and DEFAULTS.beam_size in served.cache_beams
