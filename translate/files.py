@@ -36,26 +36,36 @@ def fsync_dir(directory: str | Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """write(f) fills a binary file beside `path`, which is flushed, fsynced and renamed over `path`.
-
-    On any exception the temp file is removed and `path` keeps its old content (or stays absent).
-    """
-    path = Path(path)
+def _put_in_place(path: Path, suffix: str, fill: Callable[[Path], None]) -> Path:
+    """fill(tmp) makes a complete, fsynced file at a fresh name beside `path`, which then replaces `path`
+    (os.replace) and the directory is fsynced. On any exception the temp file goes and `path` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path, ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # as open()
+    tmp = _temp_name(path, suffix)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        fill(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
     return path
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """write(f) fills a binary file beside `path`, which is flushed, fsynced and renamed over `path`.
+
+    On any exception the temp file is removed and `path` keeps its old content (or stays absent).
+    """
+
+    def fill(tmp: Path) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o666)  # permissions as open() gives them (umask)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return _put_in_place(Path(path), ".tmp", fill)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -86,9 +96,8 @@ def link_atomic(src: str | Path, dst: str | Path) -> Path:
     A hard link where the file system has them (no bytes copied), else a copy (fsynced); either way the new
     name is made beside `dst` and renamed over it, so `dst` is always a complete file.
     """
-    src, dst = Path(src), Path(dst)
-    tmp = _temp_name(dst, ".link")
-    try:
+
+    def fill(tmp: Path) -> None:
         try:
             os.link(src, tmp)
         except OSError:
@@ -96,12 +105,8 @@ def link_atomic(src: str | Path, dst: str | Path) -> Path:
                 shutil.copyfileobj(fin, fout)
                 fout.flush()
                 os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(dst.parent)
-    return dst
+
+    return _put_in_place(Path(dst), ".link", fill)
 
 
 def write_dir_atomic(out_dir: str | Path, write: Callable[[Path], None]) -> Path:

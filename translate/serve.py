@@ -33,6 +33,27 @@ PROG = "translate serve"
 SEARCH_FIELDS = ("beam_size", "alpha", "max_tokens")  # the server's decoding defaults
 
 
+# ServerConfig field -> (help, choices); each is the flag --field-name with ServerConfig's default
+SERVER_FLAGS = {
+    "host": ("address to listen on", None),
+    "port": ("port", None),
+    "char_limit": ("characters per request; more -> 413", None),
+    "max_queue": ("sentences waiting; more -> 503", None),
+    "timeout": ("seconds per request; then 504", None),
+    "scheduler": ("how the model worker batches", SCHEDULERS),
+    "kv_cache": ("decoder self-attention cache", KV_CACHES),
+    "block_size": ("tokens per paged-cache block", None),
+}
+
+
+def add_server_flag(p: argparse.ArgumentParser, d: ServerConfig, field: str) -> None:
+    text, choices = SERVER_FLAGS[field]
+    default = getattr(d, field)
+    p.add_argument("--" + field.replace("_", "-"), type=type(default), default=default, choices=choices,
+                   help=f"{text} (default: {default:g})" if isinstance(default, float) else
+                        f"{text} (default: {default})")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Serve trained checkpoints over HTTP.")
     d = ServerConfig()
@@ -42,25 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "'default')")  # fmt: skip
     p.add_argument("--quantize", choices=QUANTIZE, default="none",
                    help="checkpoints: none or int8 (PyTorch dynamic int8, CPU; default: none)")  # fmt: skip
-    p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host})")
-    p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     add_search_flags(p, SEARCH_FIELDS, prefix="default")  # per request unless the request says
     n = ServiceConfig.max_src_len
     p.add_argument("--max-src-len", type=int, default=n,
                    help=f"longer sentences are cut into parts (default: {n})")  # fmt: skip
-    p.add_argument("--char-limit", type=int, default=d.char_limit,
-                   help=f"characters per request; more -> 413 (default: {d.char_limit})")  # fmt: skip
-    p.add_argument("--max-queue", type=int, default=d.max_queue,
-                   help=f"sentences waiting; more -> 503 (default: {d.max_queue})")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=d.timeout,
-                   help=f"seconds per request; then 504 (default: {d.timeout:g})")  # fmt: skip
-    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
-                   help=f"how the model worker batches (default: {d.scheduler})")  # fmt: skip
-    p.add_argument("--kv-cache", choices=KV_CACHES, default=d.kv_cache,
-                   help=f"decoder self-attention cache (default: {d.kv_cache})")  # fmt: skip
-    p.add_argument("--block-size", type=int, default=d.block_size,
-                   help=f"tokens per paged-cache block (default: {d.block_size})")  # fmt: skip
+    for field in SERVER_FLAGS:
+        add_server_flag(p, d, field)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: 0 = torch's choice)")
     return p
 
@@ -75,9 +84,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
     if len(set(names)) != len(names):
         p.error(f"--model: a name is given twice ({', '.join(names)})")
     try:
-        server = ServerConfig(host=args.host, port=args.port, char_limit=args.char_limit,
-                              max_queue=args.max_queue, timeout=args.timeout, scheduler=args.scheduler,
-                              kv_cache=args.kv_cache, block_size=args.block_size)  # fmt: skip
+        server = ServerConfig(**{field: getattr(args, field) for field in SERVER_FLAGS})
         search = search_from_args(args, SEARCH_FIELDS)
         service = ServiceConfig(max_src_len=args.max_src_len)
     except ValueError as e:  # messages start with the field name: show the option

@@ -12,17 +12,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from translate.attention.backend import BACKENDS, additive_attention
+from translate.attention.backend import additive_attention
+from translate.attention.source_attention import SourceAttention
 
 
-class AdditiveAttention(nn.Module):
+class AdditiveAttention(SourceAttention):
     """Bahdanau attention over keys (B,S,Dk), which are also the values (the encoder annotations)."""
 
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int, backend: str = "auto") -> None:
-        super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
-        self.backend = backend
+        super().__init__(backend)
         self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)  # W
         self.key_proj = nn.Linear(key_dim, attn_dim)  # U (its bias is the score's only bias)
         self.v = nn.Parameter(torch.empty(attn_dim))  # v
@@ -32,30 +30,13 @@ class AdditiveAttention(nn.Module):
         """keys (B,S,Dk) -> U h (B,S,A); pass it as precomputed= at every decoding step."""
         return self.key_proj(keys)
 
-    def forward(
-        self,
-        query: Tensor,
-        keys: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        precomputed: Tensor | None = None,
-        need_weights: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
-        """query (B,Dq) or (B,T,Dq), keys (B,S,Dk) -> (context (B,[T,]Dk), weights (B,[T,]S) | None)."""
-        one_step = query.dim() == 2
-        if one_step:
-            query = query[:, None]  # (B,Dq) -> (B,1,Dq)
-        uk = self.precompute(keys) if precomputed is None else precomputed  # (B,S,A)
-        context, weights = additive_attention(
+    def attend(self, query, keys, projected, key_padding_mask, need_weights):
+        return additive_attention(
             self.query_proj(query),  # (B,T,A)
-            uk,
+            projected,  # (B,S,A) = U h
             self.v,
             keys,
             key_padding_mask=key_padding_mask,
             backend=self.backend,
             need_weights=need_weights,
         )  # (B,T,Dk), (B,T,S) | None
-        if one_step:
-            context = context[:, 0]
-            weights = None if weights is None else weights[:, 0]
-        return context, weights

@@ -16,12 +16,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from translate.attention.backend import BACKENDS, additive_attention, scaled_dot_product
+from translate.attention.additive import AdditiveAttention
+from translate.attention.backend import scaled_dot_product
+from translate.attention.source_attention import SourceAttention
 
 SCORES = ("dot", "general", "concat")
 
 
-class LuongAttention(nn.Module):
+class LuongAttention(SourceAttention):
     """Global attention over keys (B,S,Dk), which are also the values; attn_dim (concat) defaults to Dq."""
 
     def __init__(
@@ -32,14 +34,12 @@ class LuongAttention(nn.Module):
         backend: str = "auto",
         attn_dim: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(backend)
         if score not in SCORES:
             raise ValueError(f"Luong score must be one of {'|'.join(SCORES)}, got {score!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
         if score == "dot" and query_dim != key_dim:
             raise ValueError(f"Luong 'dot' needs query_dim == key_dim, got {query_dim} and {key_dim}")
-        self.score, self.backend = score, backend
+        self.score = score
         if score == "general":
             self.key_proj = nn.Linear(key_dim, query_dim, bias=False)  # W_a
         elif score == "concat":
@@ -53,44 +53,17 @@ class LuongAttention(nn.Module):
         """keys (B,S,Dk) -> W_a h_s (B,S,Dq) for general, W_2 h_s (B,S,A) for concat, None for dot."""
         return None if self.score == "dot" else self.key_proj(keys)
 
-    def forward(
-        self,
-        query: Tensor,
-        keys: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        precomputed: Tensor | None = None,
-        need_weights: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
-        """query (B,Dq) or (B,T,Dq), keys (B,S,Dk) -> (context (B,[T,]Dk), weights (B,[T,]S) | None)."""
-        one_step = query.dim() == 2
-        if one_step:
-            query = query[:, None]  # (B,Dq) -> (B,1,Dq)
-        projected = self.precompute(keys) if precomputed is None else precomputed
-        if self.score == "concat":
-            context, weights = additive_attention(
-                self.query_proj(query),  # (B,T,A)
-                projected,  # (B,S,A)
-                self.v,
-                keys,
-                key_padding_mask=key_padding_mask,
-                backend=self.backend,
-                need_weights=need_weights,
-            )  # (B,T,Dk), (B,T,S) | None
-        else:
-            scored_keys = keys if projected is None else projected  # (B,S,Dq)
-            context, weights = scaled_dot_product(
-                query[:, None],  # (B,1,T,Dq): one head
-                scored_keys[:, None],  # (B,1,S,Dq)
-                keys[:, None],  # (B,1,S,Dk)
-                key_padding_mask=key_padding_mask,
-                scale=1.0,
-                backend=self.backend,
-                need_weights=need_weights,
-            )  # (B,1,T,Dk), (B,1,T,S) | None
-            context = context[:, 0]
-            weights = None if weights is None else weights[:, 0]
-        if one_step:
-            context = context[:, 0]
-            weights = None if weights is None else weights[:, 0]
-        return context, weights
+    def attend(self, query, keys, projected, key_padding_mask, need_weights):
+        if self.score == "concat":  # Bahdanau's score without U's bias: the same computation
+            return AdditiveAttention.attend(self, query, keys, projected, key_padding_mask, need_weights)
+        scored_keys = keys if projected is None else projected  # (B,S,Dq)
+        context, weights = scaled_dot_product(
+            query[:, None],  # (B,1,T,Dq): one head
+            scored_keys[:, None],  # (B,1,S,Dq)
+            keys[:, None],  # (B,1,S,Dk)
+            key_padding_mask=key_padding_mask,
+            scale=1.0,
+            backend=self.backend,
+            need_weights=need_weights,
+        )  # (B,1,T,Dk), (B,1,T,S) | None
+        return context[:, 0], None if weights is None else weights[:, 0]

@@ -1,0 +1,52 @@
+"""SourceAttention: what the RNN decoders' attention modules share (Bahdanau's additive, Luong's scores).
+
+A recurrent decoder attends over the encoder annotations (B,S,Dk), which are both keys and values, either
+one step at a time (query (B,Dq), while decoding) or for all steps at once (query (B,T,Dq), teacher forcing).
+The key-side projection does not depend on the step, so precompute() runs it once per source sentence and
+every step passes it back as precomputed=. Subclasses define precompute() and attend() for (B,T,Dq) queries.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from translate.attention.backend import BACKENDS
+
+
+class SourceAttention(nn.Module):
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+
+    def precompute(self, keys: Tensor) -> Tensor | None:
+        """keys (B,S,Dk) -> their step-independent projection (or None when there is none)."""
+        raise NotImplementedError  # every subclass defines it
+
+    def attend(
+        self, query: Tensor, keys: Tensor, projected: Tensor | None, key_padding_mask: Tensor | None,
+        need_weights: bool,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """query (B,T,Dq) -> (context (B,T,Dk), weights (B,T,S) | None)."""
+        raise NotImplementedError  # every subclass defines it
+
+    def forward(
+        self,
+        query: Tensor,
+        keys: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        precomputed: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """query (B,Dq) or (B,T,Dq), keys (B,S,Dk) -> (context (B,[T,]Dk), weights (B,[T,]S) | None)."""
+        one_step = query.dim() == 2
+        if one_step:
+            query = query[:, None]  # (B,Dq) -> (B,1,Dq)
+        projected = self.precompute(keys) if precomputed is None else precomputed
+        context, weights = self.attend(query, keys, projected, key_padding_mask, need_weights)  # (B,T,Dk)
+        if one_step:
+            context = context[:, 0]
+            weights = None if weights is None else weights[:, 0]
+        return context, weights
