@@ -221,6 +221,7 @@ def test_transformer_reorder_within_sources_keeps_the_source_side_uncopied():
     with torch.no_grad():
         ref = decode_stepwise(model, src, tgt_in)  # (2,4,V)
         state = model.reorder_state(model.encode(src), torch.tensor([0, 0, 1, 1]))  # beam expansion
+        assert state["cross_caches"][0].k.shape[0] == 2  # one row per source, not per beam
         logits, state = model.step(tgt_in[[0, 0, 1, 1], 0], state)
         cross = [(c.k, c.v) for c in state["cross_caches"]]
         state = model.reorder_state(state, torch.tensor([1, 0, 3, 3]))  # within each sentence's beams
@@ -232,6 +233,31 @@ def test_transformer_reorder_within_sources_keeps_the_source_side_uncopied():
         for t in (2, 3):
             logits, state = model.step(tgt_in[[1, 0], t], state)
             torch.testing.assert_close(logits, ref[[1, 0], t], atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_beams_share_their_source_and_finished_sources_leave():
+    """K beams of a sentence read one copy of its source (as K queries of it); a sentence whose rows all
+    leave takes its source rows with it; rows in any other layout read gathered copies; all match."""
+    from translate.models.transformer import source_groups
+
+    model = make("transformer")
+    src = padded_batch([5, 3, 4])
+    tgt_in = padded_batch([4, 4, 4], first=BOS_ID)
+    with torch.no_grad():
+        ref = decode_stepwise(model, src, tgt_in)  # (3,4,V)
+        state = model.reorder_state(model.encode(src), torch.arange(3).repeat_interleave(3))  # 3 beams each
+        assert source_groups(state["src_rows"], 3) == 3
+        logits, state = model.step(tgt_in[torch.arange(3).repeat_interleave(3), 0], state)
+        torch.testing.assert_close(logits, ref[torch.arange(3).repeat_interleave(3), 0], atol=1e-5, rtol=1e-5)
+        state = model.reorder_state(state, torch.tensor([6, 7, 8, 0, 1, 2]))  # sentence 1 done; 2 before 0
+        assert state["cross_caches"][0].k.shape[0] == 2  # sentence 1's source is gone
+        assert source_groups(state["src_rows"], 2) is None  # sources out of order: gathered copies
+        logits, state = model.step(tgt_in[[2, 2, 2, 0, 0, 0], 1], state)
+        torch.testing.assert_close(logits, ref[[2, 2, 2, 0, 0, 0], 1], atol=1e-5, rtol=1e-5)
+        state = model.reorder_state(state, torch.tensor([3, 4]))  # sentence 0 alone, 2 beams
+        assert state["cross_caches"][0].k.shape[0] == 1 and source_groups(state["src_rows"], 1) == 2
+        logits, state = model.step(tgt_in[[0, 0], 2], state)
+        torch.testing.assert_close(logits, ref[[0, 0], 2], atol=1e-5, rtol=1e-5)
 
 
 def test_transformer_joined_rows_keep_their_own_source_after_a_reorder():

@@ -3,10 +3,13 @@
 Teacher forcing runs the decoder's self-attention with the causal fast path over the whole target; step()
 decodes one token at a time with a KVCache per layer: self-attention appends, cross-attention keys/values
 are projected once in encode() (MultiHeadAttention.cache_memory), so the decoding state holds no memory.
-reorder_state copies the source side (the cross-attention caches) only when some row comes to read another
-source, so beam search's reorders within a sentence's beams leave it alone. For serving, encode(src,
-paged=pool) keeps the self-attention keys/values in a PagedKVCache instead (blocks of a shared pool), and
-every row has its own position, so sentences can join a running batch.
+The cross-attention caches hold one row per source sentence, not per decoder row: `src_rows` maps each
+decoder row to its source, and when the rows are each source's G consecutive rows in source order (beam
+search's K beams, greedy's one row) the G rows attend as G queries of their source's single copy. So beam
+reorders never copy the source side, joining copies it once per sentence rather than once per beam, and
+the keys/values are read once per sentence at every step. Any other layout is served by gathering a copy.
+For serving, encode(src, paged=pool) keeps the self-attention keys/values in a PagedKVCache instead (blocks
+of a shared pool), and every row has its own position, so sentences can join a running batch.
 Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target embedding, and
 the source embedding too when the vocabulary is joint (section 3.4).
 
@@ -22,7 +25,7 @@ from translate.attention import KVCache
 from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
 from translate.models.embedding import ScaledEmbedding, build_positions
-from translate.models.interface import Seq2Seq, State, reorder
+from translate.models.interface import Seq2Seq, State, concat, reorder
 from translate.models.transformer_layers import DecoderLayer, EncoderLayer
 
 
@@ -124,34 +127,43 @@ class Transformer(Seq2Seq):
         if paged:
             caches.begin_step()  # a slot per row for this token
             caches = [caches.layer(i) for i in range(len(self.decoder_layers))]
-        for layer, self_cache, cross_cache in zip(self.decoder_layers, caches, state["cross_caches"]):
-            x, _ = layer(x, cross_cache, self_cache=self_cache)
+        cross, group = state["cross_caches"], source_groups(state["src_rows"], sources(state))
+        if group is None:  # rows in another layout: each row gets a copy of its source's keys/values
+            cross = [select(c, state["src_rows"]) for c in cross]
+        for layer, self_cache, cross_cache in zip(self.decoder_layers, caches, cross):
+            x, _ = layer(x, cross_cache, self_cache=self_cache, cross_group=group or 1)
         if paged:
             state["self_caches"].end_step()
         logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
         return logits, {**state, "position": pos + 1}
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
-        """Rows `index` (B',) of the state. The source side (the cross-attention caches) is a function of the
-        source row alone, so it is copied only when some row comes to read another source than the one it
-        holds: never for beam search's reorders within one sentence's beams."""
-        src_rows = state["src_rows"].index_select(0, index)  # (B',)
+        """Rows `index` (B',) of the state. The source side (one cross-attention row per source) is not
+        copied; only sources that no row reads any more are dropped from it (sentences that finished)."""
+        src_rows = state["src_rows"].index_select(0, index)  # (B',) into the cross caches' rows
         out = {
             **state,
             "self_caches": reorder(state["self_caches"], index),
             "position": state["position"].index_select(0, index),  # (B',)
             "src_rows": src_rows,
         }
-        if src_rows.shape == state["src_rows"].shape and torch.equal(src_rows, state["src_rows"]):
-            return out  # every row already holds its source's keys and values
-        out["cross_caches"] = reorder(state["cross_caches"], index)
+        used = torch.unique(src_rows)  # (N',) sorted: the sources still read, in their order
+        if used.numel() < sources(state):
+            out["cross_caches"] = reorder(state["cross_caches"], used)
+            out["src_rows"] = torch.searchsorted(used, src_rows)
         return out
 
     def join_states(self, state: State, other: State) -> State:
-        """The rows of `state`, then those of `other`; `other`'s source labels are shifted past `state`'s, so
-        reorder_state never mistakes a joined row's source for another row's."""
-        shift = int(state["src_rows"].max()) + 1 if state["src_rows"].numel() else 0
-        return super().join_states(state, {**other, "src_rows": other["src_rows"] + shift})
+        """The rows of `state`, then those of `other` (sentences joining a running batch); the cross caches
+        join one row per source, and `other`'s source indices move past `state`'s."""
+        n, m = sources(state), sources(other)
+        rows = (state["src_rows"].numel(), other["src_rows"].numel())
+        return {
+            "cross_caches": [a.join(b, (n, m)) for a, b in zip(state["cross_caches"], other["cross_caches"])],
+            "self_caches": concat(state["self_caches"], other["self_caches"], rows),
+            "src_rows": torch.cat([state["src_rows"], other["src_rows"] + n]),
+            "position": torch.cat([state["position"], other["position"]]),
+        }
 
     def kv_memory(self, state: State) -> tuple[int, int]:
         """(bytes allocated, bytes used) by the decoder self-attention cache of a decoding state."""
@@ -171,3 +183,28 @@ class Transformer(Seq2Seq):
         memory, pad_mask = self._encode(src)
         weights = self._decode(tgt_in, memory, pad_mask, need_weights=True)[1]
         return {f"layer{i}": w for i, w in enumerate(weights)}
+
+
+def sources(state: State) -> int:
+    """Source sentences held by a decoding state's cross-attention caches."""
+    return state["cross_caches"][0].k.shape[0]
+
+
+def source_groups(src_rows: torch.Tensor, n_sources: int) -> int | None:
+    """G when the rows are each source's G consecutive rows, sources in order (src_rows = 0..0, 1..1, ...);
+    None for any other layout."""
+    rows = src_rows.numel()
+    if n_sources == 0 or rows % n_sources:
+        return None
+    group = rows // n_sources
+    expected = torch.arange(n_sources, device=src_rows.device).repeat_interleave(group)  # (B,)
+    return group if torch.equal(src_rows, expected) else None
+
+
+def select(cache: KVCache, rows: torch.Tensor) -> KVCache:
+    """A new cache holding rows `rows` of `cache` (the original is left as it is)."""
+    out = KVCache()
+    mask = cache.key_padding_mask
+    out.store(cache.k.index_select(0, rows), cache.v.index_select(0, rows),
+              None if mask is None else mask.index_select(0, rows))  # fmt: skip
+    return out

@@ -82,7 +82,14 @@ class DecoderLayer(nn.Module):
     def _sa(self, x: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         return self.dropout(self.self_attn(x, causal=True, cache=cache)[0])
 
-    def _ca(self, x, memory, memory_pad_mask, need_weights) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _ca(self, x, memory, memory_pad_mask, need_weights, group: int = 1):
+        """group G > 1 (decoding): x (B,1,E) are G consecutive rows per memory row, attending as G queries
+        of it; no weights then (need_weights is for teacher forcing)."""
+        if group > 1:
+            rows, steps, dim = x.shape
+            grouped = x.reshape(rows // group, group * steps, dim)  # (B/G, G, E)
+            out, _ = self.cross_attn(grouped, memory, key_padding_mask=memory_pad_mask)  # (B/G, G, E)
+            return self.dropout(out.reshape(rows, steps, dim)), None
         out, weights = self.cross_attn(x, memory, key_padding_mask=memory_pad_mask, need_weights=need_weights)
         return self.dropout(out), weights
 
@@ -93,19 +100,21 @@ class DecoderLayer(nn.Module):
         memory_pad_mask: torch.Tensor | None = None,
         self_cache: KVCache | None = None,
         need_weights: bool = False,
+        cross_group: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B,T,E), memory (B,S,E) with memory_pad_mask (B,S) -> (B,T,E), cross weights (B,H,T,S) | None.
 
         The target needs no padding mask: it is right-padded and causal, so a real position never sees a PAD.
         Incremental decoding: x holds only the new step(s), self_cache keeps the earlier ones, and memory is
-        this layer's cross_attn.cache_memory(memory, memory_pad_mask) (the mask is in it).
+        this layer's cross_attn.cache_memory(memory, memory_pad_mask) (the mask is in it), with one row per
+        source and cross_group = G decoder rows per source (beams).
         """
         if self.norm_first:
             x = x + self._sa(self.norm1(x), self_cache)
-            ca, weights = self._ca(self.norm2(x), memory, memory_pad_mask, need_weights)
+            ca, weights = self._ca(self.norm2(x), memory, memory_pad_mask, need_weights, cross_group)
             x = x + ca
             return x + self.dropout(self.ffn(self.norm3(x))), weights
         x = self.norm1(x + self._sa(x, self_cache))
-        ca, weights = self._ca(x, memory, memory_pad_mask, need_weights)
+        ca, weights = self._ca(x, memory, memory_pad_mask, need_weights, cross_group)
         x = self.norm2(x + ca)
         return self.norm3(x + self.dropout(self.ffn(x))), weights
