@@ -30,8 +30,9 @@ class ServerConfig:
     max_queue: int = 256  # sentences waiting for the model worker; more -> 503 with Retry-After
     timeout: float = 60.0  # seconds a request may take from arrival; then 504
     scheduler: str = "continuous"  # continuous | static (batch what is queued) | sequential (one request)
-    # the worker's decoder self-attention cache: paged was 6-7% faster per step with 16-32 sentences running
-    # and needs up to 2.4x less memory; contiguous was 12% faster with one (README, "Serve")
+    # the worker's decoder self-attention cache: at beam 5 paged was 3-10% faster per step with 16-32
+    # sentences running and needed 1.7-2.4x less memory; contiguous was 15% faster with one
+    # (translate/service/README.md)
     kv_cache: str = "paged"  # paged | contiguous
     block_size: int = 16  # tokens per block of the paged cache
     max_beam: int = 16  # the widest beam (and most alternatives + 1) a request may ask for
