@@ -261,9 +261,11 @@ def run_engine(job: dict, tmp: Path) -> dict:
 def bench_engines(args) -> dict:
     ckpt = engine_checkpoint(args)
     model, tok, c = load_model(ckpt, "cpu")
-    if type(model).__name__ != "Transformer":
+    wants_ct2 = any(e.startswith("ct2") for e in args.engine_list)  # RNNs: ours fp32 and dynamic int8 only
+    if wants_ct2 and type(model).__name__ != "Transformer":
         raise SystemExit(
-            f"bench_decode --engines: {ckpt} is a {type(model).__name__}; CTranslate2 needs a Transformer"
+            f"bench_decode --engines: {ckpt} is a {type(model).__name__}; CTranslate2 needs a Transformer "
+            "(--engines torch torch-int8 compares ours fp32 and dynamic int8 on any model)"
         )
     data_cfg = OmegaConf.create(c["config"]["data"])
     test = prepare_data(data_cfg, args.cache_dir, splits=("test",), tokenizer=tok).datasets["test"]
@@ -273,7 +275,9 @@ def bench_engines(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_engines.") as tmp:
         tmp = Path(tmp)
         (tmp / "data.json").write_text(json.dumps(data))
-        ct2_dirs, notes = export_ct2_models(ckpt, Path(args.export_dir) if args.export_dir else tmp)
+        ct2_dirs, notes = {}, []
+        if wants_ct2:
+            ct2_dirs, notes = export_ct2_models(ckpt, Path(args.export_dir) if args.export_dir else tmp)
         engines = {
             "torch": (ckpt, "none"),
             "torch-int8": (ckpt, "int8"),
