@@ -8,28 +8,30 @@ every step passes it back as precomputed=. Subclasses define precompute() and at
 
 from __future__ import annotations
 
+import abc
+
 from torch import Tensor, nn
 
 from translate.attention.backend import BACKENDS
 
 
-class SourceAttention(nn.Module):
+class SourceAttention(nn.Module, abc.ABC):
     def __init__(self, backend: str) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"attention backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
         self.backend = backend
 
+    @abc.abstractmethod
     def precompute(self, keys: Tensor) -> Tensor | None:
         """keys (B,S,Dk) -> their step-independent projection (or None when there is none)."""
-        raise NotImplementedError  # every subclass defines it
 
+    @abc.abstractmethod
     def attend(
         self, query: Tensor, keys: Tensor, projected: Tensor | None, key_padding_mask: Tensor | None,
         need_weights: bool,
     ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
         """query (B,T,Dq) -> (context (B,T,Dk), weights (B,T,S) | None)."""
-        raise NotImplementedError  # every subclass defines it
 
     def forward(
         self,
