@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 from translate.data.lines import clean_text, decode_line, invalid_utf8_message, split_lines
-from translate.device import DeviceError, resolve_device
-from translate.engines import ENGINES, QUANTIZE, EngineError, load_engine
+from translate.device import DeviceError
+from translate.engines import ENGINES, QUANTIZE, EngineError, engine_device, load_engine
 from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchError
@@ -76,8 +76,7 @@ class Translator:
 
     def __init__(self, args: argparse.Namespace):
         path = args.model_dir if args.engine == "ct2" else args.checkpoint or str(newest_best_checkpoint())
-        # dynamic int8 has CPU kernels only: "auto" means the CPU there
-        device = resolve_device("cpu" if args.quantize == "int8" and args.device == "auto" else args.device)
+        device = engine_device(args.device, args.quantize)
         engine = load_engine(
             args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
         )

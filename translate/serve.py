@@ -21,8 +21,8 @@ import argparse
 import logging
 import sys
 
-from translate.device import DeviceError, resolve_device
-from translate.engines import QUANTIZE, EngineError
+from translate.device import DeviceError
+from translate.engines import QUANTIZE, EngineError, engine_device
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchConfig
 from translate.search.flags import add_search_flags, flag_error, search_from_args
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
-        device = resolve_device(args.device)
+        device = engine_device(args.device, args.quantize)
         specs = [s.split("=", 1) for s in args.model] or [["default", str(newest_best_checkpoint())]]
         served = load_served(specs, device, server, search, service, args.quantize, args.threads)
     except (CheckpointError, DeviceError, EngineError) as e:

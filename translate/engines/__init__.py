@@ -18,6 +18,14 @@ ENGINES = ("torch", "ct2")
 QUANTIZE = ("none", "int8")  # --quantize of the torch engine
 
 
+def engine_device(name="auto", quantize: str = "none"):
+    """translate.device.resolve_device, except that "auto" means the CPU for dynamic int8 (it has CPU kernels
+    only; an explicit CUDA device with int8 is refused by the engine)."""
+    from translate.device import resolve_device
+
+    return resolve_device("cpu" if quantize == "int8" and str(name) == "auto" else name)
+
+
 def load_engine(
     engine: str, path, *, device="cpu", quantize: str = "none", threads: int = 0,
     ct2_stopping: str = "native",
@@ -39,4 +47,4 @@ def load_engine(
     raise EngineError(f"--engine {engine}: expected one of {'|'.join(ENGINES)}")
 
 
-__all__ = ["ENGINES", "QUANTIZE", "EngineError", "load_engine"]
+__all__ = ["ENGINES", "QUANTIZE", "EngineError", "engine_device", "load_engine"]

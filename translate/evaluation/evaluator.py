@@ -14,8 +14,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from translate.data.pipeline import prepare_data
-from translate.device import resolve_device
-from translate.engines import load_engine
+from translate.engines import engine_device, load_engine
 from translate.evaluation.alignment import draw_alignments
 from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
@@ -45,7 +44,7 @@ class EvalSettings:
 def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
     """Translate the split with one checkpoint (or exported model directory, engine ct2), write its hypotheses
     and alignments -> its results entry."""
-    device = resolve_device("cpu" if s.quantize == "int8" else s.device)
+    device = engine_device(s.device, s.quantize)
     engine = load_engine(s.engine, path, device=device, quantize=s.quantize)
     tokenizer = engine.tokenizer
     data = engine.data_config

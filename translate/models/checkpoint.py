@@ -38,8 +38,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (Mapping,), "model_config": (Mapping,), "tokenizer": (Mapping,), "config": (Mapping,),
     "step": (int,), "epoch": (int,), "best_bleu": (int, float), "optimizer": (Mapping,),
-    "scheduler": (Mapping,), "scaler": (Mapping,), "rng": (Mapping,), "data_position": (Mapping,),
-    "metrics": (Mapping,),
+    "scheduler": (Mapping,), "scaler": (Mapping,), "rng": (Mapping,), "train_state": (Mapping,),
+    "data_position": (Mapping,), "metrics": (Mapping,),
 }  # fmt: skip
 
 

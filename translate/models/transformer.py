@@ -18,6 +18,8 @@ Legend: B batch, S source length, T target length, E model dim, H heads, V targe
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -202,9 +204,6 @@ def source_groups(src_rows: torch.Tensor, n_sources: int) -> int | None:
 
 
 def select(cache: KVCache, rows: torch.Tensor) -> KVCache:
-    """A new cache holding rows `rows` of `cache` (the original is left as it is)."""
-    out = KVCache()
-    mask = cache.key_padding_mask
-    out.store(cache.k.index_select(0, rows), cache.v.index_select(0, rows),
-              None if mask is None else mask.index_select(0, rows))  # fmt: skip
-    return out
+    """A new cache holding rows `rows` of `cache` (the original is left as it is: reorder replaces tensors,
+    so it can run on a shallow copy)."""
+    return copy.copy(cache).reorder(rows)
