@@ -99,10 +99,7 @@ def test_without_alignment_the_diagonal_keeps_every_element():
 
     target = ["one", "two", "three", "four", "five"]
     replace(unit, carry(unit, target, [diagonal(t, 5, unit.size) for t in range(5)]))
-    out = write(soup)
-    assert re.fullmatch(r"<p>one <b>two</b> three four? ?<i>[a-z ]+</i>.*</p>", out) or "<i>" in out
-    assert shape(out) == shape("<p>Uno <b>dos</b> tres <i>cuatro</i></p>")
-    assert words(parse(out).get_text()) == " ".join(target)
+    assert write(soup) == "<p>one <b>two</b> three four <i>five</i></p>"  # t -> round(t * 4 / 5)
 
 
 def test_mastodon_statuses_keep_their_markup(live):
