@@ -87,7 +87,7 @@ def test_an_engine_cannot_be_scheduled_continuously(exported):
 
 
 def test_html_through_ctranslate2_keeps_its_markup_by_the_diagonal(ct2_live, exported):
-    """CTranslate2 gives no alignment here: inline elements follow the diagonal (translate/service/html.py)."""
+    """CTranslate2 gives no alignment here: inline elements follow the diagonal (service/html.py)."""
     from translate.service.html import diagonal, parse
 
     url, _ = ct2_live
