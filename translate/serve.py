@@ -47,6 +47,8 @@ SERVER_FLAGS = {
                   "429 (0: no limit)", None),
     "batch_limit": ("texts in one request's q list; more -> 413 (0: no limit)", None),
     "api_keys": ("a file of API keys, one a line: KEY [REQ_LIMIT [CHAR_LIMIT]] (empty: no keys)", None),
+    "max_file_bytes": ("POST /translate_file: a bigger file is refused", None),
+    "file_ttl": ("seconds a translated file can be downloaded", None),
 }
 # LibreTranslate's switches and lists, with ServerConfig's defaults
 ACCESS_FLAGS = ("require_api_key", "cors_origins")

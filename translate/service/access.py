@@ -91,9 +91,10 @@ class Access:
         self.keys = load_api_keys(config.api_keys) if config.api_keys else None
         self.limiter = RateLimiter()
 
-    def check(self, request: Request, fields: dict) -> int:
+    def check(self, request: Request, fields: dict, cost: int | None = None) -> int:
         """Let a request in or raise ApiError (400 no key, 403 wrong key, 413 batch, 429 slow down);
-        -> the char limit for its text."""
+        -> the char limit for its text. cost: what it counts against req_limit (default: a batch its
+        length, else 1; a file its bytes / char_limit, as LibreTranslate)."""
         config, key = self.config, fields.get("api_key") or None
         limits = KeyLimits()
         if self.keys is not None:
@@ -106,7 +107,8 @@ class Access:
         else:
             key = None  # no keys: every client is limited by its address
         q = fields.get("q")
-        cost = max(1, len(q)) if isinstance(q, list) else 1
+        if cost is None:
+            cost = max(1, len(q)) if isinstance(q, list) else 1
         if isinstance(q, list) and config.batch_limit and len(q) > config.batch_limit:
             limit = config.batch_limit
             raise ApiError(413, f"q has {len(q)} texts, over this server's batch limit of {limit}")

@@ -28,6 +28,7 @@ from translate.service import libre, routes
 from translate.service.access import Access
 from translate.service.config import ServerConfig
 from translate.service.detect import Detector
+from translate.service.downloads import Downloads
 from translate.service.requests import ApiError
 from translate.service.state import Served, State, languages_of, state_of
 
@@ -43,6 +44,7 @@ async def lifespan(app: FastAPI):
     state.counters.draining = True  # uvicorn has stopped accepting and finished the open requests
     for s in state.served.values():
         await asyncio.to_thread(s.worker.stop)
+    state.downloads.close()
 
 
 async def api_error(request: Request, e: ApiError):
@@ -63,7 +65,8 @@ async def crash(request: Request, e: Exception):
 
 def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
     app = FastAPI(title="translate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.service = State(served, config, Access(config), Detector(languages_of(served)))
+    detector = Detector(languages_of(served))
+    app.state.service = State(served, config, Access(config), detector, Downloads(config.file_ttl))
     if config.cors_origins:  # answers preflights (OPTIONS) and adds Access-Control-* to the answers
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],

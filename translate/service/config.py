@@ -45,13 +45,15 @@ class ServerConfig:
     # origins a browser may call this server from ("*" = any, LibreTranslate's behaviour); none by default,
     # since the server listens on 127.0.0.1 and a page on any site could otherwise use it through the browser
     cors_origins: tuple[str, ...] = ()
+    max_file_bytes: int = 2_000_000  # POST /translate_file: a bigger file is a 400
+    file_ttl: float = 600.0  # seconds a translated file can be downloaded; then it is deleted
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {'|'.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.kv_cache not in KV_CACHES:
             raise ValueError(f"kv_cache must be one of {'|'.join(KV_CACHES)}, got {self.kv_cache!r}")
-        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam"):
+        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam", "max_file_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("req_limit", "batch_limit"):
@@ -64,7 +66,8 @@ class ServerConfig:
             bad = url.scheme not in ("http", "https") or not url.netloc or url.path or url.query
             if origin != "*" and bad:
                 raise ValueError(f"cors_origins {origin!r} is neither * nor an origin like https://example.org")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        for name in ("timeout", "file_ttl"):
+            if not getattr(self, name) > 0:  # (NaN too)
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")

@@ -11,6 +11,7 @@ from translate.search import SearchConfig
 from translate.service.access import Access
 from translate.service.config import ServerConfig
 from translate.service.detect import Detector
+from translate.service.downloads import Downloads
 from translate.service.metrics import Counters
 from translate.service.translator import Translator
 from translate.service.worker import Worker
@@ -30,6 +31,7 @@ class State:
     config: ServerConfig
     access: Access  # API keys and limits
     detector: Detector  # over every language the served models read or write
+    downloads: Downloads  # translated files
     counters: Counters = field(default_factory=Counters)
 
 
