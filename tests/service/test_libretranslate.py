@@ -117,6 +117,15 @@ def test_bad_fields_are_400s_that_name_the_field(live, changes, words):
     assert status == 400 and words in out["error"]
 
 
+def test_text_without_letters_comes_back_as_it_is_and_suggest_is_off(live):
+    body = {"q": ["🙂 123", SPANISH], "source": "es", "target": "en", "alternatives": 1}
+    status, _, out = call(live.url, "/translate", body)
+    assert status == 200 and out["translatedText"][0] == "🙂 123" and out["alternatives"][0] == []
+    assert out["translatedText"][1] == offline(live, SPANISH)
+    status, _, out = call(live.url, "/suggest", {"q": "a", "s": "b", "source": "es", "target": "en"})
+    assert (status, out) == (403, {"error": "Suggestions are disabled on this server."})
+
+
 def test_alternatives_below_zero_count_as_zero(live):
     body = {"q": SPANISH, "source": "es", "target": "en", "alternatives": -1}
     status, _, out = call(live.url, "/translate", body)

@@ -9,6 +9,7 @@
   GET  /download_file/NAME the translated file, for file_ttl seconds (translate/service/downloads.py)
   GET  /languages          [{code, name, targets}] from the served models' language pairs
   GET  /frontend/settings  what LibreTranslate's web frontend reads (limits, keys, files, languages)
+  POST /suggest            403, as LibreTranslate with suggestions off
 
 Fields come from JSON, form, multipart or the query string (requests.read_fields); every translating or
 detecting request passes access.Access.check first (keys, limits).
@@ -87,13 +88,16 @@ async def translate(request: Request):
     else:
         models = [pick(state, source, target)] * len(texts)
     groups: dict[str, list[int]] = {}  # model name -> the indices of its texts
+    alts: list = [None] * len(texts)  # per text: the best and its alternatives
     for i, s in enumerate(models):
-        groups.setdefault(s.name, []).append(i)
+        if any(ch.isalpha() for ch in texts[i]):
+            groups.setdefault(s.name, []).append(i)
+        else:  # nothing to translate (emoji, digits): the text itself, as LibreTranslate
+            alts[i] = [texts[i]]
     answers = await asyncio.gather(*(
         _translate(state, state.served[name], [texts[i] for i in idx], fmt, alternatives, request)
         for name, idx in groups.items()
     ))  # fmt: skip
-    alts: list = [None] * len(texts)  # per text: the best and its alternatives
     for idx, found in zip(groups.values(), answers):
         for i, a in zip(idx, found):
             alts[i] = a
@@ -201,6 +205,11 @@ async def download_file(request: Request, name: str):
         raise ApiError(404, "no such file: a translated file is kept for a limited time, under its own name")
     path, download = found
     return FileResponse(path, filename=download, media_type=MEDIA.get(PurePosixPath(download).suffix.lower()))
+
+
+@router.post("/suggest")
+async def suggest(request: Request):
+    raise ApiError(403, "Suggestions are disabled on this server.")  # LibreTranslate's answer when off
 
 
 @router.get("/frontend/settings")
