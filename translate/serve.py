@@ -9,6 +9,10 @@ A checkpoint is decoded by our engine with continuous batching (--quantize int8:
 CTranslate2 directory by CTranslate2, which batches what is queued (continuous batching needs our models'
 step interface), and without alignments.
 
+LibreTranslate's access options, all off by default: --api-keys FILE, --require-api-key, --req-limit,
+--batch-limit, --char-limit, --cors-origins (none by default; '*' as LibreTranslate); files: --max-file-bytes,
+--file-ttl (translate/service/README.md).
+
 It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) stops accepting connections,
 lets the running requests finish, then exits. Errors in the options or checkpoints are one line,
 `translate serve: error: ...`, exit status 2. The server defaults live in translate.service.ServerConfig,
