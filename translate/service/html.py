@@ -32,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning, NavigableString, Tag
 from bs4.builder import HTMLParserTreeBuilder
 from bs4.dammit import EntitySubstitution
 from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
@@ -71,7 +72,9 @@ def parse(html: str) -> BeautifulSoup:
     """html.parser, every whitespace string kept as written (BeautifulSoup's default turns whitespace-only
     strings outside <pre> into one newline or space)."""
     keep = {"pre", "textarea", "[document]"}  # "[document]": the root, so everything under it
-    return BeautifulSoup(html, builder=HTMLParserTreeBuilder(preserve_whitespace_tags=keep))
+    with warnings.catch_warnings():  # a text that looks like a URL or a file name is still a text
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        return BeautifulSoup(html, builder=HTMLParserTreeBuilder(preserve_whitespace_tags=keep))
 
 
 def write(soup: BeautifulSoup) -> str:
