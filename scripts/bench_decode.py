@@ -245,7 +245,7 @@ def worker(job_file: str) -> int:
         "peak_rss_mib": peak_rss,
         "rss_after_imports_mib": rss_start,
         "model_mib": size / 2**20,
-        "compute_type": engine.info["compute_type"] if job["engine"] == "ct2" else None,  # what CTranslate2 ran
+        "compute_type": engine.info["compute_type"] if job["engine"] == "ct2" else None,  # CTranslate2 ran
         "ids": ids,
     }
     Path(job["result"]).write_text(json.dumps(result))
@@ -352,7 +352,8 @@ def engine_name(row: dict, names: dict) -> str:
     if row["engine"] in names:
         return names[row["engine"]]
     quant, runs = row["engine"][4:], row["compute_type"]
-    return f"CTranslate2 {quant}" + ("" if runs is None or runs_as_exported(quant, runs) else f" (runs {runs})")
+    fell_back = runs is not None and not runs_as_exported(quant, runs)
+    return f"CTranslate2 {quant}" + (f" (runs {runs})" if fell_back else "")
 
 
 def engines_markdown(report: dict) -> str:
