@@ -64,6 +64,8 @@ def test_txt_and_html(live):
     text = "Dios es amor.\n\nLa luz es buena.\n"
     got, headers = translated(live, "carta.txt", text.encode())
     assert got.decode() == offline(live, text) and 'filename="carta.txt"' in headers["content-disposition"]
+    status, out = upload(live.url, "carta.txt", text.encode(), {"source": "auto"})  # detected: es
+    assert status == 200 and download(out["translatedFileUrl"])[0].decode() == offline(live, text)
     html = "<html><body>\n<p>Dios es <b>amor</b>.</p>\n<pre>no</pre>\n</body></html>"
     got, _ = translated(live, "página.html", html.encode())
     from translate.service.html import parse
