@@ -4,7 +4,8 @@ and on short texts (their first 1, 2 and 3 words), where LibreTranslate users re
     .venv/bin/pip install -e '.[detect-bench]'        # langdetect and py3langid, to compare with Lingua
     .venv/bin/python scripts/bench_detect.py          # -> reports/bench_detect.{json,md}
 
-Texts: es and en, the test verses of data/bible_es_en/test.tsv.gz (all 1,992, or the first --verses) (the Spanish and English sides);
+Texts: es and en, the Spanish and English sides of data/bible_es_en/test.tsv.gz (all 1,992 verses, or the
+first --verses);
 fr, it and pt, tests/fixtures/detect/*.txt (60 sentences each, written for this project). A short text is a
 sentence's first N words with its punctuation stripped. A detector missing from the environment is skipped.
 Accuracy is the share of texts whose top language is right; ms/text is the mean over all texts after the
