@@ -81,13 +81,15 @@ def first_words(text: str, n: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--verses", type=int, default=0, help="test verses per side (es, en); 0: all")
+    p.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS))
     p.add_argument("--out", default=str(ROOT / "reports/bench_detect.json"))
     args = p.parse_args(argv)
     data = texts(args.verses)
     kinds = {"sentence": lambda t: t, "3 words": lambda t: first_words(t, 3),
              "2 words": lambda t: first_words(t, 2), "1 word": lambda t: first_words(t, 1)}  # fmt: skip
     results = []
-    for name, make in DETECTORS.items():
+    for name in args.detectors:
+        make = DETECTORS[name]
         t0 = time.perf_counter()
         try:
             detect = make()
