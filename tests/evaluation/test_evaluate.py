@@ -58,7 +58,7 @@ def test_evaluate_checkpoints_writes_a_consistent_report(checkpoints, cache, tmp
     assert on_disk == json.loads(json.dumps(results))
     assert [m["label"] for m in on_disk["models"]] == ["Transformer", "RNNsearch", "RNNencdec"]
     refs = list(eval_split(cache)["tgt"])
-    for m in on_disk["models"]:
+    for m, path in zip(on_disk["models"], paths):
         hyps = (tmp_path / m["hypotheses"]).read_text(encoding="utf-8").split("\n")[:-1]
         assert len(hyps) == len(refs) == m["sentences"]
         assert all(len(h.split()) <= 6 for h in hyps)
@@ -68,7 +68,7 @@ def test_evaluate_checkpoints_writes_a_consistent_report(checkpoints, cache, tmp
         ranges = ["0-10", "10-20", "20-30", "30-40", "40-50", "50-60", "60+"]
         assert [b["range"] for b in m["buckets"]] == ranges
         assert sum(b["count"] for b in m["buckets"]) == len(refs)
-        assert m["step"] == 7 and m["parameters"] > 0
+        assert m["step"] == 7 and m["parameters"] == load_model(path)[0].num_parameters()
     has_pictures = {m["label"]: len(m["alignments"]) for m in on_disk["models"]}
     assert has_pictures == {"Transformer": 1, "RNNsearch": 1, "RNNencdec": 0}
     for m in on_disk["models"]:

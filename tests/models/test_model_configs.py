@@ -1,8 +1,10 @@
 """Every shipped conf/model/*.yaml builds through Hydra's _target_, reads every key, and the paper configs
 are the papers' size (counted on the meta device: nothing is allocated)."""
 
+import ast
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -42,12 +44,22 @@ def test_all_expected_configs_ship():
     assert expected <= set(CONFIGS)
 
 
+def read_in_body(function) -> set[str]:
+    """The names a function's body reads (its docstring and signature do not count)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    return {n.id for stmt in tree.body for n in ast.walk(stmt) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Load)}  # fmt: skip
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_is_airtight(name):
-    """The yaml names exactly the constructor's options: no dead key, no hidden default."""
+    """The yaml names exactly the constructor's options (no dead key, no hidden default), and the constructor
+    reads every option it takes (a parameter it ignores would be a dead key that looks alive)."""
     cfg = load(name)
-    params = set(inspect.signature(get_class(cfg._target_).__init__).parameters) - {"self"}
+    init = get_class(cfg._target_).__init__
+    params = set(inspect.signature(init).parameters) - {"self"}
     assert set(cfg.keys()) - {"_target_"} == params - FILLED_AT_BUILD
+    assert params - read_in_body(init) == set()
 
 
 def constructor_defaults(cls) -> dict:
@@ -149,4 +161,4 @@ def test_each_model_composes_into_the_training_config(name):
     for key, value in SHRINK.items():
         if key in model_cfg:
             model_cfg[key] = value
-    assert build_model(model_cfg, 11, 11, shared_vocab=True).num_parameters() > 0
+    assert isinstance(build_model(model_cfg, 11, 11, shared_vocab=True), get_class(model_cfg._target_))

@@ -41,7 +41,8 @@ def test_every_scheduler_answers_each_job_with_the_offline_translations(model, s
             want = translate_ids(model, units(3, seed), SEARCH)
             assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
             assert job.started is not None and job.submitted <= job.started
-        assert worker.sentences == 15 and worker.tokens > 0
+        best = [nb[0] for s in range(5) for nb in translate_ids(model, units(3, s), SEARCH)]
+        assert worker.sentences == 15 and worker.tokens == sum(len(h.tokens) + 1 for h in best)  # EOS counts
     finally:
         worker.stop(10)
     assert worker.kv_blocks[0] == 0 and worker.active == 0 and worker.queue_depth == 0

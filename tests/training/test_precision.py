@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from translate.machine import ISA_LIMITS, cpu_flags
 from translate.training import precision as precision_module
 from translate.training.loop import train
 from translate.training.precision import Probe, bf16_speedup, matmul_shapes, probe_bf16, resolve_precision
@@ -89,7 +90,15 @@ def test_limiting_the_isa_to_avx2_makes_the_probe_say_not_native():
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert probe_bf16(CPU).native in (True, False, None)  # and the real probe answers here too
+
+
+def test_the_real_probe_agrees_with_the_cpu_flags():
+    """Unlimited ISA, the probe says native exactly when the kernel lists avx512_bf16 or amx_bf16."""
+    flags = cpu_flags()
+    if not flags or any(os.environ.get(name) for name in ISA_LIMITS):
+        pytest.skip("needs /proc/cpuinfo and an unlimited instruction set")
+    probe = probe_bf16(CPU)
+    assert probe.native is (bool({"avx512_bf16", "amx_bf16"} & flags)), probe.detail
 
 
 def test_the_benchmark_measures_the_model_shapes():

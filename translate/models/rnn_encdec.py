@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from translate.data.vocab import PAD_ID
 from translate.models.interface import Seq2Seq, State
-from translate.models.rnn_layers import GRUEncoder, MaxoutReadout
+from translate.models.rnn_layers import GRUEncoder, MaxoutReadout, embeddings
 
 
 class RNNencdec(Seq2Seq):
@@ -29,21 +28,18 @@ class RNNencdec(Seq2Seq):
         maxout: bool = True,
         dropout: float = 0.0,
         tie_embeddings: bool = False,
-        attention_backend: str = "auto",
     ):
         """The defaults are the size Bahdanau et al. (2014) compare (Cho et al.'s architecture): embeddings
         620, GRU 1000, maxout 500, no dropout, separate vocabularies; conf/model/*.yaml mark what they change
         ("paper: ...").
 
         tie_embeddings shares the source and target embedding table when the vocabulary is shared.
-        attention_backend is read by no one here (this model has no attention): every model config names it,
-        so the training loop treats the three alike and older checkpoints still load.
+        No attention, so no attention_backend: conf/model/rnnencdec*.yaml do not name one.
         """
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
-        src_emb = nn.Embedding(src_vocab_size, emb_dim, padding_idx=PAD_ID)
-        share = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
-        self.tgt_embedding = src_emb if share else nn.Embedding(tgt_vocab_size, emb_dim, padding_idx=PAD_ID)
+        src_emb, self.tgt_embedding = embeddings(src_vocab_size, tgt_vocab_size, emb_dim, tie_embeddings,
+                                                 shared_vocab)  # fmt: skip
         self.encoder = GRUEncoder(src_emb, hidden_dim, bidirectional=False, dropout=dropout)
         self.summary = nn.Linear(hidden_dim, hidden_dim)  # c = tanh(V h_S)
         self.init_state = nn.Linear(hidden_dim, hidden_dim)  # s_0 = tanh(V' c)
