@@ -189,7 +189,7 @@ WRONG = [7, 1.5, "text", b"bytes", [1, 2], None, True, {"a": 1}]
 
 
 TOP_LEVEL = ["model", "model_config", "tokenizer", "config", "step", "epoch", "best_bleu", "optimizer",
-             "scheduler", "scaler", "rng", "data_position", "metrics"]  # fmt: skip
+             "scheduler", "scaler", "rng", "train_state", "metrics"]  # fmt: skip
 
 
 @pytest.mark.parametrize("key", TOP_LEVEL)

@@ -102,18 +102,6 @@ def test_options_come_from_the_config_on_resume():
     assert lrs(b, 80)[-1] == 0.2 and lrs(a, 80)[-1] < 0.2
 
 
-@pytest.mark.parametrize("cls", [Constant, InverseSqrt])
-def test_the_former_state_format_resumes(cls):
-    """Checkpoints written before the schedules were LambdaLR hold {step_count, base_lrs}."""
-    a = cls(make_opt(2.0), warmup_steps=4)
-    lrs(a, 7)
-    b = cls(make_opt(2.0), warmup_steps=4)
-    b.optimizer.load_state_dict(a.optimizer.state_dict())  # as the loop resumes: optimizer, then schedule
-    b.load_state_dict({"step_count": 7, "base_lrs": [2.0]})
-    assert b.last_epoch == 7 and b.get_last_lr() == a.get_last_lr()
-    assert lrs(a, 9) == lrs(b, 9)
-
-
 SCHEDULERS = sorted(p.stem for p in (CONF / "scheduler").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
 

@@ -84,25 +84,15 @@ def test_interrupted_then_resumed_run_logs_the_same_losses(smoke_cfg, tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
-def rewrite_in_the_former_layout(path):
-    """The checkpoint as the loop wrote it before TrainState and the LambdaLR schedules."""
+def test_a_checkpoint_without_train_state_is_refused_by_name(smoke_cfg, tmp_path):
+    """Every checkpoint since 0.1.0 holds train_state; one without it cannot resume (and says so)."""
+    train(smoke_cfg("trainer.max_steps=2"), tmp_path)
+    path = tmp_path / "checkpoints/last.pt"
     ckpt = torch.load(path, weights_only=True)
-    state = ckpt.pop("train_state")
-    ckpt["data_position"] = {"epoch": state["epoch"], "batch": state["batch_in_epoch"]}
-    ckpt["metrics"] |= {"best_step": state["best_step"], "bad_validations": state["bad_validations"]}
-    schedule = ckpt["scheduler"]
-    ckpt["scheduler"] = {"step_count": schedule["last_epoch"], "base_lrs": schedule["base_lrs"]}
+    del ckpt["train_state"]
     torch.save(ckpt, path)
-
-
-def test_a_checkpoint_in_the_former_layout_resumes_exactly(smoke_cfg, tmp_path):
-    common = ["trainer.val_every_steps=3", "trainer.max_tokens=4000"]
-    full = train(smoke_cfg("trainer.max_steps=8", *common), tmp_path / "full")
-    first = train(smoke_cfg("trainer.max_steps=4", *common), tmp_path / "split")
-    rewrite_in_the_former_layout(tmp_path / "split/checkpoints/last.pt")
-    second = train(smoke_cfg("trainer.max_steps=8", "trainer.resume=true", *common), tmp_path / "split")
-    assert [s for s, _ in second.losses] == [5, 6, 7, 8]
-    assert first.losses + second.losses == full.losses
+    with pytest.raises(CheckpointError, match="last.pt: cannot resume, checkpoint lacks train_state"):
+        train(smoke_cfg("trainer.max_steps=4", "trainer.resume=true"), tmp_path)
 
 
 def test_resume_without_checkpoint_names_the_file(smoke_cfg, tmp_path):

@@ -39,7 +39,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (Mapping,), "model_config": (Mapping,), "tokenizer": (Mapping,), "config": (Mapping,),
     "step": (int,), "epoch": (int,), "best_bleu": (int, float), "optimizer": (Mapping,),
     "scheduler": (Mapping,), "scaler": (Mapping,), "rng": (Mapping,), "train_state": (Mapping,),
-    "data_position": (Mapping,), "metrics": (Mapping,),
+    "metrics": (Mapping,),
 }  # fmt: skip
 
 
@@ -204,10 +204,8 @@ def resume_path(resume: bool | str, resume_from: str | None, run_dir: Path) -> P
 def load_for_resume(path: Path) -> dict:
     """The checkpoint, checked to hold every training state the loop restores."""
     ckpt = load_checkpoint(path)
-    needed = ("model", "model_config", "optimizer", "scheduler", "rng", "step", "tokenizer")
+    needed = ("model", "model_config", "optimizer", "scheduler", "rng", "step", "tokenizer", "train_state")
     missing = [k for k in needed if k not in ckpt]
-    if "train_state" not in ckpt and "data_position" not in ckpt:  # data_position: before train_state
-        missing.append("train_state")
     if missing:
         raise CheckpointError(f"{path}: cannot resume, checkpoint lacks {', '.join(missing)}")
     return ckpt

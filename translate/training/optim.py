@@ -22,23 +22,12 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 
 
 class WarmupLambdaLR(LambdaLR):
-    """LambdaLR that keeps its options out of the state and still reads the state the schedules wrote before
-    they were LambdaLR ({step_count, base_lrs}), so older checkpoints resume."""
+    """LambdaLR that keeps its options out of the state: a resumed run takes them from its config."""
 
     OPTIONS: tuple[str, ...] = ()  # attributes set from the config: not saved, not restored
 
     def state_dict(self) -> dict:
         return {k: v for k, v in super().state_dict().items() if k not in self.OPTIONS}
-
-    def load_state_dict(self, state: dict) -> None:
-        if "step_count" in state:  # the former format: the lr is base_lr * factor(step_count)
-            step = int(state["step_count"])
-            base_lrs = [float(x) for x in state["base_lrs"]]
-            lrs = [group["lr"] for group in self.optimizer.param_groups]  # the optimizer is loaded first
-            state = self.state_dict() | {
-                "base_lrs": base_lrs, "last_epoch": step, "_step_count": step + 1, "_last_lr": lrs
-            }
-        super().load_state_dict(state)
 
 
 class Constant(WarmupLambdaLR):

@@ -38,16 +38,7 @@ class TrainState:
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> TrainState:
-        """The state a checkpoint holds. Checkpoints written before `train_state` existed kept the same
-        numbers in `data_position` ({epoch, batch}) and `metrics` ({best_step, bad_validations})."""
+        """The state a checkpoint holds (models.checkpoint.load_for_resume checked it has train_state)."""
         state = cls()
-        if "train_state" in ckpt:
-            state.load_state_dict(ckpt["train_state"])
-            return state
-        position, metrics = ckpt["data_position"], ckpt["metrics"]
-        state.load_state_dict({
-            "step": ckpt["step"], "epoch": position["epoch"], "batch_in_epoch": position["batch"],
-            "best_bleu": ckpt["best_bleu"], "best_step": metrics["best_step"],
-            "bad_validations": metrics["bad_validations"],
-        })  # fmt: skip
+        state.load_state_dict(ckpt["train_state"])
         return state
