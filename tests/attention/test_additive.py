@@ -1,4 +1,4 @@
-"""AdditiveAttention (Bahdanau): the score formula, precompute once per source, masks, shapes."""
+"""AdditiveAttention (Bahdanau): the score formula, keys projected once per source, masks, shapes."""
 
 import pytest
 import torch
@@ -25,13 +25,13 @@ def test_matches_bahdanau_formula():
     torch.testing.assert_close(context[b, t], expected @ keys[b, :2])
 
 
-def test_precomputed_keys_are_not_projected_again():
+def test_projected_keys_are_not_projected_again():
     attn, query, keys, mask = _setup()
     calls = []
     attn.key_proj.register_forward_hook(lambda *_: calls.append(1))
-    uk = attn.precompute(keys)
+    uk = attn.project_keys(keys)
     assert uk.shape == (2, 5, 8) and len(calls) == 1
-    steps = [attn(query[:, t], keys, key_padding_mask=mask, precomputed=uk)[0] for t in range(3)]
+    steps = [attn(query[:, t], keys, key_padding_mask=mask, projected=uk)[0] for t in range(3)]
     assert len(calls) == 1
     full, _ = attn(query, keys, key_padding_mask=mask)
     torch.testing.assert_close(torch.stack(steps, dim=1), full)

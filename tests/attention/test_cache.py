@@ -90,5 +90,5 @@ def test_reorder_for_beams_and_shrinking():
 
 def test_empty_cache():
     cache = KVCache()
-    assert cache.is_empty and len(cache) == 0
-    assert cache.reorder(torch.tensor([0])) is cache and cache.is_empty
+    assert cache.k is None and len(cache) == 0
+    assert cache.reorder(torch.tensor([0])) is cache and cache.k is None and len(cache) == 0

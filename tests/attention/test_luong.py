@@ -24,7 +24,7 @@ def test_dot_is_unscaled_dot_product():
     ref_context, ref_weights = _expected(query @ keys.transpose(1, 2), keys, mask)
     torch.testing.assert_close(weights, ref_weights)
     torch.testing.assert_close(context, ref_context)
-    assert attn.precompute(keys) is None
+    assert attn.project_keys(keys) is None
 
 
 def test_general_uses_bilinear_score():
@@ -35,7 +35,7 @@ def test_general_uses_bilinear_score():
     ref_context, ref_weights = _expected(scores, keys, mask)
     torch.testing.assert_close(weights, ref_weights)
     torch.testing.assert_close(context, ref_context)
-    assert attn.precompute(keys).shape == (2, 5, 6)
+    assert attn.project_keys(keys).shape == (2, 5, 6)
 
 
 def test_concat_uses_additive_score():
@@ -59,7 +59,7 @@ def test_sdpa_matches_math_with_gradients_and_one_step_queries(score):
     torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-4)
     grads = [torch.autograd.grad(o.square().sum(), query)[0] for o in outs]
     torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
-    step, weights = fast(query[:, 1], keys, key_padding_mask=mask, precomputed=fast.precompute(keys))
+    step, weights = fast(query[:, 1], keys, key_padding_mask=mask, projected=fast.project_keys(keys))
     torch.testing.assert_close(step, outs[0][:, 1], atol=1e-5, rtol=1e-4)
     assert weights is None
 

@@ -1,7 +1,7 @@
 """Additive attention (Bahdanau et al. 2014): score(s, h) = v^T tanh(W s + U h).
 
 Legend: B batch, T queries (decoder steps), S source positions, Dq query dim, Dk key dim, A hidden dim.
-U h does not depend on the decoder step, so precompute() runs it once per source sentence and each
+U h does not depend on the decoder step, so project_keys() runs it once per source sentence and each
 decoding step only projects its own query.
 """
 
@@ -26,8 +26,8 @@ class AdditiveAttention(SourceAttention):
         self.v = nn.Parameter(torch.empty(attn_dim))  # v
         nn.init.uniform_(self.v, -1.0 / math.sqrt(attn_dim), 1.0 / math.sqrt(attn_dim))
 
-    def precompute(self, keys: Tensor) -> Tensor:
-        """keys (B,S,Dk) -> U h (B,S,A); pass it as precomputed= at every decoding step."""
+    def project_keys(self, keys: Tensor) -> Tensor:
+        """keys (B,S,Dk) -> U h (B,S,A); pass it as projected= at every decoding step."""
         return self.key_proj(keys)
 
     def attend(self, query, keys, projected, key_padding_mask, need_weights):

@@ -136,6 +136,20 @@ def _triton_problem(device, form, dropout_p, right_padded, head_dim, value_dim, 
     return None
 
 
+def resolve_with_lengths(
+    backend: str, device: torch.device, key_padding_mask: Tensor | None, **facts
+) -> tuple[str, Tensor | None]:
+    """resolve_backend, and for triton the key lengths (B,) its kernels take instead of a mask: a mask that is
+    not right padding resolves again with right_padded=False (so triton is refused or falls back)."""
+    resolved = resolve_backend(backend, device, **facts)
+    if resolved != "triton" or key_padding_mask is None:
+        return resolved, None
+    lengths = lengths_from_padding_mask(key_padding_mask)
+    if lengths is None:
+        return resolve_backend(backend, device, right_padded=False, **facts), None
+    return resolved, lengths
+
+
 def scaled_dot_product(
     q: Tensor,
     k: Tensor,
@@ -162,12 +176,7 @@ def scaled_dot_product(
         causal = False  # bottom-right: the single (newest) query sees every key
     facts = dict(need_weights=need_weights, dropout_p=dropout_p, dtype=q.dtype)
     facts.update(head_dim=head_dim, value_dim=v.shape[-1])
-    resolved = resolve_backend(backend, q.device, **facts)
-    lengths = None
-    if resolved == "triton" and key_padding_mask is not None:
-        lengths = lengths_from_padding_mask(key_padding_mask)
-        if lengths is None:
-            resolved = resolve_backend(backend, q.device, right_padded=False, **facts)
+    resolved, lengths = resolve_with_lengths(backend, q.device, key_padding_mask, **facts)
     if resolved == "math":
         out, weights = scaled_dot_product_math(q, k, v, key_padding_mask, causal, window, dropout_p, scale)
         return out, (weights if need_weights else None)
@@ -211,12 +220,7 @@ def additive_attention(
     keys = uk.shape[1]
     check_key_padding_mask(key_padding_mask, batch, keys)
     facts = dict(form="additive", need_weights=need_weights, dtype=wq.dtype, value_dim=values.shape[-1])
-    resolved = resolve_backend(backend, wq.device, **facts)
-    lengths = None
-    if resolved == "triton" and key_padding_mask is not None:
-        lengths = lengths_from_padding_mask(key_padding_mask)
-        if lengths is None:
-            resolved = resolve_backend(backend, wq.device, right_padded=False, **facts)
+    resolved, lengths = resolve_with_lengths(backend, wq.device, key_padding_mask, **facts)
     if resolved == "triton":
         from translate.attention.triton_additive import additive_attention as fused_additive
 

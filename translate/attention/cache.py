@@ -22,10 +22,6 @@ class KVCache:
         self.key_padding_mask: Tensor | None = None
         self.joined = False  # join() padded rows in front: reorder then trims what no row may see
 
-    @property
-    def is_empty(self) -> bool:
-        return self.k is None
-
     def __len__(self) -> int:
         """Number of cached key positions S (the next step's position, for positional encodings)."""
         return 0 if self.k is None else self.k.shape[-2]

@@ -68,7 +68,7 @@ def additive_math(
 ) -> tuple[Tensor, Tensor]:
     """Bahdanau attention softmax_s(v^T tanh(W q_t + U h_s)) applied to values.
 
-    wq (B,T,A) = W q, uk (B,S,A) = U h (precomputed once per source), v_weight (A,), values (B,S,Dk).
+    wq (B,T,A) = W q, uk (B,S,A) = U h (projected once per source), v_weight (A,), values (B,S,Dk).
     Returns context (B,T,Dk) and weights (B,T,S) in float32 (float64 for float64 inputs).
     """
     batch, queries, _ = wq.shape

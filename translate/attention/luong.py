@@ -6,7 +6,7 @@ Legend: B batch, T queries (decoder steps), S source positions, Dq query dim, Dk
   concat:  score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s]) = v_a^T tanh(W_1 h_t + W_2 h_s)
 dot and general are unscaled dot-product attention (one head, scale 1), so they run on every backend;
 concat is the additive form and runs on the additive backends. W_a h_s (general) and W_2 h_s (concat)
-do not depend on the step: precompute() projects the keys once per source sentence.
+do not depend on the step: project_keys() projects the keys once per source sentence.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class LuongAttention(SourceAttention):
             self.v = nn.Parameter(torch.empty(attn_dim))  # v_a
             nn.init.uniform_(self.v, -1.0 / math.sqrt(attn_dim), 1.0 / math.sqrt(attn_dim))
 
-    def precompute(self, keys: Tensor) -> Tensor | None:
+    def project_keys(self, keys: Tensor) -> Tensor | None:
         """keys (B,S,Dk) -> W_a h_s (B,S,Dq) for general, W_2 h_s (B,S,A) for concat, None for dot."""
         return None if self.score == "dot" else self.key_proj(keys)
 

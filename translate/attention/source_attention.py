@@ -2,8 +2,8 @@
 
 A recurrent decoder attends over the encoder annotations (B,S,Dk), which are both keys and values, either
 one step at a time (query (B,Dq), while decoding) or for all steps at once (query (B,T,Dq), teacher forcing).
-The key-side projection does not depend on the step, so precompute() runs it once per source sentence and
-every step passes it back as precomputed=. Subclasses define precompute() and attend() for (B,T,Dq) queries.
+The key-side projection does not depend on the step, so project_keys() runs it once per source sentence and
+every step passes it back as projected=. Subclasses define project_keys() and attend() for (B,T,Dq) queries.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class SourceAttention(nn.Module, abc.ABC):
         self.backend = backend
 
     @abc.abstractmethod
-    def precompute(self, keys: Tensor) -> Tensor | None:
+    def project_keys(self, keys: Tensor) -> Tensor | None:
         """keys (B,S,Dk) -> their step-independent projection (or None when there is none)."""
 
     @abc.abstractmethod
@@ -39,14 +39,14 @@ class SourceAttention(nn.Module, abc.ABC):
         keys: Tensor,
         *,
         key_padding_mask: Tensor | None = None,
-        precomputed: Tensor | None = None,
+        projected: Tensor | None = None,
         need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """query (B,Dq) or (B,T,Dq), keys (B,S,Dk) -> (context (B,[T,]Dk), weights (B,[T,]S) | None)."""
         one_step = query.dim() == 2
         if one_step:
             query = query[:, None]  # (B,Dq) -> (B,1,Dq)
-        projected = self.precompute(keys) if precomputed is None else precomputed
+        projected = self.project_keys(keys) if projected is None else projected
         context, weights = self.attend(query, keys, projected, key_padding_mask, need_weights)  # (B,T,Dk)
         if one_step:
             context = context[:, 0]

@@ -3,7 +3,7 @@
 Legend: B batch, T queries (decoder steps), S keys (source positions), A attention hidden dim,
 Dk value (context) dim.
 
-    e[b,t,s] = sum_a v[a] * tanh(wq[b,t,a] + uk[b,s,a])      (wq = W s_t, uk = U h_s, precomputed)
+    e[b,t,s] = sum_a v[a] * tanh(wq[b,t,a] + uk[b,s,a])      (wq = W s_t, uk = U h_s, projected once)
     a[b,t,:] = softmax over s < key_lengths[b] of e[b,t,:]
     c[b,t,:] = sum_s a[b,t,s] * values[b,s,:]
 

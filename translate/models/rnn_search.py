@@ -1,7 +1,7 @@
 """RNNsearch (Bahdanau et al. 2014): a bidirectional GRU encoder and a GRU decoder that attends.
 
 At step i the decoder scores every annotation h_j = [h_j->; h_j<-] against its previous state s_{i-1}
-(additive attention from the core, U h_j precomputed once per source in encode()), takes the context c_i,
+(additive attention from the core, U h_j projected once per source in encode()), takes the context c_i,
 predicts from the deep output t_i = maxout(U_o s_{i-1} + V_o E y_{i-1} + C_o c_i) (appendix A.2.2), then moves
 to s_i = GRU([E y_{i-1}; c_i], s_{i-1}). The initial state is s_0 = tanh(W_s h_1<-), the backward encoder's
 state at the first word. `attention` swaps the scoring function for one of Luong et al. (2015)'s.
@@ -15,9 +15,8 @@ import torch
 from torch import nn
 
 from translate.attention import AdditiveAttention, LuongAttention
-from translate.data.vocab import PAD_ID
 from translate.models.interface import Seq2Seq, State
-from translate.models.rnn_layers import GRUEncoder, MaxoutReadout
+from translate.models.rnn_layers import GRUEncoder, MaxoutReadout, embeddings
 
 # Luong's "dot" score needs the query and key sizes equal; here the state is N and the annotations 2N, so
 # its learned-projection form "general" is the dot-product option.
@@ -62,9 +61,8 @@ class RNNsearch(Seq2Seq):
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.attention_kind = attention
-        src_emb = nn.Embedding(src_vocab_size, emb_dim, padding_idx=PAD_ID)
-        share = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
-        self.tgt_embedding = src_emb if share else nn.Embedding(tgt_vocab_size, emb_dim, padding_idx=PAD_ID)
+        src_emb, self.tgt_embedding = embeddings(src_vocab_size, tgt_vocab_size, emb_dim, tie_embeddings,
+                                                 shared_vocab)  # fmt: skip
         self.encoder = GRUEncoder(src_emb, hidden_dim, bidirectional=True, dropout=dropout)
         self.init_state = nn.Linear(hidden_dim, hidden_dim)  # s_0 = tanh(W_s h_1<-)
         self.attention = build_attention(
@@ -80,7 +78,7 @@ class RNNsearch(Seq2Seq):
         annotations, h_n, pad_mask = self.encoder(src)  # (B,S,2N), (2,B,N), (B,S)
         return {
             "annotations": annotations,
-            "precomputed": self.attention.precompute(annotations),  # U h: (B,S,A)
+            "projected": self.attention.project_keys(annotations),  # U h: (B,S,A)
             "src_pad_mask": pad_mask,
             "hidden": torch.tanh(self.init_state(h_n[1])),  # h_n[1]: backward GRU after reading word 1
         }
@@ -93,7 +91,7 @@ class RNNsearch(Seq2Seq):
             s,
             state["annotations"],
             key_padding_mask=state["src_pad_mask"],
-            precomputed=state["precomputed"],
+            projected=state["projected"],
             need_weights=need_weights,
         )
 
