@@ -37,8 +37,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from translate.attention import resolve_backend, scaled_dot_product  # noqa: E402
 from translate.files import write_text  # noqa: E402
 

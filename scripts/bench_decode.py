@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,12 +48,11 @@ import torch
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from translate.data.pipeline import prepare_data  # noqa: E402
 from translate.device import resolve_device  # noqa: E402
 from translate.files import write_json, write_text  # noqa: E402
-from translate.machine import describe_cpu  # noqa: E402
+from translate.machine import describe_cpu, peak_rss_mib  # noqa: E402
 from translate.models.build import build_model  # noqa: E402
 from translate.models.checkpoint import load_checkpoint, load_model, model_label  # noqa: E402
 from translate.search import SearchConfig, translate_ids  # noqa: E402
@@ -197,16 +195,6 @@ def export_ct2_models(ckpt: Path, export_dir: Path) -> tuple[dict[str, Path], li
             continue
         digests[f"ct2-{q}"], dirs[f"ct2-{q}"] = digest, out
     return dirs, notes
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set (VmHWM): unlike ru_maxrss it starts afresh at exec, so the parent's
-    memory is not counted."""
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker(job_file: str) -> int:

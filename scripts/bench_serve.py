@@ -38,10 +38,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from translate.files import write_json, write_text  # noqa: E402
-from translate.machine import describe_cpu  # noqa: E402
+from translate.machine import describe_cpu, peak_rss_mib  # noqa: E402
 from translate.search import SearchConfig  # noqa: E402
 from translate.service import ServerConfig  # noqa: E402
 
@@ -112,13 +111,6 @@ def start_server(args, flags: list[str]) -> tuple[subprocess.Popen, str]:
     raise SystemExit("bench_serve: the server did not start within 120 s")
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_cell(args, label: str, flags: list[str], clients: int, verses: list[str]) -> dict:
     proc, url = start_server(args, flags)
     try:
@@ -151,7 +143,7 @@ def run_cell(args, label: str, flags: list[str], clients: int, verses: list[str]
             time.sleep(0.25)
         for t in threads:
             t.join()
-        rss = peak_rss_mb(proc.pid)
+        rss = peak_rss_mib(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

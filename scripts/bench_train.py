@@ -33,15 +33,12 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from translate.data.vocab import BOS_ID, PAD_ID  # noqa: E402
+from translate.machine import ISA_LIMITS  # noqa: E402
 from translate.training.loss import label_smoothed_loss  # noqa: E402
 
 REFERENCE = "nn_transformer"
-# Set by hand to approximate an AVX2-only CPU on a newer one (README, "Speed").
-ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
 class TorchTransformer(nn.Module):

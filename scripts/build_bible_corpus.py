@@ -17,16 +17,12 @@ import argparse
 import gzip
 import io
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bible_clean import casing_table, clean_verse, fix_opening_capitals, strip_subscription  # noqa: E402
 from bible_split import Pair, Split, n_words, split_by_chapter  # noqa: E402
+from tqdm import tqdm
 
 from translate.files import write_bytes  # noqa: E402
 

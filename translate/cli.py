@@ -31,8 +31,7 @@ from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchError
 from translate.search.flags import add_search_flags, flag_error, search_from_args
-from translate.service import ServiceConfig
-from translate.service import Translator as Service
+from translate.service import ServiceConfig, Translator
 
 PROG = "translate"
 
@@ -71,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Translator:
-    """A loaded checkpoint plus the search settings: lines of text in, lines of text out."""
+class LineTranslator:
+    """The command line's service.Translator plus its search settings: lines of text in, one line of text out
+    each (n-best joined by tabs)."""
 
     def __init__(self, args: argparse.Namespace):
         path = args.model_dir if args.engine == "ct2" else args.checkpoint or str(newest_best_checkpoint())
@@ -80,7 +80,7 @@ class Translator:
         engine = load_engine(
             args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
         )
-        self.service = Service(engine, ServiceConfig(args.max_src_len))
+        self.service = Translator(engine, ServiceConfig(args.max_src_len))
         self.args, self.search = args, search_from_args(args)
 
     def describe(self) -> str:
@@ -141,7 +141,7 @@ def emit(lines: list[str], output: str | None) -> None:
             write(line + "\n")
 
 
-def stream(translator: Translator, stdin, stdout) -> None:
+def stream(translator: LineTranslator, stdin, stdout) -> None:
     """stdin to stdout line by line (bytes, split at "\n" only), each translation flushed before the next line
     is read; the lines that were not valid UTF-8 are named in one warning at the end."""
     write, bad = writer(stdout), []
@@ -153,7 +153,7 @@ def stream(translator: Translator, stdin, stdout) -> None:
     warn_invalid(bad)
 
 
-def interactive(translator: Translator) -> None:
+def interactive(translator: LineTranslator) -> None:
     print(f"{translator.describe()}\nType a sentence, Ctrl-D to quit.", file=sys.stderr)
     write, stdin, n = writer(sys.stdout), binary(sys.stdin), 0
     while True:
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     check_args(p, args)
     try:
         lines = read_lines(args.input) if args.input else None
-        translator = Translator(args)
+        translator = LineTranslator(args)
         if args.text:
             emit(translator.translate(arguments(args.text)), args.output)
         elif lines is not None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from translate.engines import EngineError
 from translate.models.checkpoint import load_model
 from translate.search import SearchConfig, translate_ids
 from translate.service import ServiceConfig, Translator, data_languages
@@ -43,4 +44,6 @@ def test_lines_are_split_into_sentences_decoded_and_joined(ckpt):
 def test_languages_come_from_the_checkpoint(ckpt):
     assert Translator.load(ckpt).langs.src == "es"
     assert data_languages({"src_lang": "en", "tgt_lang": "fr"}).tgt == "fr"
-    assert data_languages(None) == data_languages({})  # a checkpoint that does not say: es -> en
+    for says_nothing in (None, {}, {"src_lang": "en"}):  # a checkpoint that does not say: refused
+        with pytest.raises(EngineError, match="names no (src_lang or )?tgt_lang"):
+            data_languages(says_nothing)

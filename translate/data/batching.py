@@ -43,6 +43,13 @@ def _pad(rows: list[list[int]]) -> torch.Tensor:
     return pad_sequence(tensors, batch_first=True, padding_value=PAD_ID)
 
 
+def pad_sources(rows: Sequence[Sequence[int]], device=None) -> torch.Tensor:
+    """Source id lists (no EOS) -> (B, S) ids + EOS, right-padded with PAD_ID: a batch's `src`, and what
+    search decodes."""
+    src = _pad([list(r) + [EOS_ID] for r in rows])
+    return src.to(device) if device is not None else src
+
+
 def collate(examples: Sequence[dict]) -> Batch:
     """Examples with "src_ids" and "tgt_ids" (no BOS/EOS) -> a teacher-forcing Batch."""
     if not examples:
@@ -50,7 +57,7 @@ def collate(examples: Sequence[dict]) -> Batch:
     tgt = [list(e["tgt_ids"]) for e in examples]
     tgt_out = _pad([t + [EOS_ID] for t in tgt])  # (B, T)
     return Batch(
-        src=_pad([list(e["src_ids"]) + [EOS_ID] for e in examples]),  # (B, S)
+        src=pad_sources([e["src_ids"] for e in examples]),  # (B, S)
         tgt_in=_pad([[BOS_ID] + t for t in tgt]),  # (B, T)
         tgt_out=tgt_out,
         n_tgt_tokens=int(tgt_out.ne(PAD_ID).sum()),

@@ -12,6 +12,16 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from translate.data.vocab import PAD_ID
 
 
+def embeddings(
+    src_vocab_size: int, tgt_vocab_size: int, dim: int, tie: bool, shared_vocab: bool
+) -> tuple[nn.Embedding, nn.Embedding]:
+    """The source and target embedding tables (PAD rows zero); one table for both when `tie` and the
+    vocabulary is shared (same size)."""
+    src = nn.Embedding(src_vocab_size, dim, padding_idx=PAD_ID)
+    share = tie and shared_vocab and src_vocab_size == tgt_vocab_size
+    return src, src if share else nn.Embedding(tgt_vocab_size, dim, padding_idx=PAD_ID)
+
+
 class GRUEncoder(nn.Module):
     """Embeds and reads the source with a (bi)GRU over packed sequences: padding is never read."""
 

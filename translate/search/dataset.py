@@ -13,23 +13,13 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from translate.data.batching import TokenBatchSampler
-from translate.data.vocab import EOS_ID, PAD_ID
+from translate.data.batching import TokenBatchSampler, pad_sources
 from translate.search.beam import Hypothesis, SearchError, beam_search
 from translate.search.config import SearchConfig
 from translate.search.greedy import greedy_search
 from translate.search.stepper import sequence_limit
 
 log = logging.getLogger(__name__)
-
-
-def pad_sources(rows: Sequence[Sequence[int]], device=None) -> torch.Tensor:
-    """Source id lists (no EOS) -> (B, S) ids + EOS, right-padded with PAD_ID."""
-    width = max(len(r) for r in rows) + 1
-    src = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
-    for i, r in enumerate(rows):
-        src[i, : len(r) + 1] = torch.tensor(list(r) + [EOS_ID], dtype=torch.long)
-    return src.to(device) if device is not None else src
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from translate.data.lines import one_line
-from translate.engines import load_engine
+from translate.engines import EngineError, load_engine
 from translate.search import Hypothesis, SearchConfig, SearchError
 from translate.service.config import ServiceConfig
 from translate.service.segment import Plan, plan
@@ -26,9 +26,13 @@ class Languages:
 
 
 def data_languages(data_config: dict | None) -> Languages:
-    """The language pair a model was trained on (its data config); es -> en when it does not say."""
+    """The language pair a model was trained on: its data config's src_lang and tgt_lang (every config in
+    conf/data/ names them). A model whose config does not say is refused (EngineError), not guessed."""
     data = data_config if isinstance(data_config, dict) else {}
-    return Languages(str(data.get("src_lang") or "es"), str(data.get("tgt_lang") or "en"))
+    missing = [key for key in ("src_lang", "tgt_lang") if not data.get(key)]
+    if missing:
+        raise EngineError(f"the model's data config names no {' or '.join(missing)}: languages unknown")
+    return Languages(str(data["src_lang"]), str(data["tgt_lang"]))
 
 
 class Translator:
@@ -44,7 +48,11 @@ class Translator:
     def load(cls, path, device: str = "cpu", service: ServiceConfig | None = None, *, engine: str = "torch",
              quantize: str = "none", threads: int = 0) -> Translator:  # fmt: skip
         """Raises CheckpointError / EngineError (one line naming the path) for what cannot be loaded."""
-        return cls(load_engine(engine, path, device=device, quantize=quantize, threads=threads), service)
+        loaded = load_engine(engine, path, device=device, quantize=quantize, threads=threads)
+        try:
+            return cls(loaded, service)
+        except EngineError as e:
+            raise EngineError(f"{path}: {e}") from None
 
     @property
     def model(self):

@@ -133,8 +133,12 @@ class Worker:
         return (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
 
     def _seconds_per_sentence(self) -> float:
+        """Measured: the tokens a finished sentence has had so far over the recent tokens per second; 0.1 s
+        until both are known (no sentence finished yet, or none in the last seconds)."""
         rate = self.tokens_per_second()
-        return 0.1 if rate <= 0 else 30.0 / rate  # ~30 tokens a sentence
+        if rate <= 0 or self.sentences == 0:
+            return 0.1
+        return self.tokens / self.sentences / rate
 
     # ------------------------------------------------------------------------------- the thread
 
