@@ -42,7 +42,7 @@ CORS_MAX_AGE = 20 * 24 * 3600  # seconds a browser may cache a preflight's answe
 async def lifespan(app: FastAPI):
     state = app.state.service
     # Lingua loads its models on the first detection (seconds): load them now, beside the first requests
-    warm = threading.Thread(target=state.detector.detect, args=("warm up",), name="detect-warm-up", daemon=True)
+    warm = threading.Thread(target=state.detector.detect, args=("warm up",), daemon=True)
     warm.start()
     yield
     state.counters.draining = True  # uvicorn has stopped accepting and finished the open requests
