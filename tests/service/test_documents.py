@@ -93,6 +93,18 @@ def test_docx_keeps_styles_runs_and_tables(live):
     bold.bold = True
     p.add_run(" y la luz es buena.")
     d.add_table(rows=1, cols=2).rows[0].cells[1].text = "El agua"
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    linked = d.add_paragraph("Mira ")
+    link, run, t = OxmlElement("w:hyperlink"), OxmlElement("w:r"), OxmlElement("w:t")
+    address = d.part.relate_to("https://example.org/luz", RELATIONSHIP_TYPE.HYPERLINK, is_external=True)
+    link.set(qn("r:id"), address)
+    t.text = "la luz"
+    run.append(t)
+    link.append(run)
+    linked._p.append(link)
     buf = io.BytesIO()
     d.save(buf)
     got, headers = translated(live, "libro.docx", buf.getvalue())
@@ -103,6 +115,9 @@ def test_docx_keeps_styles_runs_and_tables(live):
     assert words(out.paragraphs[1].text) == words(offline(live, "Dios es amor y la luz es buena."))
     assert len(out.paragraphs[1].runs) == 3 and sum(bool(r.bold) for r in out.paragraphs[1].runs) == 1
     assert words(out.tables[0].rows[0].cells[1].text) == words(offline(live, "El agua"))
+    assert words(out.paragraphs[2].text) == words(offline(live, "Mira la luz"))
+    (link_out,) = out.paragraphs[2].hyperlinks
+    assert link_out.url == "https://example.org/luz"
 
 
 def test_odt_keeps_paragraph_and_span_styles(live):

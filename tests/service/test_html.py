@@ -202,5 +202,8 @@ def test_a_whole_page_keeps_its_structure_and_what_must_not_be_translated(live):
     assert words(soup.find("title").get_text()) == words(offline(live, "La luz"))
     assert words(soup.find("p", class_="intro").get_text()) == words(
         offline(live, "Dios es amor, y la luz es buena."))  # one unit across <b> and <a>
+    code = soup.find("code").parent  # inline <code> is kept inside its sentence, which stays one unit
+    want = words(offline(live, "Escribe en la terminal."))
+    assert words(code.get_text().replace("dios --es amor", "")) == want
     assert [words(li.get_text()) for li in soup.find_all("li")] == [
         words(offline(live, "El agua")), words(offline(live, "La tierra"))]
