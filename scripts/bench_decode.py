@@ -49,6 +49,7 @@ from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from translate.data.config import CACHE_DIR, compose_data_config  # noqa: E402
 from translate.data.pipeline import prepare_data  # noqa: E402
 from translate.device import resolve_device  # noqa: E402
 from translate.files import write_json, write_text  # noqa: E402
@@ -93,7 +94,7 @@ def load_models(args) -> list[dict]:
                         "checkpoint": str(p)})  # fmt: skip
     untrained = [e for e in entries if "model" not in e]
     if untrained:
-        data_cfg = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
+        data_cfg = compose_data_config("bible_es_en")
         tok = prepare_data(data_cfg, args.cache_dir, splits=("train",)).tokenizer
         for e in untrained:
             torch.manual_seed(0)
@@ -384,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"compare engines (default all: {' '.join(ENGINES)})")  # fmt: skip
     p.add_argument("--export-dir", help="--engines: keep the CTranslate2 exports here (default: a temp dir)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--cache-dir", default=".cache/translate")
+    p.add_argument("--cache-dir", default=CACHE_DIR)
     p.add_argument(
         "--out", default="reports/bench_decode.json", help="JSON; the markdown table goes beside it"
     )

@@ -74,9 +74,9 @@ def build(name: str, vocab: int) -> nn.Module:
     from hydra import compose, initialize_config_dir
 
     from translate.models.build import build_model
-    from translate.search.config import register_with_hydra
+    from translate.training.config import register_with_hydra
 
-    register_with_hydra()  # conf/train.yaml composes trainer.val_search from it
+    register_with_hydra()  # conf/train.yaml's schema
     config, _, backend = name.partition("/")  # "transformer/math": that config with attention_backend=math
     overrides = [f"model={'transformer' if name == REFERENCE else config}"]
     overrides += [f"model.attention_backend={backend}"] if backend else []

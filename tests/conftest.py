@@ -21,9 +21,12 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
-from translate.search.config import register_with_hydra  # noqa: E402
+from translate.evaluation import config as evaluation_config  # noqa: E402
+from translate.search import config as search_config  # noqa: E402
+from translate.training import config as training_config  # noqa: E402
 
-register_with_hydra()  # the tests compose conf/train.yaml and conf/evaluate.yaml as the Hydra apps do
+for schemas in (search_config, training_config, evaluation_config):  # as the Hydra apps and scripts do
+    schemas.register_with_hydra()
 pytest_plugins = ["tests.service.live"]  # the live `translate serve` fixtures (served_ckpt, live)
 
 
@@ -60,9 +63,9 @@ TINY_MODELS = {
 
 def tiny_data_config():
     """conf/data/bible_es_en.yaml pointed at the fixture corpus, with a vocabulary it can fill."""
-    from omegaconf import OmegaConf
+    from translate.data.config import compose_data_config
 
-    cfg = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
+    cfg = compose_data_config("bible_es_en")
     cfg.path = str(FIXTURES / "bible_tiny")
     cfg.tokenizer.vocab_size = 120
     return cfg

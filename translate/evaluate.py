@@ -9,38 +9,29 @@ scores with their sacrebleu signatures; user-facing errors become one line on st
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from translate.data.errors import DataError
 from translate.engines import EngineError
-from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
+from translate.evaluation.config import EvalSettings, register_with_hydra
+from translate.evaluation.evaluator import evaluate_checkpoints
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
-from translate.search import SearchConfig
-from translate.search.config import register_with_hydra
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-register_with_hydra()  # conf/evaluate.yaml's search node
+register_with_hydra()  # conf/evaluate.yaml's schema
 
 
 def settings(cfg: DictConfig) -> EvalSettings:
-    return EvalSettings(
-        split=cfg.split,
-        device=cfg.device,
-        cache_dir=to_absolute_path(cfg.cache_dir),
-        search=SearchConfig(**cfg.search),
-        n_boot=cfg.bootstrap.resamples,
-        seed=cfg.bootstrap.seed,
-        confidence=cfg.bootstrap.confidence,
-        alignment_sentences=tuple(cfg.alignments),
-        progress=cfg.progress,
-        engine=cfg.engine,
-        quantize=cfg.quantize,
-    )
+    """The composed conf/evaluate.yaml as its schema, with the cache and checkpoint paths made absolute."""
+    s: EvalSettings = OmegaConf.to_object(cfg)
+    paths = [to_absolute_path(p) for p in s.checkpoints]
+    return replace(s, cache_dir=to_absolute_path(s.cache_dir), checkpoints=paths)
 
 
 def summary(results: dict, out_dir: Path) -> str:
@@ -63,8 +54,8 @@ def main(cfg: DictConfig) -> None:
     logging.getLogger("translate").setLevel(logging.INFO)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        paths = [to_absolute_path(p) for p in cfg.checkpoints] or [str(newest_best_checkpoint())]
-        results = evaluate_checkpoints(paths, out_dir, settings(cfg), labels=list(cfg.labels))
+        s = settings(cfg)
+        results = evaluate_checkpoints(s.checkpoints or [str(newest_best_checkpoint())], out_dir, s)
     except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

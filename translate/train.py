@@ -18,12 +18,12 @@ from omegaconf import DictConfig
 from translate.data.errors import DataError
 from translate.device import DeviceError
 from translate.models.checkpoint import CheckpointError
-from translate.search.config import register_with_hydra
+from translate.training.config import register_with_hydra
 from translate.training.errors import TrainingError
 from translate.training.loop import train
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-register_with_hydra()  # conf/train.yaml's trainer.val_search
+register_with_hydra()  # conf/train.yaml's schema (and conf/data/'s)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")

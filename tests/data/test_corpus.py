@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from translate.data.config import compose_data_config
 from translate.data.corpus import (
     PROJECT_ROOT,
     carve,
@@ -25,7 +26,7 @@ CONF = PROJECT_ROOT / "conf"
 
 
 def data_cfg(name: str, **overrides):
-    cfg = OmegaConf.load(CONF / "data" / f"{name}.yaml")
+    cfg = compose_data_config(name)
     for k, v in overrides.items():
         OmegaConf.update(cfg, k, v)
     return cfg

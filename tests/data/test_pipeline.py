@@ -4,7 +4,7 @@ import pytest
 import sentencepiece as spm
 from omegaconf import OmegaConf
 
-from translate.data.corpus import PROJECT_ROOT
+from translate.data.config import compose_data_config
 from translate.data.pipeline import PreparedData, prepare_data
 from translate.data.tokenizer import Tokenizer
 from translate.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -12,7 +12,7 @@ from translate.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
 def tiny_cfg(**overrides):
     """The shipped default data config, pointed at the committed fixture and shrunk for the CPU."""
-    cfg = OmegaConf.load(PROJECT_ROOT / "conf" / "data" / "bible_es_en.yaml")
+    cfg = compose_data_config("bible_es_en")
     cfg.path = "tests/fixtures/bible_tiny"
     cfg.tokenizer.vocab_size = 120
     for k, v in overrides.items():
@@ -88,7 +88,7 @@ def test_local_config_from_two_text_files(tmp_path, fixtures_dir):
     src, tgt = read_tsv(fixtures_dir / "bible_tiny" / "train.tsv.gz", header=True, columns=("es", "en"))
     (tmp_path / "c.es").write_text("\n".join(src) + "\n", encoding="utf-8")
     (tmp_path / "c.en").write_text("\n".join(tgt) + "\n", encoding="utf-8")
-    cfg = OmegaConf.load(PROJECT_ROOT / "conf" / "data" / "local.yaml")
+    cfg = compose_data_config("local")
     cfg.train = [str(tmp_path / "c.es"), str(tmp_path / "c.en")]
     cfg.tokenizer.vocab_size = 100
     out = prepare_data(cfg, tmp_path / "cache")

@@ -428,11 +428,14 @@ def test_cli_export_refuses_an_rnn_in_one_line(tmp_path, cache, capsys):
 
 
 def test_evaluator_runs_the_ct2_engine(copy_checkpoint, tmp_path, cache):
-    from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints
+    from translate.evaluation.config import EvalSettings
+    from translate.evaluation.evaluator import evaluate_checkpoints
+    from translate.metrics.by_length import Bootstrap
 
     out = export_ct2(copy_checkpoint, tmp_path / "ct2", "float32")
     search = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=6)
-    base = dict(cache_dir=str(cache), device="cpu", search=search, n_boot=10, progress=False)
+    base = dict(cache_dir=str(cache), device="cpu", search=search, bootstrap=Bootstrap(resamples=10),
+                progress=False)  # fmt: skip
     ours = evaluate_checkpoints([copy_checkpoint], tmp_path / "ours", EvalSettings(**base))
     theirs = evaluate_checkpoints([out], tmp_path / "theirs", EvalSettings(**base, engine="ct2"))
     a, b = ours["models"][0], theirs["models"][0]

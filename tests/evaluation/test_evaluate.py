@@ -16,7 +16,9 @@ from conftest import TINY_MODELS, tiny_data_config
 from translate.data.pipeline import prepare_data
 from translate.data.vocab import UNK_ID
 from translate.evaluation.alignment import alignment_maps, to_words, word, word_groups
-from translate.evaluation.evaluator import EvalSettings, evaluate_checkpoints, unique_labels
+from translate.evaluation.config import EvalSettings
+from translate.evaluation.evaluator import evaluate_checkpoints, unique_labels
+from translate.metrics.by_length import Bootstrap
 from translate.models.checkpoint import CheckpointError, load_model, newest_best_checkpoint, save_checkpoint
 from translate.search import Hypothesis, SearchConfig
 
@@ -44,8 +46,8 @@ def eval_split(cache):
 
 def settings(cache, **kw):
     search = SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=6)
-    base = dict(cache_dir=str(cache), device="cpu", search=search, n_boot=20, alignment_sentences=(0,),
-                progress=False)  # fmt: skip
+    base = dict(cache_dir=str(cache), device="cpu", search=search, bootstrap=Bootstrap(resamples=20),
+                alignments=[0], progress=False)  # fmt: skip
     return EvalSettings(**{**base, **kw})
 
 
@@ -230,7 +232,7 @@ def test_hydra_app_reports_a_bad_checkpoint_in_one_line(checkpoints, bad, tmp_pa
 def test_repeated_labels_are_refused_before_anything_is_written(checkpoints, cache, tmp_path):
     a, b = checkpoints["rnnsearch"], checkpoints["transformer"]
     with pytest.raises(ValueError, match="^labels: x given twice or more; each checkpoint needs its own$"):
-        evaluate_checkpoints([a, b], tmp_path / "out", settings(cache), labels=["x", "x"])
+        evaluate_checkpoints([a, b], tmp_path / "out", settings(cache, labels=["x", "x"]))
     assert not (tmp_path / "out").exists()
 
 

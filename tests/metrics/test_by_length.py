@@ -7,7 +7,7 @@ import pytest
 import sacrebleu
 
 from translate.metrics.bleu import sentence_stats
-from translate.metrics.by_length import EDGES, bleu_by_length, bootstrap_interval, bucket_index
+from translate.metrics.by_length import EDGES, Bootstrap, bleu_by_length, bootstrap_interval, bucket_index
 
 WORDS = "el la de que y en los se del las un por con no una su para es al lo como".split()
 EN = "the of and to in that is was he for it with as his on be at by had not are but from or".split()
@@ -44,7 +44,7 @@ def test_bucket_edges_follow_the_figure():
 
 def test_each_bucket_is_sacrebleu_on_its_sentences():
     src, hyp, ref = corpus()
-    res = bleu_by_length(src, hyp, ref, n_boot=50)
+    res = bleu_by_length(src, hyp, ref, bootstrap=Bootstrap(resamples=50))
     assert [b["range"] for b in res] == ["0-10", "10-20", "20-30", "30-40", "40-50", "50-60", "60+"]
     assert sum(b["count"] for b in res) == len(src)
     for b in res:
@@ -60,7 +60,7 @@ def test_each_bucket_is_sacrebleu_on_its_sentences():
 def test_interval_is_the_percentile_bootstrap_of_sacrebleu():
     """The interval of one bucket recomputed the slow way: each resample's corpus BLEU by sacrebleu itself."""
     src, hyp, ref = corpus()
-    res = bleu_by_length(src, hyp, ref, n_boot=40, seed=3)
+    res = bleu_by_length(src, hyp, ref, bootstrap=Bootstrap(resamples=40, seed=3))
     i = 1  # the 10-20 bucket
     members = [j for j, s in enumerate(src) if bucket_index(len(s.split())) == i]
     n = len(members)
@@ -75,20 +75,21 @@ def test_interval_is_the_percentile_bootstrap_of_sacrebleu():
 def test_empty_bucket_and_determinism():
     src, hyp, ref = corpus(40)
     keep = [i for i, s in enumerate(src) if len(s.split()) <= 30]
-    res = bleu_by_length([src[i] for i in keep], [hyp[i] for i in keep], [ref[i] for i in keep], n_boot=30)
+    kept = [src[i] for i in keep], [hyp[i] for i in keep], [ref[i] for i in keep]
+    res = bleu_by_length(*kept, bootstrap=Bootstrap(resamples=30))
     assert res[-1] == {"range": "60+", "lo": 60, "hi": None, "count": 0, "bleu": None, "ci": None}
-    again = bleu_by_length([src[i] for i in keep], [hyp[i] for i in keep], [ref[i] for i in keep], n_boot=30)
+    again = bleu_by_length(*kept, bootstrap=Bootstrap(resamples=30))
     assert res == again
 
 
 def test_bootstrap_interval_narrows_with_more_sentences():
     src, hyp, ref = corpus(400, seed=1)
     stats = np.asarray(sentence_stats(hyp, ref))
-    small = bootstrap_interval(stats[:25], n_boot=200)
-    large = bootstrap_interval(stats, n_boot=200)
+    small = bootstrap_interval(stats[:25], Bootstrap(resamples=200))
+    large = bootstrap_interval(stats, Bootstrap(resamples=200))
     assert large[1] - large[0] < small[1] - small[0]
     identical = np.repeat(stats[:1], 30, axis=0)  # every resample is the same corpus
-    lo, hi = bootstrap_interval(identical, n_boot=20)
+    lo, hi = bootstrap_interval(identical, Bootstrap(resamples=20))
     assert lo == pytest.approx(hi)
 
 

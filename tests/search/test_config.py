@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from translate import cli, serve
 from translate.search import SearchConfig
 from translate.search.flags import search_from_args
+from translate.training.config import TrainerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -58,17 +59,16 @@ def test_the_search_node_is_typed(override):
         composed("evaluate", override)
 
 
-def test_train_yaml_validation_differs_only_where_train_yaml_says():
-    """trainer.val_search is SearchConfig; every field that differs from its defaults is written in train.yaml
-    (greedy, by design), and an experiment may change its batch size."""
+def test_validation_decodes_with_trainerconfigs_val_search():
+    """trainer.val_search is SearchConfig, typed; the composed train.yaml gives TrainerConfig's (greedy, by
+    design, and larger batches), and an experiment may change its batch size."""
     val = OmegaConf.to_object(composed("train").trainer.val_search)
-    written = OmegaConf.load(CONF / "train.yaml").trainer.val_search
-    fields = [f.name for f in dataclasses.fields(SearchConfig)]
-    differs = {name for name in fields if getattr(val, name) != getattr(DEFAULTS, name)}
-    assert differs <= set(written) and val.greedy
-    assert val == dataclasses.replace(DEFAULTS, **written)
+    assert val == TrainerConfig().val_search == dataclasses.replace(DEFAULTS, beam_size=1, max_tokens=6000)
+    assert val.greedy
     smoke = OmegaConf.to_object(composed("train", "experiment=smoke").trainer.val_search)
     assert smoke == dataclasses.replace(val, max_tokens=800)
+    with pytest.raises(ConfigCompositionException):
+        composed("train", "trainer.val_search.beam=3")
 
 
 def test_the_benchmarks_decode_with_the_defaults():

@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from translate.data.config import CACHE_DIR
 from translate.data.corpus import content_key, load_splits
 from translate.data.errors import DataError
 from translate.data.filters import filter_split
@@ -68,7 +69,7 @@ def encode_split(ds: datasets.Dataset, tokenizer: Tokenizer, cache_file: Path, s
 
 def prepare_data(
     data_cfg,
-    cache_dir: str | Path = ".cache/translate",
+    cache_dir: str | Path = CACHE_DIR,
     splits=("train", "dev", "test"),
     tokenizer: Tokenizer | None = None,
 ) -> PreparedData:

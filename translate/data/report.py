@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
 from translate.data.batching import TokenBatchSampler
+from translate.data.config import CACHE_DIR, compose_data_config
 from translate.data.corpus import PROJECT_ROOT
 from translate.data.errors import DataError
 from translate.data.pipeline import PreparedData, prepare_data
@@ -31,12 +31,6 @@ from translate.files import write_text
 
 SECTION = "## Pipeline statistics (make data)"
 PERCENTILES = (50, 90, 99, 100)
-
-
-def compose_data_config(name: str, overrides: list[str]):
-    """conf/data/<name>.yaml with overrides, through Hydra (an unknown name lists the choices)."""
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        return compose(overrides=[f"+data={name}", *overrides]).data
 
 
 def percentiles(values: np.ndarray) -> list[int]:
@@ -130,17 +124,21 @@ def replace_section(readme: Path, body: str, command: str) -> None:
     write_text(readme, "\n".join(lines).rstrip("\n") + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m translate.data.report", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="bible_es_en", help="data config: conf/data/<name>.yaml")
     p.add_argument("--max-tokens", type=int, default=4096, help="token budget per batch (padded)")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/translate"))
+    p.add_argument("--cache-dir", type=Path, default=Path(CACHE_DIR))
     p.add_argument("--fresh", action="store_true", help="build in an empty cache, so times are from scratch")
     p.add_argument("--output", type=Path, help="also write the figures as markdown to this file")
     p.add_argument("--write-readme", action="store_true", help=f"replace '{SECTION}' in --readme")
     p.add_argument("--readme", type=Path, default=PROJECT_ROOT / "data" / "README.md")
     p.add_argument("overrides", nargs="*", help="data config overrides, e.g. data.filters.max_len=80")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = compose_data_config(args.data, args.overrides)

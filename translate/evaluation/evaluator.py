@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,29 +16,14 @@ from omegaconf import OmegaConf
 from translate.data.pipeline import prepare_data
 from translate.engines import engine_device, load_engine
 from translate.evaluation.alignment import draw_alignments
+from translate.evaluation.config import EvalSettings
 from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
 from translate.models.checkpoint import CheckpointError, first_line, load_checkpoint, model_label
-from translate.search import SearchConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalSettings:
-    split: str = "test"
-    device: str = "auto"
-    cache_dir: str = ".cache/translate"
-    search: SearchConfig = field(default_factory=SearchConfig)
-    n_boot: int = 200
-    seed: int = 0
-    confidence: float = 0.95
-    alignment_sentences: tuple[int, ...] = (0, 1, 2)
-    progress: bool = True
-    engine: str = "torch"  # torch: checkpoints; ct2: directories from `translate export`
-    quantize: str = "none"  # torch engine: none | int8 (PyTorch dynamic int8, CPU)
 
 
 def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
@@ -65,13 +50,13 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
 
     scores = corpus_scores(texts, refs)
     stats = sentence_stats(texts, refs)
-    ci = bootstrap_interval(np.asarray(stats), n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
-    buckets = bleu_by_length(sources, texts, refs, n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
+    ci = bootstrap_interval(np.asarray(stats), s.bootstrap)
+    buckets = bleu_by_length(sources, texts, refs, bootstrap=s.bootstrap)
     log.info("%s: BLEU %.2f chrF %.2f  (%s)", label, scores["bleu"], scores["chrf"], scores["bleu_signature"])
 
     hyp_file = Path("hypotheses") / f"{label}.{s.split}.txt"
     write_lines(out_dir / hyp_file, texts)
-    chosen = [i for i in s.alignment_sentences if 0 <= i < len(sources)]
+    chosen = [i for i in s.alignments if 0 <= i < len(sources)]
     pictures = []
     if s.engine == "torch":  # the weights come from our model's attention (CTranslate2's are not drawn)
         pictures = draw_alignments(
@@ -130,15 +115,16 @@ def unique_labels(
     return out
 
 
-def evaluate_checkpoints(paths: list[str | Path], out_dir: str | Path, s: EvalSettings, labels=None) -> dict:
-    """Evaluate every checkpoint, then write results.json, results.md and bleu_by_length.png into out_dir."""
+def evaluate_checkpoints(paths: list[str | Path], out_dir: str | Path, s: EvalSettings) -> dict:
+    """Evaluate every checkpoint in `paths` (the entry point resolves s.checkpoints into them), labelled
+    s.labels, then write results.json, results.md and bleu_by_length.png into out_dir."""
     out_dir = Path(out_dir)
-    labels = unique_labels(paths, labels, s.engine, s.quantize)
+    labels = unique_labels(paths, s.labels, s.engine, s.quantize)
     models = [evaluate_one(p, label, s, out_dir) for p, label in zip(paths, labels)]
     results = {
         "split": s.split,
         "search": asdict(s.search),
-        "bootstrap": {"resamples": s.n_boot, "confidence": s.confidence, "seed": s.seed},
+        "bootstrap": asdict(s.bootstrap),
         "models": models,
     }
     write_json(out_dir / "results.json", results)

@@ -8,6 +8,8 @@ percentile bootstrap interval: resample the bucket's sentences with replacement,
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 from translate.metrics.bleu import bleu_from_stats, check_pairs, sentence_stats
@@ -27,18 +29,32 @@ def bucket_label(i: int, edges: tuple[int, ...] = EDGES) -> str:
     return f"{edges[i]}+" if i == len(edges) - 1 else f"{edges[i]}-{edges[i + 1]}"
 
 
-def bootstrap_interval(
-    stats: np.ndarray, *, n_boot: int = 200, seed: int = 0, confidence: float = 0.95
-) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Bootstrap:
+    """The percentile bootstrap's settings: the one home of their defaults (conf/evaluate.yaml's `bootstrap`
+    node is this, typed, through translate.evaluation.config.EvalSettings)."""
+
+    resamples: int = 200  # resamples of the sentences, with replacement
+    confidence: float = 0.95  # the interval's coverage
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resamples < 1:
+            raise ValueError(f"bootstrap.resamples must be >= 1, got {self.resamples}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"bootstrap.confidence must be between 0 and 1, got {self.confidence}")
+
+
+def bootstrap_interval(stats: np.ndarray, bootstrap: Bootstrap = Bootstrap()) -> tuple[float, float]:
     """stats (N, 10) per-sentence BLEU statistics -> percentile interval of corpus BLEU over resamples."""
     n = stats.shape[0]
     if n == 0:
         raise ValueError("bootstrap_interval: no sentences to resample")
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (R, N) how often each sentence is drawn
+    rng = np.random.default_rng(bootstrap.seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=bootstrap.resamples)  # (R, N) draws per sentence
     sums = counts @ stats  # (R, 10) summed statistics of each resample
     scores = np.array([bleu_from_stats(row.tolist()) for row in sums])
-    tail = (1.0 - confidence) / 2 * 100
+    tail = (1.0 - bootstrap.confidence) / 2 * 100
     lo, hi = np.percentile(scores, [tail, 100 - tail])
     return float(lo), float(hi)
 
@@ -49,11 +65,11 @@ def bleu_by_length(
     refs: list[str],
     *,
     edges: tuple[int, ...] = EDGES,
-    n_boot: int = 200,
-    seed: int = 0,
-    confidence: float = 0.95,
+    bootstrap: Bootstrap = Bootstrap(),
 ) -> list[dict]:
     """-> one dict per bucket: range, lo, hi (None for the open bucket), count, bleu, ci [lo, hi].
+
+    Bucket i resamples with seed bootstrap.seed + i, so the buckets' draws are independent.
 
     bleu and ci are None for an empty bucket; no sentences at all is a ValueError.
     """
@@ -76,6 +92,6 @@ def bleu_by_length(
         }
         if rows.shape[0]:
             entry["bleu"] = bleu_from_stats(rows.sum(0).tolist())
-            entry["ci"] = list(bootstrap_interval(rows, n_boot=n_boot, seed=seed + i, confidence=confidence))
+            entry["ci"] = list(bootstrap_interval(rows, replace(bootstrap, seed=bootstrap.seed + i)))
         out.append(entry)
     return out

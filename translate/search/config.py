@@ -40,13 +40,29 @@ class SearchConfig:
         return self.beam_size == 1 and self.nbest == 1
 
 
+def structured_node(schema: type):
+    """A typed OmegaConf node of the dataclass `schema` (a wrong type or an unknown key fails composition)
+    that configs may override: a frozen dataclass (SearchConfig, metrics' Bootstrap), also as a field of
+    another, makes a read-only node, so the flag is cleared on every node."""
+    from omegaconf import DictConfig, OmegaConf
+
+    node = OmegaConf.structured(schema)
+
+    def clear(n) -> None:
+        OmegaConf.set_readonly(n, False)
+        for key in n:
+            child = n._get_node(key)
+            if isinstance(child, DictConfig):
+                clear(child)
+
+    clear(node)
+    return node
+
+
 def register_with_hydra() -> None:
     """Store SearchConfig in Hydra's ConfigStore as `search/default` (a config's defaults list takes it with
     `- search@<node>: default`). Called by whatever composes conf/ (the Hydra apps, the tests) before it does;
     hydra is imported only here, so the CLI and the server never load it."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
 
-    node = OmegaConf.structured(SearchConfig)  # typed: a wrong type or an unknown key fails composition
-    OmegaConf.set_readonly(node, False)  # a frozen dataclass makes a read-only node; configs override it
-    ConfigStore.instance().store(group="search", name="default", node=node)
+    ConfigStore.instance().store(group="search", name="default", node=structured_node(SearchConfig))
