@@ -112,3 +112,14 @@ def test_every_entry_point_uses_the_one_cache_dir():
     shipped = [*ROOT.glob("translate/**/*.py"), *ROOT.glob("scripts/*.py"), *CONF.rglob("*.yaml")]
     spelled = [p.relative_to(ROOT).as_posix() for p in shipped if ".cache/translate" in p.read_text("utf-8")]
     assert spelled == ["translate/data/config.py"]
+
+
+def test_ct2_stopping_has_one_default():
+    from translate import cli
+    from translate.engines import CT2_STOPPING, load_engine
+
+    assert cli.build_parser().parse_args([]).ct2_stopping == CT2_STOPPING[0]
+    assert inspect.signature(load_engine).parameters["ct2_stopping"].default == CT2_STOPPING[0]
+    ct2 = pytest.importorskip("translate.engines.ct2", exc_type=ImportError)
+    assert ct2.STOPPING == CT2_STOPPING
+    assert inspect.signature(ct2.CT2Engine).parameters["stopping"].default == CT2_STOPPING[0]

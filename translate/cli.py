@@ -26,7 +26,7 @@ from pathlib import Path
 
 from translate.data.lines import clean_text, decode_line, invalid_utf8_message, split_lines
 from translate.device import DeviceError
-from translate.engines import ENGINES, QUANTIZE, EngineError, engine_device, load_engine
+from translate.engines import CT2_STOPPING, ENGINES, QUANTIZE, EngineError, engine_device, load_engine
 from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchError
@@ -62,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="torch", choices=ENGINES,
                    help="torch: our search on a checkpoint; ct2: CTranslate2 (default: torch)")  # fmt: skip
     p.add_argument("--model-dir", help="--engine ct2: a directory written by `translate export`")
-    p.add_argument("--ct2-stopping", default="native", choices=("native", "exact"),
-                   help="--engine ct2: native = CTranslate2 stops at K ended hypotheses (fast); exact = our "
-                        "beam's bound, searching to the length limit (default: native)")  # fmt: skip
+    p.add_argument("--ct2-stopping", default=CT2_STOPPING[0], choices=CT2_STOPPING,
+                   help="--engine ct2: native = CTranslate2 stops at K ended hypotheses (fast); exact = "
+                        "our beam's bound, searching to the length limit "
+                        f"(default: {CT2_STOPPING[0]})")  # fmt: skip
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="--engine torch: int8 = PyTorch dynamic int8 on the CPU (default: none)")  # fmt: skip
     return p

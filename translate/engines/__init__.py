@@ -16,6 +16,9 @@ from translate.engines.errors import EngineError
 
 ENGINES = ("torch", "ct2")
 QUANTIZE = ("none", "int8")  # --quantize of the torch engine
+# --ct2-stopping of the ct2 engine, the default first: native = CTranslate2 stops at K ended hypotheses
+# (fast); exact = our beam's bound, searching to the length limit (translate/engines/README.md)
+CT2_STOPPING = ("native", "exact")
 
 
 def engine_device(name="auto", quantize: str = "none"):
@@ -28,9 +31,9 @@ def engine_device(name="auto", quantize: str = "none"):
 
 def load_engine(
     engine: str, path, *, device="cpu", quantize: str = "none", threads: int = 0,
-    ct2_stopping: str = "native",
+    ct2_stopping: str = CT2_STOPPING[0],
 ):  # fmt: skip
-    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: ct2.STOPPING).
+    """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: CT2_STOPPING).
 
     device: a torch.device or its name (translate.device.resolve_device turns "auto" into one)."""
     if engine == "torch":
@@ -47,4 +50,4 @@ def load_engine(
     raise EngineError(f"--engine {engine}: expected one of {'|'.join(ENGINES)}")
 
 
-__all__ = ["ENGINES", "QUANTIZE", "EngineError", "engine_device", "load_engine"]
+__all__ = ["CT2_STOPPING", "ENGINES", "QUANTIZE", "EngineError", "engine_device", "load_engine"]

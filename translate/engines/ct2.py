@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from translate.data.tokenizer import Tokenizer
 from translate.data.vocab import BOS_PIECE, EOS_PIECE, PAD_PIECE
+from translate.engines import CT2_STOPPING
 from translate.engines.ct2_export import META_FILE, META_VERSION
 from translate.engines.errors import EngineError
 from translate.search.beam import Hypothesis, length_penalty
@@ -56,7 +57,7 @@ from translate.search.stepper import length_limits
 log = logging.getLogger(__name__)
 
 
-STOPPING = ("native", "exact")
+STOPPING = CT2_STOPPING
 
 # On the CPU, CTranslate2's "int8" is int8 weights with float32 activations: the same as int8_float32.
 SAME_COMPUTE = {("int8", "int8_float32"), ("int8_float32", "int8")}
@@ -78,7 +79,7 @@ def warn_fallback(path: Path, quantization: str, compute_type: str, device: str)
                 "translate/engines/README.md)", path, quantization, compute_type, device, quantization)
 
 
-def ct2_options(search: SearchConfig, limit: int, stopping: str = "native") -> dict:
+def ct2_options(search: SearchConfig, limit: int, stopping: str = STOPPING[0]) -> dict:
     """translate_batch keyword arguments for one group of sentences sharing the length limit `limit`."""
     options = dict(
         max_decoding_length=limit, min_decoding_length=0, max_input_length=0, return_end_token=True,
@@ -130,7 +131,7 @@ class CT2Engine:
 
     def __init__(
         self, model_dir: str | Path, *, device: str | torch.device = "cpu", threads: int = 0,
-        stopping: str = "native",
+        stopping: str = STOPPING[0],
     ):
         if stopping not in STOPPING:
             raise EngineError(f"--ct2-stopping {stopping}: expected one of {'|'.join(STOPPING)}")
