@@ -24,13 +24,27 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from translate.files import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 
-from translate.files import write_text  # noqa: E402
 
-MODELS = ("rnnencdec", "rnnsearch", "transformer")
-MAX_LENS = (30, 50)
-LABELS = {"rnnencdec": "RNNencdec", "rnnsearch": "RNNsearch", "transformer": "Transformer"}
+def sweep(experiment: str) -> tuple[list[str], list[int]]:
+    """The models and length limits the experiment sweeps (its hydra.sweeper.params: model, and
+    data.filters.max_len); empty lists where it sweeps neither."""
+    params = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml").get("hydra", {}).get("sweeper", {})
+    params = params.get("params", {}) if params else {}
+    models = [m.strip() for m in str(params.get("model", "")).split(",") if m.strip()]
+    lens = [int(n) for n in str(params.get("data.filters.max_len", "")).split(",") if n.strip()]
+    return models, lens
+
+
+def label(model: str) -> str:
+    """The model's class name (conf/model/<model>.yaml's _target_), as the paper names its models."""
+    return str(OmegaConf.load(CONF / "model" / f"{model}.yaml")._target_).rsplit(".", 1)[-1]
 
 
 def run(cmd: list[str]) -> None:
@@ -86,9 +100,12 @@ def readme(results: dict, actions: dict, args, seconds: float) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="bahdanau_fig2", help="conf/experiment/<name>.yaml")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="in table order")
-    p.add_argument("--max-lens", nargs="+", type=int, default=list(MAX_LENS),
-                   help="training pair length limits in words (data.filters.max_len)")  # fmt: skip
+    models = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+    p.add_argument("--models", nargs="+", choices=models,
+                   help="in table order (default: the experiment's sweep)")  # fmt: skip
+    p.add_argument("--max-lens", nargs="+", type=int,
+                   help="training pair length limits in words, data.filters.max_len (default: the "
+                        "experiment's sweep)")  # fmt: skip
     p.add_argument("--runs", default=None, help="run directories root (default: runs/<experiment>)")
     p.add_argument("--out", default=None, help="report folder (default: reports/<experiment>)")
     p.add_argument("--retrain", action="store_true", help="train again even when a checkpoint exists")
@@ -97,16 +114,21 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.runs = args.runs or f"runs/{args.experiment}"
     args.out = args.out or f"reports/{args.experiment}"
-    if not (ROOT / "conf/experiment" / f"{args.experiment}.yaml").is_file():
+    if not (CONF / "experiment" / f"{args.experiment}.yaml").is_file():
         p.error(f"--experiment: conf/experiment/{args.experiment}.yaml does not exist")
+    swept_models, swept_lens = sweep(args.experiment)
+    args.models, args.max_lens = args.models or swept_models, args.max_lens or swept_lens
+    if not args.models or not args.max_lens:
+        p.error(f"--experiment {args.experiment} sweeps no model or data.filters.max_len: give --models and "
+                "--max-lens")  # fmt: skip
     start = time.monotonic()
     ckpts, labels, actions = [], [], {}
     for model in args.models:
         for max_len in args.max_lens:
-            label = f"{LABELS[model]}-{max_len}"
-            path, actions[label] = ensure_checkpoint(model, max_len, args)
+            name = f"{label(model)}-{max_len}"
+            path, actions[name] = ensure_checkpoint(model, max_len, args)
             ckpts.append(str(path))
-            labels.append(label)
+            labels.append(name)
     run([sys.executable, "-m", "translate.evaluate", f"checkpoints=[{','.join(ckpts)}]",
          f"labels=[{','.join(labels)}]", f"hydra.run.dir={args.out}", *args.eval_args])  # fmt: skip
     results = json.loads((Path(args.out) / "results.json").read_text(encoding="utf-8"))

@@ -58,3 +58,14 @@ def test_unknown_experiment_is_a_usage_error(capsys):
         load_compare().main(["--experiment", "no_such_experiment"])
     assert e.value.code == 2
     assert "conf/experiment/no_such_experiment.yaml does not exist" in capsys.readouterr().err
+
+
+def test_the_default_runs_are_the_experiments_sweep():
+    """compare.py keeps no model or length list of its own: bahdanau_fig2's sweep is the default."""
+    compare = load_compare()
+    swept = compare.sweep("bahdanau_fig2")
+    assert swept == (["rnnencdec", "rnnsearch", "transformer"], [30, 50])
+    assert [compare.label(m) for m in swept[0]] == ["RNNencdec", "RNNsearch", "Transformer"]
+    assert compare.sweep("smoke") == ([], [])
+    with pytest.raises(SystemExit):  # smoke sweeps nothing: the runs must be named
+        compare.main(["--experiment", "smoke"])
