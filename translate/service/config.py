@@ -6,6 +6,7 @@ translate.search.SearchConfig's, for the CLI and the server alike.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SCHEDULERS = ("continuous", "static", "sequential")
@@ -36,16 +37,27 @@ class ServerConfig:
     kv_cache: str = "paged"  # paged | contiguous
     block_size: int = 16  # tokens per block of the paged cache
     max_beam: int = 16  # the widest beam (and most alternatives + 1) a request may ask for
+    # alignment weights per request: units x n-best x (target pieces + 1) x (source pieces + 1), with the
+    # target at its length limit, checked before decoding; more -> 413 (about 7 bytes of JSON a weight)
+    max_alignment_cells: int = 1_000_000
+    read_timeout: float = 10.0  # seconds to receive a request's headers and body; then 408 and closed
+    max_connections: int = 100  # open connections; past it a request gets 503 (uvicorn's limit_concurrency)
+    drain_seconds: float = 1.0  # after SIGTERM, /health says "draining" this long before the listener closes
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides the loopback ones ("*": any; service/guard.py)
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {'|'.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.kv_cache not in KV_CACHES:
             raise ValueError(f"kv_cache must be one of {'|'.join(KV_CACHES)}, got {self.kv_cache!r}")
-        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam"):
+        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam",
+                     "max_alignment_cells", "max_connections"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        for name in ("timeout", "read_timeout", "drain_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "drain_seconds"):
+                sign = ">= 0" if name == "drain_seconds" else "> 0"
+                raise ValueError(f"{name} must be a finite number {sign}, got {value}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")

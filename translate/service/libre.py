@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from translate.service.dispatch import pick, run
-from translate.service.requests import ApiError, integer, read_fields, search_config, texts_of
+from translate.service.requests import ApiError, integer, read_fields, search_config, string, texts_of
 from translate.service.state import state_of
 
 router = APIRouter()
@@ -32,11 +32,11 @@ async def languages(request: Request):
 async def translate(request: Request):
     state = state_of(request)
     config = state.config
-    fields = await read_fields(request, config.max_body_bytes)
+    fields = await read_fields(request, config.max_body_bytes, config.read_timeout)
     texts, many = texts_of(fields, config.char_limit)
-    if fields.get("format", "text") != "text":
+    if string(fields, "format", "text") != "text":
         raise ApiError(400, f'format {fields.get("format")!r} is not supported: only "text"')
-    s = pick(state, fields.get("source"), fields.get("target"))
+    s = pick(state, string(fields, "source"), string(fields, "target"))
     alternatives = integer(fields, "alternatives", 0)
     if not 0 <= alternatives <= config.max_beam - 1:
         raise ApiError(400, f"alternatives must be between 0 and {config.max_beam - 1}, got {alternatives}")
