@@ -10,9 +10,9 @@ CTranslate2 directory by CTranslate2, which batches what is queued (continuous b
 step interface), and without alignments.
 
 It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) makes /health say "draining" for
---drain-seconds, then stops accepting connections, lets the running requests finish, and exits. Errors in the options or checkpoints are one line,
-`translate serve: error: ...`, exit status 2. The server defaults live in translate.service.ServerConfig,
-the decoding defaults in translate.search.SearchConfig.
+--drain-seconds, then stops accepting connections, lets the running requests finish, and exits. Errors in the
+options or checkpoints are one line, `translate serve: error: ...`, exit status 2. The server defaults live
+in translate.service.ServerConfig, the decoding defaults in translate.search.SearchConfig.
 """
 
 from __future__ import annotations
