@@ -374,3 +374,18 @@ def test_any_request_gets_an_allowed_status_and_the_next_one_its_answer(hostile,
     assert well_formed(path, status, out), out
     status, _, out = call(url, path, base)
     assert status == 200 and answer(path, out) == FRESH[path]
+
+
+def test_the_limits_have_flags_and_refuse_non_finite_values(capsys):
+    from translate import serve
+
+    _, server, _, _ = serve.parse(["--max-body-bytes", "5000", "--max-beam", "4", "--read-timeout", "2.5",
+                                   "--max-connections", "9", "--max-alignment-cells", "77",
+                                   "--drain-seconds", "0", "--allowed-host", "mt.example"])  # fmt: skip
+    assert (server.max_body_bytes, server.max_beam, server.read_timeout, server.max_connections,
+            server.max_alignment_cells, server.drain_seconds, server.allowed_hosts) == (
+            5000, 4, 2.5, 9, 77, 0.0, ("mt.example",))  # fmt: skip
+    for argv in (["--timeout", "nan"], ["--read-timeout", "inf"], ["--drain-seconds", "-1"]):
+        with pytest.raises(SystemExit):
+            serve.parse(argv)
+        assert "must be a finite number" in capsys.readouterr().err
