@@ -9,6 +9,11 @@ A checkpoint is decoded by our engine with continuous batching (--quantize int8:
 CTranslate2 directory by CTranslate2, which batches what is queued (continuous batching needs our models'
 step interface), and without alignments.
 
+LibreTranslate's access options, all off by default: --api-keys FILE, --require-api-key, --req-limit,
+--batch-limit, --char-limit, --cors-origins (none by default; '*' as LibreTranslate); files: --max-file-bytes,
+--file-ttl (translate/service/README.md). Bounds against hostile clients: --read-timeout, --max-connections,
+--max-body-bytes, --max-beam, --max-alignment-cells, --allowed-host (translate/service/README.md).
+
 It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) makes /health say "draining" for
 --drain-seconds, then stops accepting connections, lets the running requests finish, and exits. Errors in the
 options or checkpoints are one line, `translate serve: error: ...`, exit status 2. The server defaults live
@@ -49,7 +54,15 @@ SERVER_FLAGS = {
     "scheduler": ("how the model worker batches", SCHEDULERS),
     "kv_cache": ("decoder self-attention cache", KV_CACHES),
     "block_size": ("tokens per paged-cache block", None),
+    "req_limit": ("requests per minute per API key or client address, a batch costing its length; more -> "
+                  "429 (0: no limit)", None),
+    "batch_limit": ("texts in one request's q list; more -> 413 (0: no limit)", None),
+    "api_keys": ("a file of API keys, one a line: KEY [REQ_LIMIT [CHAR_LIMIT]] (empty: no keys)", None),
+    "max_file_bytes": ("POST /translate_file: a bigger file is refused", None),
+    "file_ttl": ("seconds a translated file can be downloaded", None),
 }
+# LibreTranslate's switches and lists, with ServerConfig's defaults
+ACCESS_FLAGS = ("require_api_key", "cors_origins")
 
 
 def add_server_flag(p: argparse.ArgumentParser, d: ServerConfig, field: str) -> None:
@@ -79,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
                    help="a Host name to answer besides the loopback ones (repeat; '*' = any; default: "
                         "loopback names only on a loopback address, any name otherwise)")  # fmt: skip
+    p.add_argument("--require-api-key", action="store_true",
+                   help="a request without an API key is a 400 (needs --api-keys)")  # fmt: skip
+    p.add_argument("--cors-origins", type=lambda s: tuple(o.strip() for o in s.split(",") if o.strip()),
+                   default=d.cors_origins, metavar="ORIGIN[,ORIGIN]",
+                   help="origins browsers may call this server from; * = any, as LibreTranslate (default: "
+                        "none: a page on another site cannot read the answers)")  # fmt: skip
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: 0 = torch's choice)")
     return p
 
@@ -93,7 +112,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
     if len(set(names)) != len(names):
         p.error(f"--model: a name is given twice ({', '.join(names)})")
     try:
-        server = ServerConfig(**{field: getattr(args, field) for field in SERVER_FLAGS},
+        server = ServerConfig(**{field: getattr(args, field) for field in (*SERVER_FLAGS, *ACCESS_FLAGS)},
                               allowed_hosts=tuple(args.allowed_hosts))  # fmt: skip
         search = search_from_args(args, SEARCH_FIELDS)
         service = ServiceConfig(max_src_len=args.max_src_len)
@@ -137,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
+    from translate.service.access import ApiKeysError
     from translate.service.app import create_app
     from translate.service.server import DrainingServer, uvicorn_config
 
@@ -149,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DeviceError, EngineError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    app = create_app(served, server)
+    try:
+        app = create_app(served, server)
+    except ApiKeysError as e:
+        print(f"{PROG}: error: --api-keys: {e}", file=sys.stderr)
+        return 2
     logging.info("scheduler %s, %s KV cache; listening on http://%s:%d", server.scheduler, server.kv_cache,
                  server.host, server.port)  # fmt: skip
     DrainingServer(uvicorn_config(app, server), app.state.service.counters, server.drain_seconds).run()

@@ -8,10 +8,11 @@ before any handler and each exception no handler turned into an answer:
            (a site whose name resolves to 127.0.0.1 after it loaded) sends its own name, so it cannot read the
            local API. A server listening on another address checks Host only when --allowed-host is given.
   Origin   a POST that carries an Origin header (every browser sends one with a cross-site request, fetch
-           and HTML forms alike) must come from the server's own origin (the page at /): a web page
-           elsewhere cannot make the server compute, not even with a no-preflight form or text/plain POST.
-           Clients that are not browsers (Mastodon, SearXNG, scripts) send no Origin and are not affected. No
-           CORS headers are sent, so no other origin can read an answer either.
+           and HTML forms alike) must come from the server's own origin (the page at /) or one of
+           --cors-origins ("*": any): a web page elsewhere cannot make the server compute, not even with a
+           no-preflight form or text/plain POST. Clients that are not browsers (Mastodon, SearXNG, scripts)
+           send no Origin and are not affected. Without --cors-origins no CORS headers are sent, so no other
+           origin can read an answer either.
   headers  every response: X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer, and a
            Content-Security-Policy that allows only the page's own files (default-src 'self',
            frame-ancestors 'none': no framing, no inline script).
@@ -58,8 +59,9 @@ def host_name(host: str) -> str:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None):
-        self.app, self.hosts = app, hosts
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None, origins: frozenset[str] = frozenset()):
+        """hosts: allowed_hosts(); origins: the CORS origins that may POST besides the server's own."""
+        self.app, self.hosts, self.origins = app, hosts, origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,12 +98,15 @@ class Guard:
             return (f"Host {shown!r} is not a name this server answers to ({', '.join(sorted(self.hosts))}; "
                     "add one with --allowed-host)")  # fmt: skip
         origin = headers.get("origin")
-        if method not in ("GET", "HEAD", "OPTIONS") and origin is not None:
+        if method not in ("GET", "HEAD", "OPTIONS") and origin is not None and not self.cors(origin):
             netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
             if not netloc or netloc != host.strip().lower():
                 shown = origin if len(origin) <= 60 else origin[:57] + "..."
                 return f"cross-origin request from {shown!r} refused: only this server's own page may POST"
         return None
+
+    def cors(self, origin: str) -> bool:
+        return "*" in self.origins or origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in self.origins}
 
     @staticmethod
     def count(scope: Scope, status: int) -> None:

@@ -1,17 +1,18 @@
 """Reading and checking HTTP requests for `translate serve`: every problem becomes an ApiError with its status
 and a one-line message, which the app returns as JSON {"error": message} (never a traceback).
 
-  400  empty body, body not UTF-8, not JSON (or form data), JSON with NaN or Infinity, numbers over Python's
-       4,300 digits, nesting deeper than the parser goes, a missing or mistyped field (the message names
-       it), unknown language or model, search settings out of range (SearchConfig's bounds)
+  400  empty body (and no query string), body not UTF-8, not JSON (nor form or multipart data), JSON with NaN
+       or Infinity, numbers over Python's 4,300 digits, nesting deeper than the parser goes, a missing or
+       mistyped field (the message names it), unknown language or model, search settings out of range
+       (SearchConfig's bounds)
   408  the body did not arrive within read_timeout (the connection is closed)
   413  body over max_body_bytes, text over char_limit, more sentences than the queue holds
   415  a content type that is neither JSON nor a form (text/plain included: see the browser policy in
        translate/service/guard.py)
 
-Every field a request can give is read by one of the functions here (string, integer, number, flag) or by
-texts_of; the numbers then go to SearchConfig, which bounds them. A malformed request is a 400 naming the
-field, never a 500.
+Every field a request can give is read by one of the functions here (string, integer, number, flag,
+text_format, alternatives_of) or by texts_of; the numbers then go to SearchConfig, which bounds them. A
+malformed request is a 400 naming the field, never a 500.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import asyncio
 import json
 import math
 import re
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from translate.data.lines import clean_text
@@ -40,38 +42,12 @@ class ApiError(Exception):
 INTEGER = re.compile(r"[+-]?[0-9]{1,18}")  # what a form field may spell an integer as (ASCII digits only)
 
 
-async def read_fields(request: Request, max_bytes: int, read_timeout: float = 60.0) -> dict:
-    """The request's fields from a JSON object body or a form (LibreTranslate clients send either)."""
+async def read_body(request: Request, max_bytes: int, read_timeout: float = 60.0) -> bytes:
+    """The request body, refused (413) as soon as it passes max_bytes, declared or streamed; 408 when it has
+    not arrived within read_timeout seconds, 499 when the client left."""
     declared = request.headers.get("content-length", "")
     if re.fullmatch(r"[0-9]{1,18}", declared) and int(declared) > max_bytes:
         raise ApiError(413, f"request body of {int(declared)} bytes is over the limit of {max_bytes} bytes")
-    body = await _body(request, max_bytes, read_timeout)
-    if not body.strip():
-        raise ApiError(400, 'empty request body: send a JSON object such as {"q": "Hola."}')
-    try:
-        text = bytes(body).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, f"request body is not valid UTF-8 (byte {e.start})") from None
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/x-www-form-urlencoded" and not text.lstrip().startswith("{"):  # (curl -d '{...}')
-        try:
-            form = parse_qs(text, keep_blank_values=True, max_num_fields=1000)
-        except ValueError as e:
-            raise ApiError(400, f"request body is not a valid form ({e})") from None
-        return {k: v[0] if len(v) == 1 else v for k, v in form.items()}
-    if kind not in ("", "application/json"):
-        raise ApiError(
-            415, f"unsupported content type {kind!r}: send application/json or "
-            "application/x-www-form-urlencoded",
-        )
-    fields = parse_json(text)
-    if not isinstance(fields, dict):
-        raise ApiError(400, f"request body must be a JSON object, got {type(fields).__name__}")
-    return fields
-
-
-async def _body(request: Request, max_bytes: int, read_timeout: float) -> bytes:
-    """The whole body, at most max_bytes (413), within read_timeout seconds (408); 499 if the client left."""
     body = bytearray()
 
     async def read() -> None:
@@ -88,6 +64,46 @@ async def _body(request: Request, max_bytes: int, read_timeout: float) -> bytes:
     except ClientDisconnect:
         raise ApiError(499, "client closed the request") from None
     return bytes(body)
+
+
+def _one_or_many(items) -> dict:
+    """[(name, value), ...] -> {name: value, or [values] for a name given several times}."""
+    grouped: dict[str, list] = {}
+    for k, v in items:
+        grouped.setdefault(k, []).append(v)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
+
+
+async def read_fields(request: Request, max_bytes: int, read_timeout: float = 60.0) -> dict:
+    """The request's fields as LibreTranslate reads them: a JSON object body, form fields (urlencoded or
+    multipart; a multipart file is a starlette UploadFile) and the query string (deep-translator sends its
+    fields there with an empty body). A field in both the body and the query string takes the body's."""
+    query = _one_or_many(request.query_params.multi_items())
+    body = await read_body(request, max_bytes, read_timeout)
+    if not body.strip():
+        if query:
+            return query
+        raise ApiError(400, 'empty request body: send a JSON object such as {"q": "Hola."}')
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        return {**query, **await _multipart(request, body)}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"request body is not valid UTF-8 (byte {e.start})") from None
+    if kind == "application/x-www-form-urlencoded" and not text.lstrip().startswith("{"):  # (curl -d '{...}')
+        try:
+            form = parse_qsl(text, keep_blank_values=True, max_num_fields=1000)
+        except ValueError as e:
+            raise ApiError(400, f"request body is not a valid form ({e})") from None
+        return {**query, **_one_or_many(form)}
+    if kind not in ("", "application/json"):
+        raise ApiError(415, f"unsupported content type {kind!r}: send JSON, "
+                            "application/x-www-form-urlencoded or multipart/form-data")  # fmt: skip
+    fields = parse_json(text)
+    if not isinstance(fields, dict):
+        raise ApiError(400, f"request body must be a JSON object, got {type(fields).__name__}")
+    return {**query, **fields}
 
 
 def _finite(text: str) -> float:
@@ -114,6 +130,42 @@ def parse_json(text: str):
         raise ApiError(400, "request body is not valid JSON here: nested too deeply") from None
     except ValueError as e:  # our refusals above, and Python's limit of 4,300 digits for an integer
         raise ApiError(400, f"request body is not valid JSON here: {e}") from None
+
+
+async def _multipart(request: Request, body: bytes) -> dict:
+    """multipart/form-data -> fields: text parts as str, file parts as UploadFile (python-multipart)."""
+
+    async def stream():
+        yield body
+
+    parser = MultiPartParser(request.headers, stream(), max_files=4, max_fields=64, max_part_size=len(body))
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(400, f"multipart body: {e.message}") from None
+    fields = _one_or_many(form.multi_items())
+    for k, v in fields.items():
+        if isinstance(v, bytes):
+            fields[k] = v.decode("utf-8", "replace")
+    return fields
+
+
+def text_format(fields: dict) -> str:
+    """format: "text" (also when null, empty or absent, as LibreTranslate) or "html"."""
+    value = fields.get("format")
+    if value in (None, ""):
+        return "text"
+    if value not in ("text", "html"):
+        raise ApiError(400, f'format must be "text" or "html", got {value!r}')
+    return value
+
+
+def alternatives_of(fields: dict, most: int) -> int:
+    """alternatives: an integer, below 0 counts as 0 (as LibreTranslate); over `most` is a 400."""
+    n = max(0, integer(fields, "alternatives", 0))
+    if n > most:
+        raise ApiError(400, f"alternatives must be at most {most} on this server, got {n}")
+    return n
 
 
 def texts_of(fields: dict, char_limit: int) -> tuple[list[str], bool]:
