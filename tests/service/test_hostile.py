@@ -389,3 +389,17 @@ def test_the_limits_have_flags_and_refuse_non_finite_values(capsys):
         with pytest.raises(SystemExit):
             serve.parse(argv)
         assert "must be a finite number" in capsys.readouterr().err
+
+
+def test_the_word_matrix_follows_from_the_compact_alignment():
+    import torch
+
+    from translate.evaluation.alignment import to_words
+    from translate.service.alignment import word_of, word_weights
+
+    w = torch.softmax(torch.randn(5, 4), -1)  # (T, S): 4 target pieces + EOS, 3 source pieces + EOS
+    src_groups, tgt_groups = [[0, 1], [2], [3]], [[0], [1, 2, 3], [4]]
+    a = {"weights": w.tolist(), "source_words": ["a", "b", "</s>"], "target_words": ["x", "y", "</s>"],
+         "source_word_of": word_of(src_groups), "target_word_of": word_of(tgt_groups)}  # fmt: skip
+    want = to_words(w, src_groups, tgt_groups)
+    assert torch.allclose(torch.tensor(word_weights(a)), want, atol=1e-6)

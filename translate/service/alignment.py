@@ -59,6 +59,19 @@ def alignment_json(translator, src_ids: list[int], tgt_ids: list[int], digits: i
             "source_word_of": word_of(src_groups), "target_word_of": word_of(tgt_groups)}  # fmt: skip
 
 
+def word_weights(a: dict) -> list[list[float]]:
+    """The word matrix (target words x source words) of an alignment_json answer: a word's source columns
+    summed, its target rows averaged (what the page computes in app.js)."""
+    rows = [[0.0] * len(a["source_words"]) for _ in a["target_words"]]
+    count = [0] * len(a["target_words"])
+    for t, row in enumerate(a["weights"]):
+        r = a["target_word_of"][t]
+        count[r] += 1
+        for s, w in enumerate(row):
+            rows[r][a["source_word_of"][s]] += w
+    return [[w / max(1, n) for w in row] for row, n in zip(rows, count)]
+
+
 def word_of(groups: list[list[int]]) -> list[int]:
     """Word groups (piece indices) -> for each piece, its word's index."""
     out = [0] * sum(len(g) for g in groups)

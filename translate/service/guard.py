@@ -106,7 +106,8 @@ class Guard:
         return None
 
     def cors(self, origin: str) -> bool:
-        return "*" in self.origins or origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in self.origins}
+        allowed = {o.rstrip("/").lower() for o in self.origins}
+        return "*" in allowed or origin.rstrip("/").lower() in allowed
 
     @staticmethod
     def count(scope: Scope, status: int) -> None:
