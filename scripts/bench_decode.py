@@ -30,6 +30,12 @@ are SearchConfig's defaults (alpha, length limit, batch tokens) at each beam siz
 
 from __future__ import annotations
 
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import hashlib
 import json

@@ -7,6 +7,11 @@ Composes conf/evaluate.yaml, runs translate.evaluation.evaluator in the Hydra ru
 scores with their sacrebleu signatures; user-facing errors become one line on stderr and exit code 2.
 """
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import logging
 import sys
 from pathlib import Path

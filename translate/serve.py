@@ -17,6 +17,11 @@ the decoding defaults in translate.search.SearchConfig.
 
 from __future__ import annotations
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import logging
 import sys
