@@ -27,6 +27,7 @@ Writes JSON (--json) and prints markdown tables.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -179,13 +180,20 @@ def measure(name: str, precision: str, args) -> dict:
         torch.cuda.reset_peak_memory_stats()
     before = resource.getrusage(resource.RUSAGE_SELF)
     times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    with profiled(args.profile) as prof:
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
     after = resource.getrusage(resource.RUSAGE_SELF)
+    if prof is not None:  # the ops by their own time, then by op and input shape
+        order = "self_cpu_time_total"
+        by_op = prof.key_averages().table(sort_by=order, row_limit=30)
+        by_shape = prof.key_averages(group_by_input_shape=True).table(sort_by=order, row_limit=30)
+        head = f"{name} {precision}, {allocator.describe()}, {args.steps} steps"
+        write_text(args.profile, f"{head}\n\n{by_op}\nby input shape:\n{by_shape}\n")
     seconds = statistics.median(times)  # robust to other processes sharing the cores
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
@@ -207,6 +215,18 @@ def measure(name: str, precision: str, args) -> dict:
         "system_s_per_step": (after.ru_stime - before.ru_stime) / args.steps,
         "user_s_per_step": (after.ru_utime - before.ru_utime) / args.steps,
     }
+
+
+@contextlib.contextmanager
+def profiled(path):
+    """torch.profiler over the timed steps when --profile names a file; nothing otherwise."""
+    if not path:
+        yield None
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        yield prof
 
 
 def rate(row: dict) -> float:
@@ -270,11 +290,13 @@ def peaks_table(peaks: dict, flops: float) -> str:
     return "\n".join(lines)
 
 
-def run_one(name: str, precision: str, alloc: str, settings: list) -> dict:
+def run_one(name: str, precision: str, alloc: str, settings: list, profile: Path | None) -> dict:
     env = allocator_env(alloc)
     if env is None:
         return {"model": name, "precision": precision, "alloc": alloc, "error": "library not installed here"}
     cmd = [sys.executable, __file__, *map(str, settings), "--one", f"{name}:{precision}"]
+    if profile:
+        cmd += ["--profile", str(profile / f"{name.replace('/', '-')}_{precision}_{alloc}.txt")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["failed"])[-1]
@@ -298,6 +320,8 @@ def main(argv=None) -> int:
     p.add_argument("--allocators", default="default",
                    help=f"comma-separated, side by side: {', '.join(ALLOCATORS)} (default: this process's)")
     p.add_argument("--rounds", type=int, default=1, help="repeat everything; odd rounds in reverse order")
+    p.add_argument("--profile", type=Path, help="a directory: torch.profiler tables of each measurement's "
+                   "timed steps, <model>_<precision>_<allocator>.txt (slows what it profiles)")  # fmt: skip
     p.add_argument("--json", type=Path, default=Path("bench_train.json"))
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model:precision, print JSON
     args = p.parse_args(argv)
@@ -336,7 +360,7 @@ def main(argv=None) -> int:
         for name in models:
             for precision in precisions:
                 for alloc in order:
-                    row = run_one(name, precision, alloc, settings) | {"round": round_}
+                    row = run_one(name, precision, alloc, settings, args.profile) | {"round": round_}
                     if "error" not in row and name.partition("/")[0] in ("transformer", REFERENCE):
                         row["gflops"] = row["tgt_tokens_per_s"] * flops / 1e9
                         row["share"] = row["gflops"] / peaks[precision].gflops
