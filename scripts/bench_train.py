@@ -11,7 +11,9 @@ step time (robust to other processes on the same cores).
 
 `nn_transformer` is the reference: torch.nn.Transformer with the same sizes as conf/model/transformer.yaml
 (tied embeddings, sinusoidal positions, post-norm, relu), so our Transformer can be compared in the same run.
-A model name `<config>/<backend>` runs that config with model.attention_backend=<backend> (math, sdpa, ...).
+A model name `<config>/<backend>` runs that config with model.attention_backend=<backend> (math, sdpa, ...);
+`+fused` adds fused AdamW, `+compile` torch.compile of the model (the warm-up steps compile; their time is in
+the JSON), e.g. `transformer/math+fused+compile`.
 It first prints what this CPU can do (its flags, PyTorch's view, the bf16 probe and matmul benchmark that
 `trainer.precision=auto` uses, and what auto resolves to), so every table says which machine it came from.
 
@@ -63,6 +65,7 @@ from translate.training.loss import label_smoothed_loss  # noqa: E402
 REFERENCE = "nn_transformer"
 # Set by hand to approximate an AVX2-only CPU on a newer one (README, "Speed").
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+OPTIONS = {"fused": "fused AdamW (torch.optim.AdamW(fused=True))", "compile": "torch.compile(model)"}
 GOALS = {"bf16": 0.60, "fp32": 0.75}  # share of the measured matmul peak (issue 21)
 NN_GOAL = 1.2  # ours / torch.nn.Transformer, same precision, same run
 SYSTEM_LIBS = Path("/usr/lib") / f"{platform.machine()}-linux-gnu"
@@ -155,8 +158,16 @@ def measure(name: str, precision: str, args) -> dict:
     """One config in this process: tokens/s over args.steps timed steps, peak memory."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = build(name, args.vocab).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98))
+    base, *options = name.split("+")  # "transformer/math+fused+compile"
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        choices = ", ".join(OPTIONS)
+        raise SystemExit(f"{name}: unknown option {', '.join(sorted(unknown))} (choose from {choices})")
+    model = build(base, args.vocab).to(device).train()
+    fused = "fused" in options or None  # None: torch's default (foreach)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), fused=fused)
+    if "compile" in options:  # as trainer.compile=true does: the module, inductor's defaults
+        model = torch.compile(model)
     batch = max(args.batch_tokens // args.tgt_len, 1)
     src = torch.randint(4, args.vocab, (batch, args.src_len), device=device)  # (B,S)
     tgt_out = torch.randint(4, args.vocab, (batch, args.tgt_len), device=device)  # (B,T)
@@ -173,8 +184,10 @@ def measure(name: str, precision: str, args) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return float(loss)
 
+    start = time.perf_counter()
     for _ in range(args.warmup):
         step()
+    compile_s = time.perf_counter() - start if "compile" in options else 0.0  # the warm-up compiles
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -203,6 +216,7 @@ def measure(name: str, precision: str, args) -> dict:
         "model": name,
         "precision": precision,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "warmup_s_with_compile": compile_s,
         "batch": batch,
         "tgt_tokens_per_step": batch * args.tgt_len,
         "seconds_per_step": seconds,
@@ -227,6 +241,11 @@ def profiled(path):
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         yield prof
+
+
+def family(name: str) -> str:
+    """'transformer/math+fused' -> 'transformer'."""
+    return name.partition("+")[0].partition("/")[0]
 
 
 def rate(row: dict) -> float:
@@ -361,7 +380,7 @@ def main(argv=None) -> int:
             for precision in precisions:
                 for alloc in order:
                     row = run_one(name, precision, alloc, settings, args.profile) | {"round": round_}
-                    if "error" not in row and name.partition("/")[0] in ("transformer", REFERENCE):
+                    if "error" not in row and family(name) in ("transformer", REFERENCE):
                         row["gflops"] = row["tgt_tokens_per_s"] * flops / 1e9
                         row["share"] = row["gflops"] / peaks[precision].gflops
                     rows.append(row)
@@ -370,7 +389,7 @@ def main(argv=None) -> int:
     ours: dict[str, dict] = {}  # per precision: our fastest Transformer backend (any allocator)
     ref: dict[str, dict] = {}  # torch.nn.Transformer on the same allocator as that row
     for r in rows:
-        if r["model"].partition("/")[0] == "transformer" and "error" not in r:
+        if family(r["model"]) == "transformer" and "error" not in r:
             best = ours.get(r["precision"])
             if best is None or r["tgt_tokens_per_s"] > best["tgt_tokens_per_s"]:
                 ours[r["precision"]] = r
