@@ -104,7 +104,7 @@ def load_served(specs: list[list[str]], device, server: ServerConfig, search: Se
     from dataclasses import replace
     from pathlib import Path
 
-    from translate.service.app import Served
+    from translate.service.state import Served
     from translate.service.worker import Worker
 
     served = {}
