@@ -57,11 +57,40 @@ def test_matmul_peak_is_the_step_mix_of_the_products_it_timed():
     speeds = [g for _, g in peak.products]
     assert all(g > 0 for g in speeds)
     assert min(speeds) <= peak.gflops <= max(speeds)  # a FLOP-weighted harmonic mean lies between them
-    assert f"{peak.gflops:.0f} GFLOP/s (fp32, the step's 6 Linear products at 48 rows" in peak.describe()
+    assert f"{peak.gflops:.3g} GFLOP/s (fp32, the step's 6 Linear products at 48 rows" in peak.describe()
 
 
 def test_share_note_divides_the_achieved_rate_by_the_peak():
     peak = Peak("bf16", 3000, 200.0, (("3000x256x1024", 400.0),))
     note = share_note(2000.0, 50e6, peak)  # 2,000 tok/s x 50 MFLOP = 100 GFLOP/s: half of 200
-    expected = "2,000 target tok/s x 50.0 MFLOP = 100 GFLOP/s, 50% of the measured matmul peak 200 GFLOP/s"
+    expected = "2,000 target tok/s x 50 MFLOP = 100 GFLOP/s, 50% of the measured matmul peak 200 GFLOP/s"
     assert note.startswith(expected)
+
+
+def test_a_cpu_transformer_run_logs_its_flops_peak_and_share_once(smoke_cfg, tmp_path, capsys):
+    import re
+
+    from translate.training.loop import train
+
+    train(smoke_cfg("trainer.max_steps=2", "trainer.val_every_steps=0"), tmp_path)
+    err = capsys.readouterr().err
+    flops_lines = [line for line in err.splitlines() if "FLOPs: " in line]
+    shares = [line for line in err.splitlines() if "utilisation: " in line]
+    assert len(flops_lines) == 1 and len(shares) == 1 and "matmul peak" in flops_lines[0]
+    pattern = (r"utilisation: ([\d,]+) target tok/s x ([\d.]+) MFLOP = ([\d.]+) GFLOP/s, (\d+)% of the "
+               r"measured matmul peak ([\d.]+) GFLOP/s \(fp32")
+    m = re.search(pattern, shares[0])
+    assert m, shares[0]
+    rate, mflop, gflops, share, peak = (float(g.replace(",", "")) for g in m.groups())
+    assert mflop == float(re.search(r"FLOPs: ([\d.]+) MFLOP", flops_lines[0]).group(1))
+    assert gflops == pytest.approx(rate * mflop / 1e3, rel=0.02)  # 3 significant digits, tok/s rounded
+    assert peak > 0 and share == pytest.approx(100 * gflops / peak, abs=1.5)
+
+
+def test_no_count_for_rnn_models_nor_on_cuda():
+    from translate.training.setup import utilisation_basis
+
+    rnn = {"_target_": "translate.models.rnn_search.RNNsearch"}
+    trainer = OmegaConf.create({"precision": "fp32", "max_tokens": 64})
+    assert utilisation_basis(rnn, None, 100, trainer, torch.device("cpu")) == (0.0, None)
+    assert utilisation_basis(model_config(), None, 100, trainer, torch.device("cuda")) == (0.0, None)

@@ -75,8 +75,8 @@ class Peak:
     def describe(self) -> str:
         fastest = max(g for _, g in self.products)
         n = len(self.products)
-        return (f"{self.gflops:.0f} GFLOP/s ({self.precision}, the step's {n} Linear products at {self.rows} "
-                f"rows; the fastest alone {fastest:.0f})")  # fmt: skip
+        return (f"{self.gflops:.3g} GFLOP/s ({self.precision}, the step's {n} Linear products at {self.rows} "
+                f"rows; the fastest alone {fastest:.3g})")  # fmt: skip
 
 
 def matmul_peak(shapes: Mapping[tuple[int, int], int], precision: str, rows: int = 3000, repeats: int = 3,
@@ -124,6 +124,6 @@ def share_note(tokens_per_s: float, flops_per_token: float, peak: Peak) -> str:
     """e.g. '3,849 target tok/s x 46.4 MFLOP = 179 GFLOP/s, 42% of the measured matmul peak 425 GFLOP/s'."""
     achieved = tokens_per_s * flops_per_token / 1e9
     return (
-        f"{tokens_per_s:,.0f} target tok/s x {flops_per_token / 1e6:.1f} MFLOP = {achieved:.0f} GFLOP/s, "
+        f"{tokens_per_s:,.0f} target tok/s x {flops_per_token / 1e6:.3g} MFLOP = {achieved:.3g} GFLOP/s, "
         f"{achieved / peak.gflops:.0%} of the measured matmul peak {peak.describe()}"
     )

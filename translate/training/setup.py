@@ -161,7 +161,7 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         logger.message(f"threads: {cpu_threads_note()}")
     logger.message(f"allocator: {allocator.describe()}")
     if peak is not None:
-        logger.message(f"FLOPs: {flops_per_token / 1e6:.1f} MFLOP per target token (at the corpus' mean "
+        logger.message(f"FLOPs: {flops_per_token / 1e6:.3g} MFLOP per target token (at the corpus' mean "
                        f"lengths); matmul peak {peak.describe()}")  # fmt: skip
     logger.message(
         f"{model.describe()}; {len(train_set):,} training pairs, {budget.steps_per_epoch} steps/epoch on "
