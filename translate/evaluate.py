@@ -66,6 +66,7 @@ def summary(results: dict, out_dir: Path) -> str:
 @hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     logging.getLogger("translate").setLevel(logging.INFO)
+    logging.getLogger("translate").info("allocator: %s", allocator.describe())
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         paths = [to_absolute_path(p) for p in cfg.checkpoints] or [str(newest_best_checkpoint())]

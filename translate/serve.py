@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     app = create_app(served, server)
-    logging.info("scheduler %s, %s KV cache; listening on http://%s:%d", server.scheduler, server.kv_cache,
-                 server.host, server.port)  # fmt: skip
+    logging.info("scheduler %s, %s KV cache, allocator %s; listening on http://%s:%d", server.scheduler,
+                 server.kv_cache, allocator.describe(), server.host, server.port)  # fmt: skip
     uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
     return 0
 
