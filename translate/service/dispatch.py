@@ -17,15 +17,9 @@ from translate.service.state import Served, State
 from translate.service.worker import DeadlineExceeded, QueueFull
 
 
-def pick(state: State, source: str | None, target: str | None) -> Served:
-    """The model for a LibreTranslate language pair ("auto" = the one source language served)."""
+def pick(state: State, source, target) -> Served:
+    """The model for a LibreTranslate language pair (a missing target: the first model for the source)."""
     served = state.served
-    sources = sorted({s.translator.langs.src for s in served.values()})
-    if source in (None, "", "auto"):
-        if len(sources) != 1:
-            raise ApiError(400, f"source 'auto' needs exactly one source language; this server has "
-                                f"{', '.join(sources)}: name one")  # fmt: skip
-        source = sources[0]
     for s in served.values():
         if s.translator.langs.src == source and target in (None, "", s.translator.langs.tgt):
             return s
