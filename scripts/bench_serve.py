@@ -29,6 +29,12 @@ the server's RSS every 10 s (goal: the last minute's within 10% of the second mi
 
 from __future__ import annotations
 
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import gzip
 import json

@@ -22,6 +22,11 @@ in translate.service.ServerConfig, the decoding defaults in translate.search.Sea
 
 from __future__ import annotations
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import logging
 import sys
@@ -174,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     except ApiKeysError as e:
         print(f"{PROG}: error: --api-keys: {e}", file=sys.stderr)
         return 2
-    logging.info("scheduler %s, %s KV cache; listening on http://%s:%d", server.scheduler, server.kv_cache,
-                 server.host, server.port)  # fmt: skip
+    logging.info("scheduler %s, %s KV cache, allocator %s; listening on http://%s:%d", server.scheduler,
+                 server.kv_cache, allocator.describe(), server.host, server.port)  # fmt: skip
     DrainingServer(uvicorn_config(app, server), app.state.service.counters, server.drain_seconds).run()
     return 0
 
