@@ -24,7 +24,7 @@ from torch import nn
 
 from translate.attention import MultiHeadAttention, set_backend
 from translate.files import write_json
-from translate.machine import cpu_name
+from translate.machine import ISA_LIMITS, cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ CANDIDATES = ("math", "sdpa")  # on a CPU the Triton kernels only run interprete
 def machine_key(precision: str, model: nn.Module, tokens: int) -> str:
     """Everything the verdict depends on: CPU, ISA limits, torch and threads, precision, model shape."""
     isa = torch.backends.cpu.get_cpu_capability()
-    env = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")  # ISA limits set by hand
-    limits = ",".join(f"{k}={os.environ[k]}" for k in env if k in os.environ)
+    limits = ",".join(f"{k}={os.environ[k]}" for k in ISA_LIMITS if k in os.environ)
     shapes = sorted({tuple(p.shape) for p in model.parameters()})
     size = sum(p.numel() for p in model.parameters())
     return (
