@@ -202,3 +202,26 @@ def test_triton_backend_routes_additive_to_kernel_and_matches_math(monkeypatch):
     # need_weights: only math has them, the kernel is not called.
     _, weights = additive_attention(*args, key_padding_mask=mask, backend="triton", need_weights=True)
     assert weights.shape == (2, 3, 5) and len(calls) == 1
+
+
+def test_a_measured_verdict_is_pinned_only_where_it_holds():
+    """apply_verdict: the same machine and fp32 pin the verdict on every "auto" module; anything else leaves
+    them per call, and says why."""
+    from translate.attention import MultiHeadAttention
+    from translate.attention.backend import apply_verdict, machine_id
+
+    def model():
+        auto, fixed = MultiHeadAttention(8, 2, backend="auto"), MultiHeadAttention(8, 2, backend="sdpa")
+        return torch.nn.ModuleList([auto, fixed])
+
+    here = {"backend": "math", "machine": machine_id(), "precision": "fp32"}
+    m = model()
+    assert apply_verdict(m, here, "cpu").startswith("math, measured")
+    assert [a.backend for a in m] == ["math", "sdpa"]  # only the "auto" one is pinned
+    wrong = [(None, "no measured verdict"), ({**here, "machine": "another CPU"}, "another machine"),
+             ({**here, "precision": "bf16"}, "measured in bf16"), ({**here, "backend": "x"}, "unknown")]
+    for verdict, why in wrong:
+        m = model()
+        assert why in apply_verdict(m, verdict, "cpu") and m[0].backend == "auto"
+    m = model()
+    assert "cuda" in apply_verdict(m, here, "cuda") and m[0].backend == "auto"

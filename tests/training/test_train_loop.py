@@ -208,3 +208,19 @@ def test_fp16_needs_cuda():
         resolve_precision("int8", torch.device("cpu"), torch.nn.Linear(2, 2))
     with pytest.raises(TrainingError, match="resolve it first"):
         autocast_for("auto", torch.device("cpu"))
+
+
+def test_the_measured_backend_reaches_inference_on_this_machine(smoke_cfg, tmp_path):
+    """The smoke run (fp32, attention_backend auto, CPU) measures math against sdpa, records the verdict in
+    its checkpoint, and the torch engine pins it on every attention module it loads."""
+    from translate.attention.backend import machine_id
+    from translate.engines import load_engine
+
+    train(smoke_cfg("trainer.max_steps=1", "device=cpu"), tmp_path)
+    ckpt = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
+    verdict = ckpt["attention_backend"]
+    assert verdict["backend"] in ("math", "sdpa") and verdict["machine"] == machine_id()
+    assert verdict["precision"] == "fp32" and ckpt["model_config"]["attention_backend"] == "auto"
+    engine = load_engine("torch", tmp_path / "checkpoints/last.pt")
+    backends = {m.backend for m in engine.model.modules() if isinstance(getattr(m, "backend", None), str)}
+    assert backends == {verdict["backend"]} and engine.backend.startswith(verdict["backend"])

@@ -2,9 +2,16 @@
 
 Legend: B batch, H heads, T queries, S keys, D head dim, A additive hidden dim, Dk value dim.
 Backends: "math" (functional.py, the reference), "sdpa" (torch.nn.functional.scaled_dot_product_attention),
-"triton" (our fused kernels, triton_flash.py / triton_additive.py), "auto" (triton on CUDA when triton
-imports, sdpa otherwise). A fast path that cannot serve a call falls back and says why, once, in the log.
-Triton is imported only when it is chosen, so the CPU default path never imports it.
+"triton" (our fused kernels, triton_flash.py / triton_additive.py), "auto". A fast path that cannot serve a
+call falls back and says why, once, in the log. Triton is imported only when it is chosen, so the CPU default
+path never imports it.
+
+The one rule for "auto": a module still set to "auto" resolves per call (resolve_backend: triton on CUDA
+when triton imports, sdpa otherwise). On a CPU the better of math and sdpa depends on the machine, so
+training measures its own step once per machine (translate/training/backend_choice.py), pins the winner
+with set_backend and records the verdict in the checkpoint; loading that checkpoint for inference pins it
+again where the verdict holds (apply_verdict: the same machine, measured in fp32, the precision inference
+runs in), and leaves "auto" per call everywhere else.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import functools
 import logging
 import math
 import os
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +33,7 @@ from translate.attention.masks import (
     check_window,
     lengths_from_padding_mask,
 )
+from translate.machine import ISA_LIMITS, cpu_name
 
 BACKENDS = ("math", "sdpa", "triton", "auto")
 TRITON_HEAD_DIMS = (16, 128)  # the fused dot-product kernel's head-dim range, inclusive
@@ -111,6 +120,35 @@ def set_backend(model: torch.nn.Module, name: str) -> int:
         if isinstance(getattr(module, "backend", None), str) and module.backend in BACKENDS:
             module.backend, changed = name, changed + 1
     return changed
+
+
+def machine_id() -> str:
+    """What a measured CPU verdict depends on besides the model: the CPU, the ISA PyTorch runs (and any limit
+    set by hand), the torch build."""
+    isa = torch.backends.cpu.get_cpu_capability()
+    limits = ",".join(f"{k}={os.environ[k]}" for k in ISA_LIMITS if k in os.environ)
+    return f"{cpu_name()} | ATen {isa} {limits} | torch {torch.__version__}"
+
+
+def apply_verdict(model: torch.nn.Module, verdict: Mapping | None, device: torch.device | str) -> str:
+    """Pin the backend training measured on this machine (`verdict`: {backend, machine, precision}, from a
+    checkpoint) onto the model's "auto" attention modules, for fp32 inference on the same CPU -> the reason,
+    for the log ("auto per call" and why not, when the verdict does not hold)."""
+    if torch.device(device).type != "cpu":
+        return f"auto per call ({torch.device(device).type})"
+    if not verdict:
+        return "auto per call (no measured verdict in the checkpoint)"
+    if verdict.get("machine") != machine_id():
+        return "auto per call (the verdict was measured on another machine or torch build)"
+    if verdict.get("precision") != "fp32":
+        return f"auto per call (the verdict was measured in {verdict.get('precision')}; inference runs fp32)"
+    backend = verdict.get("backend")
+    if backend not in ("math", "sdpa"):
+        return f"auto per call (unknown measured backend {backend!r})"
+    autos = [m for m in model.modules() if getattr(m, "backend", None) == "auto"]
+    for module in autos:
+        module.backend = backend
+    return f"{backend}, measured by training on this machine in fp32 ({len(autos)} modules)"
 
 
 def _triton_problem(device, form, dropout_p, right_padded, head_dim, value_dim, dtype) -> str | None:

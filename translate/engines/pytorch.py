@@ -6,15 +6,19 @@ CLI, the evaluator and the benchmark need beside it (tokenizer, data config, pro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from translate.attention.backend import apply_verdict
 from translate.engines import QUANTIZE, EngineError
 from translate.models.checkpoint import load_model
 from translate.models.quantize import quantize_dynamic_int8
 from translate.search import Hypothesis, SearchConfig, sequence_limit, translate_ids
+
+log = logging.getLogger(__name__)
 
 
 class TorchEngine:
@@ -27,6 +31,8 @@ class TorchEngine:
             raise EngineError(f"--quantize int8 runs on the CPU only, not on {device} (use --device cpu)")
         self.path = Path(checkpoint)
         self.model, self.tokenizer, self.ckpt = load_model(checkpoint, device)
+        self.backend = apply_verdict(self.model, self.ckpt.get("attention_backend"), device)
+        log.info("%s: attention backend %s", checkpoint, self.backend)
         self.parameters = self.model.num_parameters()
         if quantize == "int8":
             self.model = quantize_dynamic_int8(self.model)

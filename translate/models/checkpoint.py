@@ -39,7 +39,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "model": (Mapping,), "model_config": (Mapping,), "tokenizer": (Mapping,), "config": (Mapping,),
     "step": (int,), "epoch": (int,), "best_bleu": (int, float), "optimizer": (Mapping,),
     "scheduler": (Mapping,), "scaler": (Mapping,), "rng": (Mapping,), "train_state": (Mapping,),
-    "metrics": (Mapping,),
+    "metrics": (Mapping,), "attention_backend": (Mapping,),
 }  # fmt: skip
 
 

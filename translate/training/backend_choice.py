@@ -5,14 +5,15 @@ was fastest under bf16 autocast but `sdpa` ~10-20% faster in fp32, while on an A
 faster in fp32 (scripts/bench_train.py). No rule holds on both, so training times a few forward+backward
 steps of the real model at its real sizes (synthetic ids, half a batch) with each candidate, once per
 machine: the verdict is cached in <cache_dir>/attention_backend.json under a key naming the CPU, the torch
-build and threads, the precision and the model's shape. On CUDA `auto` stays per call (Triton, else SDPA).
+build and threads, the precision and the model's shape, and recorded in each checkpoint (`attention_backend`)
+for inference on the same machine (translate.attention.backend.apply_verdict). On CUDA `auto` stays per call
+(Triton, else SDPA).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.attention import MultiHeadAttention, set_backend
+from translate.attention.backend import machine_id
 from translate.files import write_json
-from translate.machine import ISA_LIMITS, cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,10 @@ CANDIDATES = ("math", "sdpa")  # on a CPU the Triton kernels only run interprete
 
 def machine_key(precision: str, model: nn.Module, tokens: int) -> str:
     """Everything the verdict depends on: CPU, ISA limits, torch and threads, precision, model shape."""
-    isa = torch.backends.cpu.get_cpu_capability()
-    limits = ",".join(f"{k}={os.environ[k]}" for k in ISA_LIMITS if k in os.environ)
     shapes = sorted({tuple(p.shape) for p in model.parameters()})
     size = sum(p.numel() for p in model.parameters())
     return (
-        f"{cpu_name()} | ATen {isa} {limits} | torch {torch.__version__} x{torch.get_num_threads()} | "
-        f"{precision} | "
+        f"{machine_id()} x{torch.get_num_threads()} | {precision} | "
         f"{type(model).__name__} {size} params {hash(tuple(shapes)) & 0xFFFFFFFF:08x} | {tokens} tokens"
     )
 

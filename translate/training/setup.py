@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from translate import allocator
+from translate.attention.backend import machine_id
 from translate.data.batching import TokenBatchSampler, example_lengths
 from translate.data.pipeline import prepare_data
 from translate.data.tokenizer import Tokenizer
@@ -72,6 +73,7 @@ class Run:
     state: TrainState
     flops_per_token: float = 0.0  # forward + backward FLOPs per target token (flops.py); 0: not counted
     peak: Peak | None = None  # the matmul peak measured at the model's shapes (CPU Transformer runs)
+    backend_verdict: dict | None = None  # the measured attention backend, saved for inference (backend.py)
 
 
 def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: float) -> Run:
@@ -119,12 +121,14 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     requested = trainer.precision
     trainer.precision, precision_reason = resolve_precision(requested, device, model)  # saved as resolved
     autocast = autocast_for(trainer.precision, device)
-    backend, backend_reason = "", ""
+    backend, backend_reason, verdict = "", "", None
     if model_cfg.get("attention_backend") == "auto":
         cache_file = Path(cfg.cache_dir) / "attention_backend.json"
         backend, backend_reason = choose_attention_backend(
             model, trainer.precision, autocast, device, trainer.max_tokens // 2, cache_file
         )
+        if backend != "auto":  # measured (CPU): what inference on this machine may pin again
+            verdict = {"backend": backend, "machine": machine_id(), "precision": trainer.precision}
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
     flops_per_token, peak = utilisation_basis(model_cfg, train_set, tokenizer.tgt_vocab_size, trainer, device)
 
@@ -174,6 +178,7 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         optimizer=optimizer, scheduler=scheduler, scaler=scaler, autocast=autocast, train_set=train_set,
         dev_set=dev_set, batches_per_epoch=batches_per_epoch, val_every_s=val_every_s, budget=budget,
         ckpts=ckpts, logger=logger, state=state, flops_per_token=flops_per_token, peak=peak,
+        backend_verdict=verdict,
     )  # fmt: skip
 
 
@@ -214,6 +219,7 @@ def write_checkpoint(run: Run, is_best: bool, metrics: dict) -> None:
             "scaler": run.scaler.state_dict(),
             "rng": rng_state(),
             "metrics": {"world_size": run.info.world_size, **metrics},
+            **({"attention_backend": run.backend_verdict} if run.backend_verdict else {}),
         },
         is_best,
     )
