@@ -7,6 +7,7 @@
   translate --engine ct2 --model-dir DIR     a CTranslate2 export (translate export CKPT -o DIR) instead
   translate --quantize int8                  our engine with PyTorch dynamic int8 (Linear, GRU), CPU only
   translate export CKPT -o DIR               the export subcommand (translate/export.py)
+  translate import marian SOURCE -o CKPT     an OPUS-MT / Marian model as a checkpoint (translate/importer.py)
   translate serve --model name=ckpt.pt       the HTTP service and web page (translate/serve.py)
 
 One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
@@ -202,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         from translate.export import main as export_main
 
         return export_main(argv[1:])
+    if argv[:1] == ["import"]:  # `translate import marian SOURCE -o ckpt.pt`
+        from translate.importer import main as import_main
+
+        return import_main(argv[1:])
     if argv[:1] == ["serve"]:  # `translate serve ...`; `translate -- serve` translates the word
         from translate.serve import main as serve
 
