@@ -2,8 +2,9 @@
 
 It composes conf/train.yaml, makes the paths it owns absolute (cache_dir, trainer.resume_from,
 trainer.init_from: relative to the launch directory), calls the loop (translate/training/loop.py) and turns
-the project's user-facing errors into one line on stderr and exit code 2. The data config's paths are kept as written, so a checkpoint's config
-stays portable; the data library resolves them (translate/data/corpus.py: resolve_path)."""
+the project's user-facing errors into one line on stderr and exit code 2. The data config's paths are kept as
+written, so a checkpoint's config stays portable; the data library resolves them (translate/data/corpus.py:
+resolve_path)."""
 
 import logging
 import os
