@@ -1,5 +1,6 @@
 """`translate serve --model es-en=imported.pt` on an imported Marian model: continuous batching over the paged
-KV cache (the server's defaults), /languages from the model's pair, answers equal to offline decoding."""
+KV cache (the server's defaults), /languages from the model's pair, answers equal to offline decoding, and
+the alignment the web page draws."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,6 +45,13 @@ def test_an_imported_marian_model_is_served_with_continuous_batching(tmp_path):
         assert [a[0] for a in answers] == [200] * len(texts)
         want = [line[0] for line in translator.translate(texts, search)]
         assert [a[2]["translatedText"] for a in answers] == want
+        # the web page's alignment: the cross-attention over the shared vocabulary's pieces
+        status, _, out = call(url, "/v1/translate", {"q": "Dios es amor.", "alignment": True, "beam": 1})
+        assert status == 200 and out["source"] == "es" and out["target"] == "en"
+        hyp = out["translations"]["units"][0]["hypotheses"][0]
+        grid = hyp["alignment"]
+        assert grid["source"][-1] == "</s>" and len(grid["weights"]) == hyp["length"] + 1
+        assert all(abs(sum(row) - 1) < 1e-3 for row in grid["weights"])
     finally:
         stop(server)
         for s in served.values():
