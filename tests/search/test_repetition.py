@@ -64,7 +64,7 @@ def ngrams(tokens, n):
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
 def test_every_strategy_obeys_the_controls(strategy):
-    """A toy model that loops (sharp logits, a long limit) repeats without the controls and never with them."""
+    """A toy model that loops (a long limit) repeats without the controls and never with them."""
     model = ToySeq2Seq(sharpness=3.0, seed=5)
     base = dict(strategy=strategy, nbest=1, beam_size=3, max_len_a=0.0, max_len_b=30, seed=1)
 

@@ -230,7 +230,8 @@ def test_top_k_keeps_exactly_k_tokens_even_with_ties():
 def test_sampled_tokens_stay_inside_the_nucleus():
     model = ToySeq2Seq(sharpness=0.8)
     for seed in range(5):
-        out = sample(model, SRC, SearchConfig(strategy="sample", nbest=1, max_len_b=5, sampling_topp=0.6, seed=seed))
+        search = SearchConfig(strategy="sample", nbest=1, max_len_b=5, sampling_topp=0.6, seed=seed)
+        out = sample(model, SRC, search)
         for i, toks in enumerate(out):
             logits = model(SRC[i : i + 1], torch.tensor([[BOS_ID] + toks]))[0]
             logits[:, PAD_ID] = logits[:, BOS_ID] = float("-inf")

@@ -175,7 +175,8 @@ def beam_search(
     """src (B, S) -> per sentence its search.nbest best hypotheses, best first (score = logprob / lp).
 
     search.beam_size beams (1 is beam search too, not greedy_search), length penalty search.alpha, length
-    limit max_len_a * source length + max_len_b, search's repetition controls (step_logp). Raises SearchError when a sentence ends with no hypothesis
+    limit max_len_a * source length + max_len_b, search's repetition controls (step_logp). Raises SearchError
+    when a sentence ends with no hypothesis
     (NaN or infinite logits).
     """
     K, alpha, nbest, dev = search.beam_size, search.alpha, search.nbest, src.device

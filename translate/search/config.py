@@ -1,5 +1,5 @@
-"""SearchConfig: the one home of the decoding settings (strategy, beam, length penalty, length limit, sampling,
-repetition controls, batch size).
+"""SearchConfig: the one home of the decoding settings (strategy, beam, length penalty, length limit,
+sampling, repetition controls, batch size).
 
 Validation, evaluation, the CLI, the server, the benchmarks and anything else that decodes build one of these;
 its defaults are the project's decoding defaults, defined nowhere else. The Hydra apps compose it as the
@@ -10,7 +10,6 @@ conf/train.yaml's `trainer.val_search` start from it, typed, and override only w
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 
 STRATEGIES = ("beam", "greedy", "sample")
 GUARD_NGRAM = 4  # repeat_guard watches n-grams of 1..GUARD_NGRAM tokens
@@ -23,7 +22,8 @@ class SearchConfig:
     filtered by the sampling_* fields; CTranslate2's names and meanings). greedy and sample keep one
     hypothesis per sentence: beam_size does not apply to them and nbest must be 1.
 
-    Repetition controls (every strategy; CTranslate2's names and meanings, so its engine maps them one to one):
+    Repetition controls (every strategy; CTranslate2's names and meanings, so its engine maps them one to
+    one):
     no_repeat_ngram_size n > 0 forbids any n-gram of the target twice; repetition_penalty p > 1 divides the
     positive logits (multiplies the negative ones) of every token generated so far. repeat_guard R > 0 (ours)
     ends a hypothesis (forces EOS) once it holds R copies in a row of one token or of one n-gram of up to
@@ -50,7 +50,7 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {'|'.join(STRATEGIES)}, got {self.strategy!r}")
         if self.strategy != "beam" and self.nbest != 1:
-            raise ValueError(f"nbest must be 1 with strategy {self.strategy} (one hypothesis), got {self.nbest}")
+            raise ValueError(f"nbest must be 1 with strategy {self.strategy}, got {self.nbest}")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if not 1 <= self.nbest <= self.beam_size:
@@ -81,7 +81,8 @@ class SearchConfig:
     @property
     def greedy(self) -> bool:
         """Greedy search runs: strategy greedy, or beam with one beam and one hypothesis."""
-        return self.strategy == "greedy" or (self.strategy == "beam" and self.beam_size == 1 and self.nbest == 1)
+        one_beam = self.strategy == "beam" and self.beam_size == 1 and self.nbest == 1
+        return self.strategy == "greedy" or one_beam
 
     @property
     def width(self) -> int:

@@ -52,8 +52,8 @@ class ContinuousDecoder:
         self.steps = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) tokens generated so far
         self.tokens = torch.empty(0, dtype=torch.long, device=self.device)  # (B*K,) the next input tokens
         self.out: list[list[int]] = []  # K = 1: (B,) tokens generated so far
-        # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]; K = 1 keeps
-        # them too when a repetition control needs them), and the hypotheses that ended
+        # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]; K = 1
+        # keeps them too when a repetition control needs them), and the hypotheses that ended
         self.scores = torch.empty(0, self.K, device=self.device)  # (B, K)
         self.best = torch.empty(0, search.nbest, device=self.device)  # (B, N) normalised, of the N best ended
         self.history = torch.zeros(0, self.K, 8, dtype=torch.long, device=self.device)  # (B, K, Tcap)
@@ -137,7 +137,8 @@ class ContinuousDecoder:
         """The choices of beam_search, with one step count per sentence (its length penalty and limit)."""
         B, K, alpha = len(self.keys), self.K, self.search.alpha
         lengths = self.steps.repeat_interleave(K)  # (B*K,) each beam's valid history
-        logp = step_logp(logits, self.history.reshape(B * K, -1), lengths, self.search).view(B, K, -1)  # (B, K, V)
+        logp = step_logp(logits, self.history.reshape(B * K, -1), lengths, self.search)  # (B*K, V)
+        logp = logp.view(B, K, -1)  # (B, K, V)
         self.scores, self.best, beam_src, new_tok, found = beam_step(
             self.scores, self.best, logp, self.steps, self.limit, self.history, alpha
         )  # (B, K) new beams, (B, N)

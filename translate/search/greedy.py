@@ -58,7 +58,8 @@ def decode_loop(model, src, search: SearchConfig, use_cache: bool) -> list[list[
         logits = mask_specials(stepper.step(tokens).float())  # (B, V)
         if search.repetition:
             lengths = torch.full((alive.numel(),), t, dtype=torch.long, device=src.device)
-            logits = end_repeats(control_repetition(logits, history, lengths, search), history, lengths, search)
+            logits = control_repetition(logits, history, lengths, search)
+            logits = end_repeats(logits, history, lengths, search)
         nxt = choose(logits)  # (B,)
         nxt = torch.where(limit[alive] <= t, torch.full_like(nxt, EOS_ID), nxt)  # length limit reached
         ended = nxt == EOS_ID

@@ -39,7 +39,7 @@ def control_repetition(
 def end_repeats(
     logp: torch.Tensor, history: torch.Tensor, lengths: torch.Tensor, search: SearchConfig
 ) -> torch.Tensor:
-    """logp (R, V) log-probabilities (or logits) -> the same where rows caught by repeat_guard can only end."""
+    """logp (R, V) log-probabilities (or logits) -> the same, rows caught by repeat_guard only able to end."""
     if not search.repeat_guard or history.size(1) == 0:
         return logp
     return guard_repeats(logp, history, lengths, search.repeat_guard)
@@ -74,7 +74,8 @@ def block_ngrams(logits: torch.Tensor, history: torch.Tensor, lengths: torch.Ten
     else:
         match = complete
     banned = torch.where(match, windows[:, :, n - 1], logits.size(1))  # (R, W) the token each match forbids
-    mask = torch.zeros(R, logits.size(1) + 1, dtype=torch.bool, device=logits.device).scatter_(1, banned, True)
+    mask = torch.zeros(R, logits.size(1) + 1, dtype=torch.bool, device=logits.device)
+    mask.scatter_(1, banned, True)
     return logits.masked_fill(mask[:, : logits.size(1)], float("-inf"))
 
 
@@ -97,3 +98,15 @@ def guard_repeats(logits: torch.Tensor, history: torch.Tensor, lengths: torch.Te
     eos_only = torch.full_like(logits[0], float("-inf"))  # (V,)
     eos_only[EOS_ID] = 0.0
     return torch.where(stuck[:, None], logits + eos_only, logits)
+
+
+def cut_at_repeats(tokens: list[int], copies: int) -> list[int]:
+    """The tokens up to the first point where they end in `copies` copies of one n-gram (n = 1..GUARD_NGRAM):
+    what repeat_guard leaves of a greedy or sampled output (engines without the guard cut theirs so)."""
+    for end in range(1, len(tokens) + 1):
+        for n in range(1, GUARD_NGRAM + 1):
+            span = copies * n
+            tail = tokens[end - span : end]
+            if end >= span and all(tail[i] == tail[i + n] for i in range(span - n)):
+                return tokens[:end]
+    return tokens

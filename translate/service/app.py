@@ -2,10 +2,13 @@
 page, health and Prometheus metrics. Every model has one Worker thread; handlers only plan, queue and wait.
 
   GET  /                 the web page (translate/service/static/, plain HTML/CSS/JS)
-  POST /translate        LibreTranslate: {q: str | [str], source, target, format: "text", alternatives: N}
+  POST /translate        LibreTranslate: {q: str | [str], source, target, format: "text", alternatives: N,
+                         glossary: {source term: target term} (our extension)}
                          -> {translatedText: str | [str], alternatives?: [...], detectedLanguage? (auto)}
   GET  /languages        LibreTranslate: [{code, name, targets}] from the checkpoints' language pairs
-  POST /v1/translate     {q, model?, beam?, nbest?, alpha?, alignment?} -> per text the best translation,
+  POST /v1/translate     {q, model?, beam?, nbest?, alpha?, strategy?, sampling_topk?, sampling_topp?,
+                         sampling_temperature?, seed?, no_repeat_ngram_size?, repetition_penalty?,
+                         repeat_guard?, glossary?, alignment?} -> per text the best translation,
                          the n-best with scores, per unit (sentence or part) its hypotheses and, on request,
                          the cross-attention alignment (source pieces x target pieces, and words); timing
   GET  /v1/models        the served models, their language pairs and decoding defaults
@@ -35,7 +38,16 @@ from translate.search import SearchConfig
 from translate.service.alignment import alignment_json
 from translate.service.config import ServerConfig
 from translate.service.metrics import Counters, prometheus_text
-from translate.service.requests import ApiError, integer, number, read_fields, search_config, texts_of
+from translate.service.requests import (
+    REQUEST_FIELDS,
+    ApiError,
+    integer,
+    read_fields,
+    request_glossary,
+    request_search,
+    search_config,
+    texts_of,
+)
 from translate.service.translator import Translator
 from translate.service.worker import DeadlineExceeded, QueueFull, Worker
 
@@ -96,16 +108,24 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
         pairs = ", ".join(f"{s.translator.langs.src}-{s.translator.langs.tgt}" for s in served.values())
         raise ApiError(400, f"language pair {source}-{target or '?'} is not served (served: {pairs})")
 
-    async def run(s: Served, texts: list[str], search: SearchConfig, request: Request):
-        """Plan every text, queue its units on the model's worker, wait (dropping them if the client goes)."""
+    async def run(s: Served, texts: list[str], search: SearchConfig, request: Request, glossary=None):
+        """Plan every text, queue its units on the model's worker, wait (dropping them if the client goes).
+        glossary: its terms become the constraints of the units whose source holds them."""
         t0 = time.monotonic()
+        if glossary is not None:
+            if search.strategy != "beam" or search.greedy:
+                raise ApiError(400, "glossary needs beam search (strategy beam, beam 2 or more)")
+            if s.translator.model is None:
+                raise ApiError(400, f"model {s.name} runs on CTranslate2, which has no lexically constrained "
+                                    "search: a glossary needs a checkpoint model")  # fmt: skip
         plans = await asyncio.to_thread(lambda: [s.translator.plan(text_lines(t)) for t in texts])
         units = [u for p in plans for u in p.units]
+        constraints = None if glossary is None else glossary.constraints(s.translator.tokenizer, units)
         if len(units) > config.max_queue:
             raise ApiError(413, f"the text has {len(units)} sentences, more than this server queues "
                                 f"({config.max_queue}); send it in parts")  # fmt: skip
         try:
-            job = s.worker.submit(units, search, config.timeout)
+            job = s.worker.submit(units, search, config.timeout, constraints)
         except QueueFull as e:
             raise ApiError(503, str(e), {"Retry-After": str(e.retry_after)}) from None
         future = asyncio.wrap_future(job.future)
@@ -176,7 +196,7 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
             )
         n = alternatives + 1
         search = search_config(s.search, config.max_beam, nbest=n, beam_size=max(n, s.search.beam_size))
-        plans, hyps, _ = await run(s, texts, search, request)
+        plans, hyps, _ = await run(s, texts, search, request, request_glossary(fields))
         found = [s.translator.texts(p, h, n) for p, h in zip(plans, hyps)]  # per text, per line, n texts
         alts = [["\n".join(line[i] for line in lines) for i in range(n)] for lines in found]  # per text
         body: dict = {"translatedText": [a[0] for a in alts] if many else alts[0][0]}
@@ -202,12 +222,9 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
         if name not in served:
             raise ApiError(400, f"unknown model {name!r}: this server has {', '.join(served)}")
         s = served[name]
-        beam = integer(fields, "beam", s.search.beam_size)
-        search = search_config(s.search, config.max_beam, beam_size=beam,
-                               nbest=integer(fields, "nbest", min(s.search.nbest, beam)),
-                               alpha=number(fields, "alpha", s.search.alpha))  # fmt: skip
+        search = request_search(fields, s.search, config.max_beam)
         want_alignment = fields.get("alignment", False) in (True, "true", "1", 1)
-        plans, hyps, timing = await run(s, texts, search, request)
+        plans, hyps, timing = await run(s, texts, search, request, request_glossary(fields))
         tr = s.translator
         results = []
         for p, h in zip(plans, hyps):
@@ -236,7 +253,8 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
             results.append({"text": nbest[0]["text"], "nbest": nbest, "units": units})
         counters.count(200)
         return {"model": name, "source": tr.langs.src, "target": tr.langs.tgt,
-                "search": {"beam": search.beam_size, "nbest": search.nbest, "alpha": search.alpha},
+                "search": {"beam": search.beam_size, "nbest": search.nbest, "alpha": search.alpha,
+                           **{f: getattr(search, f) for f in REQUEST_FIELDS}},
                 "translations": results if many else results[0], "timing": timing}  # fmt: skip
 
     return app
