@@ -85,10 +85,12 @@ def test_translate_ids_takes_constraints_and_refuses_them_without_beam():
         translate_ids(model, ids, SearchConfig(beam_size=1), constraints=[[[5]], []])
 
 
-def test_a_term_longer_than_the_limit_falls_back_and_says_so(caplog):
+def test_the_limit_makes_room_for_the_terms_and_a_term_past_the_positions_falls_back(caplog):
     model = ToySeq2Seq(sharpness=1.0)
     search = SearchConfig(beam_size=3, nbest=1, max_len_a=0.0, max_len_b=2)
     out = constrained_beam_search(model, SRC[:1], search, [[[4, 5, 1]]])
-    assert len(out[0][0].tokens) <= 2
+    assert out[0][0].tokens == [4, 5, 1] and not caplog.text  # the limit 2 is raised to the term's 3 tokens
+    model.max_positions = 3  # targets of at most 2 tokens: the term cannot fit
+    out = constrained_beam_search(model, SRC[:1], search, [[[4, 5, 1]]])
+    assert len(out[0][0].tokens) <= 2 and torch.isfinite(torch.tensor(out[0][0].score))
     assert "holds every glossary term" in caplog.text
-    assert torch.isfinite(torch.tensor(out[0][0].score))

@@ -28,8 +28,9 @@ run the same search:
 | max_tokens   | max_batch_size in tokens                                                               |
 | strategy     | greedy: beam_size=1; sample: beam_size=1 with sampling_topk, sampling_topp and         |
 |   + sampling | sampling_temperature (the same names and meanings); seed: ctranslate2.set_random_seed  |
-|              | before each call, so a rerun of the same input gives the same samples (per call, not   |
-|              | per sentence as ours: the draws are CTranslate2's own, not the same as ours)           |
+|              | before the call, which seeds only the generators of worker threads started after it:   |
+|              | CTranslate2's samples are not reproducible from the seed within one process (ours are, |
+|              | per sentence), and its draws are its own, never the same as ours                       |
 | no_repeat_   | no_repeat_ngram_size and repetition_penalty: the same names and meanings (greedy gives |
 | ngram_size,  | the same tokens as ours, tests/engines/test_ct2.py)                                    |
 | repetition_  |                                                                                        |

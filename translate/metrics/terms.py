@@ -1,7 +1,8 @@
 """Term success rate and repetition rate: what a glossary and the repetition controls are measured by.
 
-  term_success(glossary_terms, sources, hypotheses)  of the (sentence, term) pairs whose source holds the
-      source term (as a whole word), the share whose translation holds the target term (as a whole word)
+  term_success(glossary_terms, sources, hypotheses[, references])  of the (sentence, term) pairs whose
+      source holds the source term (as a whole word; with references, and whose reference holds the target
+      term), the share whose translation holds the target term (as a whole word)
   repetition_rate(hypotheses, copies=3)              the share of outputs with one token or one bigram
       repeated `copies` or more times in a row (whitespace tokens), or one character 4+ times in a row
       ("kkkkkkeeee": no English word has that)
@@ -26,13 +27,16 @@ def source_holds(text: str, term: str) -> bool:
 
 
 def term_success(
-    terms: Sequence[tuple[str, str]], sources: Sequence[str], hypotheses: Sequence[str]
-) -> tuple[int, int]:
-    """-> (hits, occurrences): occurrences = (sentence, term) pairs whose source holds the source term."""
+    terms: Sequence[tuple[str, str]], sources: Sequence[str], hypotheses: Sequence[str],
+    references: Sequence[str] | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """-> (hits, occurrences): occurrences = (sentence, term) pairs whose source holds the source term (and,
+    with references, whose reference holds the target term: the terms a reference-built glossary enforces)."""
     hits = total = 0
-    for src, hyp in zip(sources, hypotheses, strict=True):
+    refs = references if references is not None else [None] * len(sources)
+    for src, hyp, ref in zip(sources, hypotheses, refs, strict=True):
         for s, t in terms:
-            if source_holds(src, s):
+            if source_holds(src, s) and (ref is None or has_word(ref, t)):
                 total += 1
                 hits += has_word(hyp, t)
     return hits, total

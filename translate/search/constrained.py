@@ -7,7 +7,8 @@ the middle of). A candidate's bank is how many constraint tokens its hypothesis 
 are taken round-robin from the banks, fullest bank first, best first within a bank, so hypotheses that have
 met more constraints survive beside the likelier ones that have met fewer. A beam may end (EOS) only once it
 has met every constraint; at the length limit every beam must end, and a sentence none of whose hypotheses
-met them all gets its best unconstrained-ended hypothesis (logged: a term that did not fit in the limit).
+met them all gets its best unconstrained-ended hypothesis (logged). A sentence's length limit is raised to the
+terms' total length where it is below it.
 
 A constraint in progress that the next token does not continue is abandoned (its tokens count nothing). When
 two constraints start with the same token, the first unmet one is started. The stopping rule is beam.py's:
@@ -156,6 +157,9 @@ def constrained_beam_search(
     if any(not c for cs in cons for c in cs):
         raise ValueError("a constraint is empty")
     limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)
+    need = torch.tensor([sum(len(c) for c in cs) for cs in cons], device=dev)  # (B,) the terms' tokens
+    cap = sequence_limit(model)
+    limit = torch.maximum(limit, need if cap is None else need.clamp(max=cap))  # room for every term
     stepper = Stepper(model, src, use_cache=use_cache)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     beams = [[Beam([], 0.0 if k == 0 else float("-inf"), Progress(tuple(False for _ in cs)))
