@@ -54,7 +54,7 @@ class KVCache:
         self._k, self._v, self._n, self.key_padding_mask = k, v, k.shape[2], key_padding_mask
 
     def _grow(self, need: int) -> None:
-        """Room for `need` positions: a buffer of twice the capacity (at least need), the history copied once."""
+        """Room for `need` positions: a buffer of twice the capacity (at least need); the history copied."""
         cap = max(need, 2 * self.capacity, self.MIN_CAPACITY)
         B, H, _, D = self._k.shape
         k, v = self._k.new_empty(B, H, cap, D), self._v.new_empty(B, H, cap, D)
