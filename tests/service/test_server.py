@@ -54,8 +54,9 @@ def test_libretranslate_json_lists_alternatives_and_auto(live):
     want = [offline(live, q, search) for q in body["q"]]
     assert status == 200 and out["translatedText"] == [w[0] for w in want]
     assert out["alternatives"] == [w[1:] for w in want] and out["translatedText"][1].count("\n") == 2
-    status, _, out = call(live.url, "/translate", {"q": "Hola.", "source": "auto", "target": "en"})
-    assert status == 400 and "exactly one source language" in out["error"]  # es and fr are served
+    status, _, out = call(live.url, "/translate", {"q": "Dios es amor.", "source": "auto", "target": "en"})
+    assert status == 200 and out["detectedLanguage"]["language"] == "es"  # es and fr are served: detected
+    assert out["translatedText"] == offline(live, "Dios es amor.")[0]
     status, _, out = call(live.url, "/translate", {"q": "Hola.", "source": "de", "target": "en"})
     assert status == 400 and "de-en is not served" in out["error"]
 
@@ -153,7 +154,8 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
             400,
             "nbest must be between",
         ),
-        (b"q=Dios", "multipart/form-data", 400, "unsupported content type"),
+        (b"q=Dios", "multipart/form-data", 400, "multipart body"),
+        (b"<q>Dios</q>", "application/xml", 400, "unsupported content type"),
     ],
 )
 def test_bad_requests_are_json_errors_with_their_status(live, raw, content_type, status, words):

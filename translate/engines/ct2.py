@@ -72,6 +72,25 @@ log = logging.getLogger(__name__)
 
 STOPPING = ("native", "exact")
 
+# On the CPU, CTranslate2's "int8" is int8 weights with float32 activations: the same as int8_float32.
+SAME_COMPUTE = {("int8", "int8_float32"), ("int8_float32", "int8")}
+_warned: set[tuple[str, str, str]] = set()
+
+
+def runs_as_exported(quantization: str, compute_type: str) -> bool:
+    """Whether CTranslate2's compute type (Translator.compute_type) is what the export was quantized to."""
+    return quantization == compute_type or (quantization, compute_type) in SAME_COMPUTE
+
+
+def warn_fallback(path: Path, quantization: str, compute_type: str, device: str) -> None:
+    """One warning per (export type, compute type, device) in a process when CTranslate2 fell back."""
+    key = (quantization, compute_type, device)
+    if runs_as_exported(quantization, compute_type) or key in _warned:
+        return
+    _warned.add(key)
+    log.warning("%s: exported as %s, but CTranslate2 runs it as %s on this %s (%s is not supported here: see "
+                "translate/engines/README.md)", path, quantization, compute_type, device, quantization)
+
 
 def ct2_options(search: SearchConfig, limit: int, stopping: str = "native") -> dict:
     """translate_batch keyword arguments for one group of sentences sharing the length limit `limit`."""
@@ -145,9 +164,10 @@ class CT2Engine:
         try:
             src = (self.path / tok["src"]).read_bytes()
             self.tokenizer = Tokenizer(src, None if tok["shared"] else (self.path / tok["tgt"]).read_bytes())
+            ct2_device = "cuda" if torch.device(device).type == "cuda" else "cpu"
             self.translator = ctranslate2.Translator(
-                str(self.path), device="cuda" if torch.device(device).type == "cuda" else "cpu",
-                intra_threads=threads or torch.get_num_threads(), inter_threads=1,
+                str(self.path), device=ct2_device, intra_threads=threads or torch.get_num_threads(),
+                inter_threads=1,
             )  # fmt: skip
         except (OSError, RuntimeError, ValueError) as e:
             raise EngineError(f"{self.path}: cannot load ({str(e).strip().splitlines()[0]})") from None
@@ -160,11 +180,16 @@ class CT2Engine:
         self._tgt_ids = {tok.id_to_piece(i, "tgt"): i for i in range(tok.tgt_vocab_size)}
         self.info = {"model": meta["model"], "parameters": meta["parameters"], "step": meta.get("step"),
                      "target": str(meta["model_config"].get("_target_", "")),
-                     "checkpoint": str(self.path), "quantization": meta["quantization"]}  # fmt: skip
+                     "checkpoint": str(self.path), "quantization": meta["quantization"],
+                     "compute_type": self.translator.compute_type}  # fmt: skip
+        warn_fallback(self.path, meta["quantization"], self.translator.compute_type, ct2_device)
 
     def describe(self) -> str:
-        m = self.meta
-        return f"{self.path}: CTranslate2 {m['model']} ({m['quantization']}), exported from {m['checkpoint']}"
+        m, runs = self.meta, self.info["compute_type"]
+        quant = m["quantization"]
+        if not runs_as_exported(quant, runs):
+            quant += f", runs {runs}"
+        return f"{self.path}: CTranslate2 {m['model']} ({quant}), exported from {m['checkpoint']}"
 
     def translate_ids(
         self, src_ids: Sequence[Sequence[int]], search: SearchConfig, *, progress: bool = False,

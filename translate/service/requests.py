@@ -1,16 +1,18 @@
 """Reading and checking HTTP requests for `translate serve`: every problem becomes an ApiError with its status
 and a one-line message, which the app returns as JSON {"error": message} (never a traceback).
 
-  400  empty body, body not UTF-8, not JSON (or form data), a missing or mistyped field, unknown language
-       or model, search settings out of range, a malformed glossary, a glossary without beam search
+  400  empty body (and no query string), body not UTF-8, not JSON (nor form or multipart data), a missing
+       or mistyped field, unknown language or model, search settings out of range, a malformed glossary, a
+       glossary without beam search
   413  body over max_body_bytes, text over char_limit, more sentences than the queue holds
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from translate.data.lines import clean_text
@@ -31,8 +33,8 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-async def read_fields(request: Request, max_bytes: int) -> dict:
-    """The request's fields from a JSON object body or a form (LibreTranslate clients send either)."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused (413) as soon as it passes max_bytes, declared or streamed."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"request body of {int(declared)} bytes is over the limit of {max_bytes} bytes")
@@ -41,20 +43,39 @@ async def read_fields(request: Request, max_bytes: int) -> dict:
         body += chunk
         if len(body) > max_bytes:
             raise ApiError(413, f"request body is over the limit of {max_bytes} bytes")
+    return bytes(body)
+
+
+def _one_or_many(items) -> dict:
+    """[(name, value), ...] -> {name: value, or [values] for a name given several times}."""
+    grouped: dict[str, list] = {}
+    for k, v in items:
+        grouped.setdefault(k, []).append(v)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
+
+
+async def read_fields(request: Request, max_bytes: int) -> dict:
+    """The request's fields as LibreTranslate reads them: a JSON object body, form fields (urlencoded or
+    multipart; a multipart file is a starlette UploadFile) and the query string (deep-translator sends its
+    fields there with an empty body). A field in both the body and the query string takes the body's."""
+    query = _one_or_many(request.query_params.multi_items())
+    body = await read_body(request, max_bytes)
     if not body.strip():
+        if query:
+            return query
         raise ApiError(400, 'empty request body: send a JSON object such as {"q": "Hola."}')
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        return {**query, **await _multipart(request, body)}
     try:
-        text = bytes(body).decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ApiError(400, f"request body is not valid UTF-8 (byte {e.start})") from None
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/x-www-form-urlencoded" and not text.lstrip().startswith("{"):  # (curl -d '{...}')
-        form = parse_qs(text, keep_blank_values=True)
-        return {k: v[0] if len(v) == 1 else v for k, v in form.items()}
+        return {**query, **_one_or_many(parse_qsl(text, keep_blank_values=True))}
     if kind not in ("", "application/json", "text/plain"):
-        raise ApiError(
-            400, f"unsupported content type {kind!r}: send JSON or application/x-www-form-urlencoded"
-        )
+        raise ApiError(400, f"unsupported content type {kind!r}: send JSON, "
+                            "application/x-www-form-urlencoded or multipart/form-data")  # fmt: skip
     try:
         fields = json.loads(text)
     except json.JSONDecodeError as e:
@@ -63,7 +84,43 @@ async def read_fields(request: Request, max_bytes: int) -> dict:
         ) from None
     if not isinstance(fields, dict):
         raise ApiError(400, f"request body must be a JSON object, got {type(fields).__name__}")
+    return {**query, **fields}
+
+
+async def _multipart(request: Request, body: bytes) -> dict:
+    """multipart/form-data -> fields: text parts as str, file parts as UploadFile (python-multipart)."""
+
+    async def stream():
+        yield body
+
+    parser = MultiPartParser(request.headers, stream(), max_files=4, max_fields=64, max_part_size=len(body))
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(400, f"multipart body: {e.message}") from None
+    fields = _one_or_many(form.multi_items())
+    for k, v in fields.items():
+        if isinstance(v, bytes):
+            fields[k] = v.decode("utf-8", "replace")
     return fields
+
+
+def text_format(fields: dict) -> str:
+    """format: "text" (also when null, empty or absent, as LibreTranslate) or "html"."""
+    value = fields.get("format")
+    if value in (None, ""):
+        return "text"
+    if value not in ("text", "html"):
+        raise ApiError(400, f'format must be "text" or "html", got {value!r}')
+    return value
+
+
+def alternatives_of(fields: dict, most: int) -> int:
+    """alternatives: an integer, below 0 counts as 0 (as LibreTranslate); over `most` is a 400."""
+    n = max(0, integer(fields, "alternatives", 0))
+    if n > most:
+        raise ApiError(400, f"alternatives must be at most {most} on this server, got {n}")
+    return n
 
 
 def texts_of(fields: dict, char_limit: int) -> tuple[list[str], bool]:
