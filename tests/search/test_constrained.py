@@ -9,7 +9,7 @@ import torch
 from tests.search.test_search import CONTENT, SRC, ToySeq2Seq, sequence_logprob
 from translate.search import SearchConfig, beam_search, decode, translate_ids
 from translate.search.beam import length_penalty
-from translate.search.constrained import Progress, constrained_beam_search
+from translate.search.constrained import Progress, Term, constrained_beam_search
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,9 +27,10 @@ def test_progress_follows_a_phrase_and_abandons_it():
     p = p.advance(3, cons)
     assert (p.current, p.done, p.covered(cons), p.allowed(cons)) == (0, 1, 1, [4])
     assert p.advance(2, cons) == Progress((False, False))  # abandoned: counts nothing
-    assert p.advance(5, cons) == Progress((False, True))  # abandoned, and the other term met
+    assert p.advance(5, cons) == Progress((False, True), just_met=1)  # abandoned, and the other term met
     p = p.advance(4, cons)
-    assert p == Progress((True, False)) and p.covered(cons) == 2 and not p.complete
+    assert p == Progress((True, False), just_met=0) and p.covered(cons) == 2 and not p.complete
+    assert p.advance(2, cons) == Progress((True, False))
     assert p.advance(5, cons).complete
 
 
@@ -94,3 +95,15 @@ def test_the_limit_makes_room_for_the_terms_and_a_term_past_the_positions_falls_
     out = constrained_beam_search(model, SRC[:1], search, [[[4, 5, 1]]])
     assert len(out[0][0].tokens) <= 2 and torch.isfinite(torch.tensor(out[0][0].score))
     assert "holds every glossary term" in caplog.text
+
+
+def test_no_piece_glues_onto_a_finished_term():
+    """A Term's no_follow ids never come right after it (the glossary bans pieces continuing its word)."""
+    model = ToySeq2Seq(sharpness=3.0, seed=5)  # loops on token 4: "5 4 4 4 ..." without the ban
+    search = SearchConfig(beam_size=3, nbest=1, max_len_a=0.0, max_len_b=6)
+    free = constrained_beam_search(model, SRC, search, [[[5]]] * SRC.size(0))
+    banned = constrained_beam_search(model, SRC, search, [[Term([5], no_follow=[4])]] * SRC.size(0))
+    outs = [nb[0].tokens for nb in banned]
+    follows = [t[t.index(5) + 1] for t in outs if 5 in t and t.index(5) + 1 < len(t)]
+    assert 4 not in follows
+    assert any(t[t.index(5) + 1 :][:1] == [4] for t in (nb[0].tokens for nb in free) if 5 in t)

@@ -11,6 +11,7 @@ class Pieces:
 
     def __init__(self, words):
         self.pieces = ["<pad>", "<unk>", "<s>", "</s>"] + ["\u2581" + w for w in words] + [",", ".", "o"]
+        self.tgt_vocab_size = len(self.pieces)
 
     def encode(self, text, side):
         out = []
@@ -33,12 +34,13 @@ TOK = Pieces(["Jacob", "dijo", "a", "Dios", "dios", "casa", "de", "house", "God"
 def test_terms_match_whole_words_only():
     g = Glossary((("Jacob", "Jacob"), ("casa de", "house"), ("dios", "God")))
     units = [TOK.encode(s, "src") for s in ["Jacob dijo a Dios", "Jacobo dijo", "casa de Jacob.", "dijo,"]]
-    found = g.constraints(TOK, units)
+    found = [[list(term) for term in unit] for unit in g.constraints(TOK, units)]
     jacob, house, god = TOK.encode("Jacob", "tgt"), TOK.encode("house", "tgt"), TOK.encode("God", "tgt")
     assert found[0] == [jacob, god]  # "dios" also matches "Dios" (a sentence may start with it)
     assert found[1] == []  # "Jacobo" is another word
     assert found[2] == [jacob, house]
     assert found[3] == []
+    assert g.constraints(TOK, units)[0][0].no_follow.tolist() == [TOK.pieces.index("o")]  # glues onto a word
     piece = TOK.pieces.__getitem__
     assert holds([5, 6], [5], piece) and not holds([5, TOK.pieces.index("o")], [5], piece)
 

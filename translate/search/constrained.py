@@ -40,13 +40,25 @@ from translate.search.stepper import Stepper, bos, max_lengths, sequence_limit
 log = logging.getLogger(__name__)
 
 
+class Term(tuple):
+    """A constraint: its target ids, and the ids that may not come right after it (pieces that would glue
+    onto its last word: "God" + "s"); glossary.py fills them from the tokenizer, a plain id list has none."""
+
+    def __new__(cls, ids, no_follow: Sequence[int] = ()):
+        term = super().__new__(cls, ids)
+        term.no_follow = torch.tensor(sorted(no_follow), dtype=torch.long)  # (F,)
+        return term
+
+
 @dataclass(frozen=True)
 class Progress:
-    """Which constraints a hypothesis has met, and the one it is in the middle of (index, tokens done)."""
+    """Which constraints a hypothesis has met, the one it is in the middle of (index, tokens done), and the
+    one its last token completed (whose no_follow ids cannot come next)."""
 
     met: tuple[bool, ...]
     current: int = -1  # constraint being produced; -1 = none
     done: int = 0  # its tokens produced so far
+    just_met: int = -1  # constraint completed by the last token; -1 = none
 
     def covered(self, constraints: Sequence[Sequence[int]]) -> int:
         """Constraint tokens produced: the bank of this hypothesis."""
@@ -67,11 +79,11 @@ class Progress:
             c = constraints[self.current]
             if token == c[self.done]:
                 if self.done + 1 == len(c):
-                    return Progress(self._meet(self.current))
+                    return Progress(self._meet(self.current), just_met=self.current)
                 return Progress(self.met, self.current, self.done + 1)
         for i, (c, m) in enumerate(zip(constraints, self.met)):  # abandoned, or none current: start one?
             if not m and token == c[0]:
-                return Progress(self._meet(i)) if len(c) == 1 else Progress(self.met, i, 1)
+                return Progress(self._meet(i), just_met=i) if len(c) == 1 else Progress(self.met, i, 1)
         return Progress(self.met)
 
     def _meet(self, i: int) -> tuple[bool, ...]:
@@ -111,6 +123,8 @@ def sentence_step(
     for k, b in enumerate(beams):
         if not b.progress.complete and torch.isfinite(cand[k]).sum() > 1:  # EOS only once all are met
             cand[k, EOS_ID] = float("-inf")  # (at the limit EOS is the one finite token: it stays)
+        if b.progress.just_met >= 0:  # a term just ended: no piece that would glue onto its last word
+            cand[k, constraints[b.progress.just_met].no_follow] = float("-inf")
     V = cand.size(1)
     picks: set[tuple[int, int]] = set()
     top = cand.view(-1).topk(min(2 * K, cand.numel())).indices.tolist()
@@ -136,7 +150,7 @@ def sentence_step(
     src = [k for _, k, _, _ in kept]
     dead = Progress(tuple(True for _ in constraints))
     while len(new) < K:  # fewer candidates than beams: dead slots
-        new.append(Beam([], float("-inf"), dead))
+        new.append(Beam([], float("-inf"), dead))  # (no token of it is ever read)
         src.append(0)
     ended = sorted(ended, key=lambda h: -h.score)[:K]
     return new, src, ended, failed
@@ -153,7 +167,7 @@ def constrained_beam_search(
     B = src.size(0)
     if len(constraints) != B:
         raise ValueError(f"constraints for {len(constraints)} sentences, batch of {B}")
-    cons = [[list(c) for c in cs] for cs in constraints]
+    cons = [[c if isinstance(c, Term) else Term(c) for c in cs] for cs in constraints]
     if any(not c for cs in cons for c in cs):
         raise ValueError("a constraint is empty")
     limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)

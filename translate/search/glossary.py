@@ -8,7 +8,8 @@ search (constrained.py) for the sentences whose source holds the term.
 
 A source term holds in a unit when its subword ids appear there as whole words (the piece after it starts a
 new word or is not a letter or digit); a term written in lower case also matches with its first letter
-upper-cased (the start of a sentence). The target term is produced as written.
+upper-cased (the start of a sentence). The target term is produced as written, as whole words: no piece that
+would continue its last word may follow it ("God" never becomes "Gods").
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from translate.search.constrained import Term
 
 WORD_START = "\u2581"  # SentencePiece's word-start marker
 
@@ -38,13 +41,18 @@ class Glossary:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def constraints(self, tokenizer, units: Sequence[Sequence[int]]) -> list[list[list[int]]]:
-        """Per unit, the target ids of each term whose source side it holds (in glossary order, each once)."""
+    def constraints(self, tokenizer, units: Sequence[Sequence[int]]) -> list[list[Term]]:
+        """Per unit, the target ids of each term whose source side it holds (in glossary order, each once),
+        as Terms that no piece continuing their last word may follow."""
+        if not self.terms:
+            return [[] for _ in units]
+        glue = word_continuations(tokenizer)
         encoded = []
         for src, tgt in self.terms:
             variants = {src, src[0].upper() + src[1:]} if src[0].islower() else {src}
             forms = [tokenizer.encode(v, "src") for v in sorted(variants)]
-            encoded.append(([f for f in forms if f], tokenizer.encode(tgt, "tgt")))
+            target = tokenizer.encode(tgt, "tgt")
+            encoded.append(([f for f in forms if f], Term(target, glue) if target else None))
         pieces = _piece_lookup(tokenizer)
         out = []
         for unit in units:
@@ -54,6 +62,16 @@ class Glossary:
                     found.append(tgt)
             out.append(found)
         return out
+
+
+def word_continuations(tokenizer) -> list[int]:
+    """Target ids whose piece continues the word before it (no word-start mark, a letter or digit first)."""
+    out = []
+    for i in range(tokenizer.tgt_vocab_size):
+        piece = tokenizer.id_to_piece(i, "tgt")
+        if not piece.startswith(WORD_START) and piece[:1].isalnum():
+            out.append(i)
+    return out
 
 
 def _piece_lookup(tokenizer):
