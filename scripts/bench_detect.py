@@ -4,7 +4,8 @@ and on short texts (their first 1, 2 and 3 words), where LibreTranslate users re
     .venv/bin/pip install -e '.[detect-bench]'        # langdetect and py3langid, to compare with Lingua
     .venv/bin/python scripts/bench_detect.py          # -> reports/bench_detect.{json,md}
 
-Texts: es and en, the first --verses pairs of data/bible_es_en/test.tsv.gz (the Spanish and English sides);
+Texts: es and en, the Spanish and English sides of data/bible_es_en/test.tsv.gz (all 1,992 verses, or the
+first --verses);
 fr, it and pt, tests/fixtures/detect/*.txt (60 sentences each, written for this project). A short text is a
 sentence's first N words with its punctuation stripped. A detector missing from the environment is skipped.
 Accuracy is the share of texts whose top language is right; ms/text is the mean over all texts after the
@@ -65,7 +66,7 @@ DETECTORS = {"lingua": lingua_detector, "langdetect": langdetect_detector, "py3l
 def texts(verses: int) -> dict[str, list[str]]:
     with gzip.open(ROOT / "data/bible_es_en/test.tsv.gz", "rt", encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
-    head, pairs = rows[0], rows[1 : verses + 1]  # ref, es, en
+    head, pairs = rows[0], rows[1 : verses + 1 if verses else None]  # ref, es, en
     out = {lang: [p[head.index(lang)] for p in pairs] for lang in ("es", "en")}
     for lang in ("fr", "it", "pt"):
         out[lang] = (ROOT / f"tests/fixtures/detect/{lang}.txt").read_text(encoding="utf-8").splitlines()
@@ -79,14 +80,16 @@ def first_words(text: str, n: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--verses", type=int, default=300, help="test verses per side (es, en)")
+    p.add_argument("--verses", type=int, default=0, help="test verses per side (es, en); 0: all")
+    p.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS))
     p.add_argument("--out", default=str(ROOT / "reports/bench_detect.json"))
     args = p.parse_args(argv)
     data = texts(args.verses)
     kinds = {"sentence": lambda t: t, "3 words": lambda t: first_words(t, 3),
              "2 words": lambda t: first_words(t, 2), "1 word": lambda t: first_words(t, 1)}  # fmt: skip
     results = []
-    for name, make in DETECTORS.items():
+    for name in args.detectors:
+        make = DETECTORS[name]
         t0 = time.perf_counter()
         try:
             detect = make()

@@ -64,6 +64,8 @@ def test_txt_and_html(live):
     text = "Dios es amor.\n\nLa luz es buena.\n"
     got, headers = translated(live, "carta.txt", text.encode())
     assert got.decode() == offline(live, text) and 'filename="carta.txt"' in headers["content-disposition"]
+    status, out = upload(live.url, "carta.txt", text.encode(), {"source": "auto"})  # detected: es
+    assert status == 200 and download(out["translatedFileUrl"])[0].decode() == offline(live, text)
     html = "<html><body>\n<p>Dios es <b>amor</b>.</p>\n<pre>no</pre>\n</body></html>"
     got, _ = translated(live, "página.html", html.encode())
     from translate.service.html import parse
@@ -91,6 +93,18 @@ def test_docx_keeps_styles_runs_and_tables(live):
     bold.bold = True
     p.add_run(" y la luz es buena.")
     d.add_table(rows=1, cols=2).rows[0].cells[1].text = "El agua"
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    linked = d.add_paragraph("Mira ")
+    link, run, t = OxmlElement("w:hyperlink"), OxmlElement("w:r"), OxmlElement("w:t")
+    address = d.part.relate_to("https://example.org/luz", RELATIONSHIP_TYPE.HYPERLINK, is_external=True)
+    link.set(qn("r:id"), address)
+    t.text = "la luz"
+    run.append(t)
+    link.append(run)
+    linked._p.append(link)
     buf = io.BytesIO()
     d.save(buf)
     got, headers = translated(live, "libro.docx", buf.getvalue())
@@ -101,6 +115,9 @@ def test_docx_keeps_styles_runs_and_tables(live):
     assert words(out.paragraphs[1].text) == words(offline(live, "Dios es amor y la luz es buena."))
     assert len(out.paragraphs[1].runs) == 3 and sum(bool(r.bold) for r in out.paragraphs[1].runs) == 1
     assert words(out.tables[0].rows[0].cells[1].text) == words(offline(live, "El agua"))
+    assert words(out.paragraphs[2].text) == words(offline(live, "Mira la luz"))
+    (link_out,) = out.paragraphs[2].hyperlinks
+    assert link_out.url == "https://example.org/luz"
 
 
 def test_odt_keeps_paragraph_and_span_styles(live):

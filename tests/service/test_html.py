@@ -140,6 +140,23 @@ def test_any_fragment_and_any_alignment_keep_the_markup():
         assert all(k in out for k in kept), html
 
 
+def test_the_alignment_is_the_models_cross_attention(live):
+    """With a Transformer the words are placed by its attention (not the diagonal): each target word takes
+    the source word it attends to most, in the word-level map the web page draws."""
+    from translate.service.alignment import alignment_json
+    from translate.service.html import alignment_for
+
+    tr = live.translator
+    text = "Y dijo Dios: Sea la luz."
+    plan = tr.plan([text])
+    hyps = tr.engine.translate_ids(plan.units, TINY_SEARCH)
+    target, source_of, rows = alignment_for(tr, plan, hyps, len(text.split()))
+    a = alignment_json(tr, plan.units[0], hyps[0][0].tokens)
+    assert rows is not None and target == tr.detokenize(hyps[0][0]).split()
+    best = [max(range(len(row) - 1), key=row.__getitem__) for row in a["word_weights"][:-1]]  # no EOS
+    assert source_of == best
+
+
 def test_mastodon_statuses_keep_their_markup(live):
     """The request as Mastodon's TranslationService::LibreTranslate builds it: q a list of status HTML,
     source the status language or "auto", format html, api_key null; it reads translatedText[i] and
@@ -185,5 +202,8 @@ def test_a_whole_page_keeps_its_structure_and_what_must_not_be_translated(live):
     assert words(soup.find("title").get_text()) == words(offline(live, "La luz"))
     assert words(soup.find("p", class_="intro").get_text()) == words(
         offline(live, "Dios es amor, y la luz es buena."))  # one unit across <b> and <a>
+    code = soup.find("code").parent  # inline <code> is kept inside its sentence, which stays one unit
+    want = words(offline(live, "Escribe en la terminal."))
+    assert words(code.get_text().replace("dios --es amor", "")) == want
     assert [words(li.get_text()) for li in soup.find_all("li")] == [
         words(offline(live, "El agua")), words(offline(live, "La tierra"))]

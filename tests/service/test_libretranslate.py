@@ -166,6 +166,8 @@ def test_api_keys_are_required_checked_and_limited(live, tmp_path):
         status, _, out = call(url, "/translate", {**body, "api_key": "nope"})
         assert (status, out["error"]) == (403, "Invalid API key")
         assert call(url, "/detect", {"q": "Hola"})[0] == 400  # /detect is checked as well
+        assert call(url, "/v1/translate", {"q": "Hola"})[0] == 400  # and our own API
+        assert call(url, "/v1/translate", {"q": "Hola", "model": "tiny", "api_key": "open"})[0] == 200
         assert call(url, "/translate", {**body, "api_key": "open"})[0] == 200
         assert call(url, "/translate", {**body, "api_key": "slow"})[0] == 200
         status, _, out = call(url, "/translate", {**body, "q": ["Uno.", "Dos."], "api_key": "slow"})

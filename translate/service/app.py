@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -39,8 +40,11 @@ CORS_MAX_AGE = 20 * 24 * 3600  # seconds a browser may cache a preflight's answe
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    yield
     state = app.state.service
+    # Lingua loads its models on the first detection (seconds): load them now, beside the first requests
+    warm = threading.Thread(target=state.detector.detect, args=("warm up",), daemon=True)
+    warm.start()
+    yield
     state.counters.draining = True  # uvicorn has stopped accepting and finished the open requests
     for s in state.served.values():
         await asyncio.to_thread(s.worker.stop)

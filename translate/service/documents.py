@@ -6,7 +6,8 @@
                  sentence is often broken over two lines) and written back as one line
   .docx          python-docx: body, table, header and footer paragraphs; each paragraph is one unit and its
                  runs (their formatting) are carried to the words they translate, as inline elements in HTML
-                 (runs are reordered when the translation reorders them); paragraph styles untouched
+                 (runs are reordered when the translation reorders them); a hyperlink is one run (its text
+                 in its first run, its address kept); paragraph styles untouched
   .odt           odfpy: text:p and text:h paragraphs the same way, text:span as runs; tabs, line breaks,
                  frames and notes kept in place
 
@@ -124,22 +125,38 @@ async def _paragraphs(paragraphs: list[list[str]], html: Translate) -> list[list
 async def _docx(data: bytes, html: Translate) -> bytes:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from docx.text.run import Run
 
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as e:
         raise DocumentError(f"corrupt .docx file: {e}") from None
     paragraphs = list(_docx_paragraphs(document))
-    runs = [[r.text for r in p.runs] for p in paragraphs]
-    for p, runs_of, order in zip(paragraphs, runs, await _paragraphs(runs, html)):
-        slots = [r._r for r in p.runs]  # python-docx: a run's w:r element
+    inner = [list(p.iter_inner_content()) for p in paragraphs]  # runs and hyperlinks, in order
+    runs = [[r.text for r in items] for items in inner]
+    for items, runs_of, order in zip(inner, runs, await _paragraphs(runs, html)):
+        slots = [r._r if isinstance(r, Run) else r._hyperlink for r in items]  # their XML elements
         for k, t in order:
             if t != runs_of[k]:  # (setting a run's text replaces all it holds: drawings too)
-                p.runs[k].text = t
+                _set_text(items[k], t)
         _reorder(slots, [slots[k] for k, _ in order])
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def _set_text(item, text: str) -> None:
+    """A run's text; a hyperlink's: in its first run, its other runs emptied."""
+    from docx.text.run import Run
+
+    if isinstance(item, Run):
+        item.text = text
+        return
+    runs = item.runs
+    if runs:
+        runs[0].text = text
+        for r in runs[1:]:
+            r.text = ""
 
 
 def _docx_paragraphs(document):

@@ -8,9 +8,10 @@ order and all whitespace kept as written), then:
             in it is translated as a sentence (LibreTranslate's translatehtml translates each text node).
   kept      Text in <script>, <style>, <code>, <pre> (and kbd, samp, var, textarea, svg, math, template) and
             in elements with translate="no" is left as it is; so are comments, the doctype, whitespace-only
-            text between blocks, and, inside a unit, "opaque" pieces: Mastodon's @mention and #hashtag
-            links (class mention, hashtag, h-card), links whose text is their URL, and words without a letter
-            or digit (emoji). An opaque piece keeps its place relative to the words around it.
+            text between blocks. <script>, <style>, <pre>, <textarea> and <template> end a unit; the inline
+            ones (<code>, translate="no" spans, ...) are "opaque" pieces inside their unit, as are Mastodon's
+            @mention and #hashtag links (class mention, hashtag, h-card), links whose text is their URL, and
+            emoji: each keeps its place relative to the words around it.
   inline    Inline elements inside a unit (a, b, i, em, strong, span, ...) are carried to the target words
             that the model aligned with the source words they covered: the cross-attention (heads and layers
             averaged, translate.evaluation.alignment), each target word taking its most attended source word;
@@ -49,6 +50,7 @@ BLOCK = {"address", "article", "aside", "blockquote", "body", "caption", "dd", "
          "option", "p", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "title", "tr",
          "ul"}  # fmt: skip
 KEEP = {"script", "style", "code", "pre", "kbd", "samp", "var", "textarea", "svg", "math", "template"}
+KEEP_BLOCK = {"script", "style", "pre", "textarea", "template"}  # the others are inline: kept inside a unit
 OPAQUE_CLASSES = {"mention", "hashtag", "h-card"}
 SPECIAL = (Comment, CData, Declaration, Doctype, ProcessingInstruction)
 URL = re.compile(r"^(https?://|www\.)\S+$")
@@ -155,7 +157,7 @@ def units_of(root: Tag) -> list[Unit]:
 
     def walk(el: Tag) -> None:
         for child in list(el.children):
-            if isinstance(child, Tag) and (child.name in BLOCK or child.name == "br" or kept(child)):
+            if isinstance(child, Tag) and (child.name in BLOCK | KEEP_BLOCK or child.name == "br"):
                 flush(el)
                 if child.name in BLOCK and not kept(child):
                     walk(child)

@@ -57,7 +57,7 @@ async def translate(request: Request):
     state = state_of(request)
     config, served = state.config, state.served
     fields = await read_fields(request, config.max_body_bytes)
-    texts, many = texts_of(fields, config.char_limit)
+    texts, many = texts_of(fields, state.access.check(request, fields))  # keys and limits, as /translate
     name = fields.get("model") or (next(iter(served)) if len(served) == 1 else None)
     if name not in served:
         raise ApiError(400, f"unknown model {name!r}: this server has {', '.join(served)}")
