@@ -22,6 +22,12 @@ a shared beam prefix once).
 
 from __future__ import annotations
 
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import gzip
 import json

@@ -21,6 +21,11 @@ the decoding defaults in translate.search.SearchConfig.
 
 from __future__ import annotations
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import logging
 import sys
@@ -164,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     except ApiKeysError as e:
         print(f"{PROG}: error: --api-keys: {e}", file=sys.stderr)
         return 2
-    logging.info("scheduler %s, %s KV cache; listening on http://%s:%d", server.scheduler, server.kv_cache,
-                 server.host, server.port)  # fmt: skip
+    logging.info("scheduler %s, %s KV cache, allocator %s; listening on http://%s:%d", server.scheduler,
+                 server.kv_cache, allocator.describe(), server.host, server.port)  # fmt: skip
     uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
     return 0
 
