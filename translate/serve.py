@@ -11,12 +11,13 @@ step interface), and without alignments.
 
 LibreTranslate's access options, all off by default: --api-keys FILE, --require-api-key, --req-limit,
 --batch-limit, --char-limit, --cors-origins (none by default; '*' as LibreTranslate); files: --max-file-bytes,
---file-ttl (translate/service/README.md).
+--file-ttl (translate/service/README.md). Bounds against hostile clients: --read-timeout, --max-connections,
+--max-body-bytes, --max-beam, --max-alignment-cells, --allowed-host (translate/service/README.md).
 
-It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) stops accepting connections,
-lets the running requests finish, then exits. Errors in the options or checkpoints are one line,
-`translate serve: error: ...`, exit status 2. The server defaults live in translate.service.ServerConfig,
-the decoding defaults in translate.search.SearchConfig.
+It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) makes /health say "draining" for
+--drain-seconds, then stops accepting connections, lets the running requests finish, and exits. Errors in the
+options or checkpoints are one line, `translate serve: error: ...`, exit status 2. The server defaults live
+in translate.service.ServerConfig, the decoding defaults in translate.search.SearchConfig.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ SERVER_FLAGS = {
     "host": ("address to listen on", None),
     "port": ("port", None),
     "char_limit": ("characters per request; more -> 413", None),
+    "max_body_bytes": ("bytes per request body; more -> 413", None),
+    "max_beam": ("widest beam a request may ask for", None),
+    "max_alignment_cells": ("alignment weights per request; more -> 413", None),
     "max_queue": ("sentences waiting; more -> 503", None),
     "timeout": ("seconds per request; then 504", None),
+    "read_timeout": ("seconds to receive a request; then 408", None),
+    "max_connections": ("open connections; more -> 503", None),
+    "drain_seconds": ("on SIGTERM, seconds /health says draining", None),
     "scheduler": ("how the model worker batches", SCHEDULERS),
     "kv_cache": ("decoder self-attention cache", KV_CACHES),
     "block_size": ("tokens per paged-cache block", None),
@@ -88,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"longer sentences are cut into parts (default: {n})")  # fmt: skip
     for field in SERVER_FLAGS:
         add_server_flag(p, d, field)
+    p.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
+                   help="a Host name to answer besides the loopback ones (repeat; '*' = any; default: "
+                        "loopback names only on a loopback address, any name otherwise)")  # fmt: skip
     p.add_argument("--require-api-key", action="store_true",
                    help="a request without an API key is a 400 (needs --api-keys)")  # fmt: skip
     p.add_argument("--cors-origins", type=lambda s: tuple(o.strip() for o in s.split(",") if o.strip()),
@@ -108,7 +118,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
     if len(set(names)) != len(names):
         p.error(f"--model: a name is given twice ({', '.join(names)})")
     try:
-        server = ServerConfig(**{field: getattr(args, field) for field in (*SERVER_FLAGS, *ACCESS_FLAGS)})
+        server = ServerConfig(**{field: getattr(args, field) for field in (*SERVER_FLAGS, *ACCESS_FLAGS)},
+                              allowed_hosts=tuple(args.allowed_hosts))  # fmt: skip
         search = search_from_args(args, SEARCH_FIELDS)
         service = ServiceConfig(max_src_len=args.max_src_len)
     except ValueError as e:  # messages start with the field name: show the option
@@ -150,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     args, server, search, service = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
-    import uvicorn
 
     from translate.service.access import ApiKeysError
     from translate.service.app import create_app
+    from translate.service.server import DrainingServer, uvicorn_config
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -171,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.info("scheduler %s, %s KV cache, allocator %s; listening on http://%s:%d", server.scheduler,
                  server.kv_cache, allocator.describe(), server.host, server.port)  # fmt: skip
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+    DrainingServer(uvicorn_config(app, server), app.state.service.counters, server.drain_seconds).run()
     return 0
 
 

@@ -82,7 +82,9 @@ def test_page_translates_draws_the_heatmap_and_shows_errors(live, browser, tmp_p
         alternatives[i].click()
         a = t["units"][0]["hypotheses"][i]["alignment"]
         rows, cols = len(a["target_words"]), len(a["source_words"])
-        assert (len(a["word_weights"]), len(a["word_weights"][0])) == (rows, cols)
+        pieces = (len(a["weights"]), len(a["weights"][0]))
+        assert (len(a["target_word_of"]), len(a["source_word_of"])) == pieces
+        assert max(a["target_word_of"]) + 1 == rows and max(a["source_word_of"]) + 1 == cols
         assert heatmap_shape() == (rows, {cols}, cols)
     browser.save_screenshot(str(shots(tmp_path) / "serve_page.png"))
 

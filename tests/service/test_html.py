@@ -143,7 +143,7 @@ def test_any_fragment_and_any_alignment_keep_the_markup():
 def test_the_alignment_is_the_models_cross_attention(live):
     """With a Transformer the words are placed by its attention (not the diagonal): each target word takes
     the source word it attends to most, in the word-level map the web page draws."""
-    from translate.service.alignment import alignment_json
+    from translate.service.alignment import alignment_json, word_weights
     from translate.service.html import alignment_for
 
     tr = live.translator
@@ -153,7 +153,7 @@ def test_the_alignment_is_the_models_cross_attention(live):
     target, source_of, rows = alignment_for(tr, plan, hyps, len(text.split()))
     a = alignment_json(tr, plan.units[0], hyps[0][0].tokens)
     assert rows is not None and target == tr.detokenize(hyps[0][0]).split()
-    best = [max(range(len(row) - 1), key=row.__getitem__) for row in a["word_weights"][:-1]]  # no EOS
+    best = [max(range(len(row) - 1), key=row.__getitem__) for row in word_weights(a)[:-1]]  # no EOS
     assert source_of == best
 
 

@@ -75,9 +75,10 @@ def test_v1_translate_nbest_scores_and_alignment(live):
     a = hyp["alignment"]
     tokens = live.translator.tokenizer.encode(hyp["text"], "tgt")
     assert len(a["weights"]) == len(a["target"]) and len(a["weights"][0]) == len(a["source"])
-    assert len(a["word_weights"]) == len(a["target_words"]) and len(a["word_weights"][0]) == len(
-        a["source_words"]
-    )
+    assert "word_weights" not in a  # compact: the words follow from the pieces and *_word_of
+    assert len(a["target_word_of"]) == len(a["target"]) and len(a["source_word_of"]) == len(a["source"])
+    assert a["target_word_of"][-1] == len(a["target_words"]) - 1 == max(a["target_word_of"])
+    assert a["source_word_of"][-1] == len(a["source_words"]) - 1 == max(a["source_word_of"])
     assert a["source_words"][-1] == "</s>" and len(a["target"]) >= len(tokens)
     assert all(abs(sum(row) - 1) < 1e-3 for row in a["weights"])  # each target piece attends with mass 1
     assert set(out["timing"]) == {"queue_ms", "decode_ms", "total_ms"}
@@ -146,7 +147,7 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
         (b"x" * 20_001, "application/json", 413, "over the limit"),
         (('{"q": "%s"}' % ("a" * 2001)).encode(), "application/json", 413, "over this server's limit"),
         (b'{"q": "Dios", "model": "nope"}', "application/json", 400, "unknown model"),
-        (b'{"q": "Dios", "model": "tiny", "beam": 0}', "application/json", 400, "beam must be >= 1"),
+        (b'{"q": "Dios", "model": "tiny", "beam": 0}', "application/json", 400, "beam must be between 1"),
         (b'{"q": "Dios", "model": "tiny", "beam": 99}', "application/json", 400, "beam must be at most"),
         (
             b'{"q": "Dios", "model": "tiny", "beam": 2, "nbest": 3}',
@@ -155,7 +156,8 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
             "nbest must be between",
         ),
         (b"q=Dios", "multipart/form-data", 400, "multipart body"),
-        (b"<q>Dios</q>", "application/xml", 400, "unsupported content type"),
+        (b"<q>Dios</q>", "application/xml", 415, "unsupported content type"),
+        (b'{"q": "Dios"}', "text/plain", 415, "unsupported content type"),
     ],
 )
 def test_bad_requests_are_json_errors_with_their_status(live, raw, content_type, status, words):

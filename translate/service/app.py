@@ -7,9 +7,13 @@ handlers only plan, queue and wait.
   dispatch.py  pick a model, plan, queue on its worker, wait;  requests.py  read and check request fields
   state.py   Served and State (app.state.service);  access.py  API keys and limits;  detect.py  Lingua
   CORS       config.cors_origins (--cors-origins): none by default, "*" is LibreTranslate's behaviour
+  guard.py   the browser policy (Host and Origin checks; the CORS origins may POST), security headers, the
+             one handler of 500s
+  server.py  uvicorn under bounds: read timeout, connection limit, drain period
 
-Errors are JSON {"error": message} with 400 / 404 / 413 / 503 (+ Retry-After) / 504, never a traceback.
-A client that disconnects while it waits has its sentences dropped from the running batch.
+Errors are JSON {"error": message} with 400 / 403 / 404 / 408 / 413 / 415 / 503 (+ Retry-After) / 504, never
+a traceback; a 500 is a bug, logged once. A client that disconnects while it waits has its sentences dropped
+from the running batch.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from translate.service.access import Access
 from translate.service.config import ServerConfig
 from translate.service.detect import Detector
 from translate.service.downloads import Downloads
+from translate.service.guard import Guard, allowed_hosts
 from translate.service.requests import ApiError
 from translate.service.state import Served, State, languages_of, state_of
 
@@ -61,12 +66,6 @@ async def http_error(request: Request, e: HTTPException):
     return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
 
 
-async def crash(request: Request, e: Exception):
-    log.exception("error while serving %s", request.url.path)
-    state_of(request).counters.count(500)
-    return JSONResponse({"error": f"internal error ({type(e).__name__})"}, status_code=500)
-
-
 def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
     app = FastAPI(title="translate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     detector = Detector(languages_of(served))
@@ -78,7 +77,9 @@ def create_app(served: dict[str, Served], config: ServerConfig) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(routes.STATIC)), name="static")
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, crash)
+    # outermost (added last): the Host/Origin policy before CORS and every route; the one handler of 500s
+    app.add_middleware(Guard, hosts=allowed_hosts(config.host, config.allowed_hosts),
+                       origins=frozenset(config.cors_origins))  # fmt: skip
     app.include_router(libre.router)
     app.include_router(routes.router)
     return app

@@ -42,7 +42,7 @@ from bs4.dammit import EntitySubstitution
 from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
 from bs4.formatter import HTMLFormatter
 
-from translate.service.alignment import alignment_json
+from translate.service.alignment import alignment_json, word_weights
 
 BLOCK = {"address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
          "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4",
@@ -359,9 +359,10 @@ def alignment_for(translator, plan, hyps, size: int) -> tuple[list[str], list[in
                 a = alignment_json(translator, plan.units[u], hyp.tokens)
                 ok = (a is not None and len(a["source_words"]) - 1 == hi - lo
                       and len(a["target_words"]) - 1 == len(text))  # fmt: skip
+                words = word_weights(a) if ok else None
                 for t, w in enumerate(text):
                     if ok:
-                        row = a["word_weights"][t][:-1]  # without the EOS column
+                        row = words[t][:-1]  # without the EOS column
                         s = max(range(len(row)), key=row.__getitem__)
                         if rows is not None:
                             full = [0.0] * size

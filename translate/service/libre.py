@@ -32,6 +32,7 @@ from translate.service.requests import (
     read_fields,
     request_glossary,
     search_config,
+    string,
     text_format,
     texts_of,
 )
@@ -63,7 +64,7 @@ async def languages(request: Request):
 @router.post("/detect")
 async def detect(request: Request):
     state = state_of(request)
-    fields = await read_fields(request, state.config.max_body_bytes)
+    fields = await read_fields(request, state.config.max_body_bytes, state.config.read_timeout)
     char_limit = state.access.check(request, fields)
     texts, many = texts_of(fields, char_limit)
     detector = state.detector
@@ -76,13 +77,13 @@ async def detect(request: Request):
 async def translate(request: Request):
     state = state_of(request)
     config = state.config
-    fields = await read_fields(request, config.max_body_bytes)
+    fields = await read_fields(request, config.max_body_bytes, config.read_timeout)
     char_limit = state.access.check(request, fields)
     texts, many = texts_of(fields, char_limit)
     fmt = text_format(fields)
     alternatives = alternatives_of(fields, config.max_beam - 1)
     glossary = request_glossary(fields)
-    source, target = fields.get("source"), fields.get("target")
+    source, target = string(fields, "source"), string(fields, "target")
     auto = source in (None, "", "auto")
     if auto:  # per text its language, and so its model
         detected = await asyncio.to_thread(lambda: [state.detector.detect(t)[0] for t in texts])
@@ -134,7 +135,7 @@ async def _translate(
         from translate.service.html import translate_html
 
         return await translate_html(state, s, texts, search, request)
-    plans, hyps, _ = await run(state, s, texts, search, request, glossary)
+    plans, hyps, _ = await run(state, s, texts, search, request, glossary=glossary)
     found = [s.translator.texts(p, h, n) for p, h in zip(plans, hyps)]  # per text, per line, n texts
     return [["\n".join(line[i] for line in lines) for i in range(n)] for lines in found]
 
@@ -144,7 +145,8 @@ async def translate_file(request: Request):
     state = state_of(request)
     config = state.config
     try:
-        fields = await read_fields(request, config.max_file_bytes + 65_536)  # the file and a few fields
+        size = config.max_file_bytes + 65_536  # the file and a few fields
+        fields = await read_fields(request, size, config.read_timeout)
     except ApiError as e:
         if e.status == 413:
             raise ApiError(400, f"file too big: the most is {config.max_file_bytes} bytes") from None
@@ -162,7 +164,7 @@ async def translate_file(request: Request):
     if ext not in FORMATS:
         raise ApiError(400, unsupported(ext))
     state.access.check(request, fields, cost=max(1, len(data) // config.char_limit))
-    source, target = fields.get("source"), fields.get("target")
+    source, target = string(fields, "source"), string(fields, "target")
     chosen: list[Served] = []
 
     async def model(texts: list[str]) -> Served:

@@ -127,6 +127,18 @@ function select(i) {
   }
 }
 
+function wordWeights(a) {
+  // The piece matrix -> words: a word's source columns summed, its target rows averaged (rows sum to 1).
+  const rows = a.target_words.map(() => a.source_words.map(() => 0));
+  const count = a.target_words.map(() => 0);
+  a.weights.forEach((row, t) => {
+    const r = a.target_word_of[t];
+    count[r] += 1;
+    row.forEach((w, s) => { rows[r][a.source_word_of[s]] += w; });
+  });
+  return rows.map((row, r) => row.map((w) => w / Math.max(1, count[r])));
+}
+
 function heatmap(source, hyp) {
   // Fig. 3 of Bahdanau et al.: source words across, target words down, white = weight 1, black = 0.
   const a = hyp.alignment;
@@ -145,7 +157,7 @@ function heatmap(source, hyp) {
     head.appendChild(th);
   }
   const tbody = table.createTBody();
-  a.word_weights.forEach((row, r) => {
+  wordWeights(a).forEach((row, r) => {
     const tr = tbody.insertRow();
     const th = document.createElement("th");
     th.textContent = a.target_words[r];
