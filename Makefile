@@ -13,12 +13,13 @@ ARGS ?=
 CKPT ?=
 ENGINE ?=
 QUANTIZE ?=
+GLOSSARY ?=
 QUANT ?= int8
 OUT ?=
 
 # Hydra overrides assembled from the friendly variables above.
 TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
-EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(if $(ENGINE),engine=$(ENGINE)) $(if $(QUANTIZE),quantize=$(QUANTIZE)) $(ARGS)
+EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(if $(ENGINE),engine=$(ENGINE)) $(if $(QUANTIZE),quantize=$(QUANTIZE)) $(if $(GLOSSARY),glossary=$(GLOSSARY)) $(ARGS)
 
 .PHONY: setup venv test lint data train eval export import compare serve bench clean
 

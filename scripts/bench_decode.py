@@ -25,7 +25,10 @@ test sentences (the best of --repeats) and reports sentences/s, target tokens/s,
 the share of sentences identical to ours fp32, its own peak RSS (VmHWM) and the model's size on disk (ours:
 the state_dict as torch.save writes it; CTranslate2: model.bin). Peak RSS includes the interpreter with
 torch imported, as every engine process imports it (rss_after_imports_mib in the JSON). The search settings
-are SearchConfig's defaults (alpha, length limit, batch tokens) at each beam size.
+are SearchConfig's defaults (alpha, length limit, batch tokens) at each beam size. Each CTranslate2 row
+names the compute type CTranslate2 really ran (Translator.compute_type) where it differs from the export:
+int16 runs as int8 off Intel MKL (AMD and ARM CPUs), float16 as float32 on CPUs without float16 arithmetic
+(translate/engines/README.md, "What each quantization runs as").
 
 --marian [DIR]: the same comparison on an OPUS-MT-sized Marian model, with transformers' generate() as one
 more engine ("hf"): DIR is a transformers MarianMTModel directory, by default a random-weight one of
@@ -38,6 +41,12 @@ greedy and beam 4, 1 and 2 threads.
 """
 
 from __future__ import annotations
+
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
 
 import argparse
 import hashlib
@@ -256,6 +265,7 @@ def worker(job_file: str) -> int:
         "peak_rss_mib": peak_rss,
         "rss_after_imports_mib": rss_start,
         "model_mib": size / 2**20,
+        "compute_type": engine.info["compute_type"] if job["engine"] == "ct2" else None,  # CTranslate2 ran
         "ids": ids,
     }
     Path(job["result"]).write_text(json.dumps(result))
@@ -360,6 +370,17 @@ def bench_engines(args, ckpt: Path | None = None, extra: dict | None = None, sea
     }
 
 
+def engine_name(row: dict, names: dict) -> str:
+    """"ours fp32", or "CTranslate2 int16 (runs int8_float32)" where CTranslate2 fell back on this CPU."""
+    from translate.engines.ct2 import runs_as_exported
+
+    if row["engine"] in names:
+        return names[row["engine"]]
+    quant, runs = row["engine"][4:], row["compute_type"]
+    fell_back = runs is not None and not runs_as_exported(quant, runs)
+    return f"CTranslate2 {quant}" + (f" (runs {runs})" if fell_back else "")
+
+
 def engines_markdown(report: dict) -> str:
     s = report["search"]
     lines = [
@@ -376,7 +397,7 @@ def engines_markdown(report: dict) -> str:
     names = {"torch": "ours fp32", "torch-int8": "ours dynamic int8", "hf": "transformers generate()"}
     for r in report["rows"]:
         lines.append(
-            f"| {r['threads']} | {r['search']} | {names.get(r['engine'], 'CTranslate2 ' + r['engine'][4:])} "
+            f"| {r['threads']} | {r['search']} | {engine_name(r, names)} "
             f"| {r['sentences_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['bleu']:.2f} "
             f"| {r['bleu_diff']:+.2f} | {r['chrf']:.2f} | {100 * r['same_as_first']:.1f} % "
             f"| {r['peak_rss_mib']:.0f} | {r['model_mib']:.1f} |"

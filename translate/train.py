@@ -6,6 +6,11 @@ the project's user-facing errors into one line on stderr and exit code 2. The da
 written, so a checkpoint's config stays portable; the data library resolves them (translate/data/corpus.py:
 resolve_path)."""
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import logging
 import os
 import sys

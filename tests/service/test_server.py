@@ -54,8 +54,9 @@ def test_libretranslate_json_lists_alternatives_and_auto(live):
     want = [offline(live, q, search) for q in body["q"]]
     assert status == 200 and out["translatedText"] == [w[0] for w in want]
     assert out["alternatives"] == [w[1:] for w in want] and out["translatedText"][1].count("\n") == 2
-    status, _, out = call(live.url, "/translate", {"q": "Hola.", "source": "auto", "target": "en"})
-    assert status == 400 and "exactly one source language" in out["error"]  # es and fr are served
+    status, _, out = call(live.url, "/translate", {"q": "Dios es amor.", "source": "auto", "target": "en"})
+    assert status == 200 and out["detectedLanguage"]["language"] == "es"  # es and fr are served: detected
+    assert out["translatedText"] == offline(live, "Dios es amor.")[0]
     status, _, out = call(live.url, "/translate", {"q": "Hola.", "source": "de", "target": "en"})
     assert status == 400 and "de-en is not served" in out["error"]
 
@@ -63,7 +64,8 @@ def test_libretranslate_json_lists_alternatives_and_auto(live):
 def test_v1_translate_nbest_scores_and_alignment(live):
     body = {"q": "Dios es amor.", "model": "tiny", "beam": 3, "nbest": 2, "alignment": True}
     status, _, out = call(live.url, "/v1/translate", body)
-    assert status == 200 and out["search"] == {"beam": 3, "nbest": 2, "alpha": TINY_SEARCH.alpha}
+    shown = {k: out["search"][k] for k in ("beam", "nbest", "alpha", "strategy")}
+    assert status == 200 and shown == {"beam": 3, "nbest": 2, "alpha": TINY_SEARCH.alpha, "strategy": "beam"}
     t = out["translations"]
     assert [a["text"] for a in t["nbest"]] == offline(
         live, body["q"], SearchConfig(beam_size=3, nbest=2, max_len_a=0, max_len_b=6)
@@ -73,14 +75,51 @@ def test_v1_translate_nbest_scores_and_alignment(live):
     a = hyp["alignment"]
     tokens = live.translator.tokenizer.encode(hyp["text"], "tgt")
     assert len(a["weights"]) == len(a["target"]) and len(a["weights"][0]) == len(a["source"])
-    assert len(a["word_weights"]) == len(a["target_words"]) and len(a["word_weights"][0]) == len(
-        a["source_words"]
-    )
+    assert "word_weights" not in a  # compact: the words follow from the pieces and *_word_of
+    assert len(a["target_word_of"]) == len(a["target"]) and len(a["source_word_of"]) == len(a["source"])
+    assert a["target_word_of"][-1] == len(a["target_words"]) - 1 == max(a["target_word_of"])
+    assert a["source_word_of"][-1] == len(a["source_words"]) - 1 == max(a["source_word_of"])
     assert a["source_words"][-1] == "</s>" and len(a["target"]) >= len(tokens)
     assert all(abs(sum(row) - 1) < 1e-3 for row in a["weights"])  # each target piece attends with mass 1
     assert set(out["timing"]) == {"queue_ms", "decode_ms", "total_ms"}
     status, _, out = call(live.url, "/v1/translate", {"q": "Dios.", "model": "tiny", "beam": 1})
     assert status == 200 and out["translations"]["nbest"][0]["score"] is None  # greedy: unranked
+
+
+def test_v1_translate_samples_with_a_seed_and_controls_repetition(live):
+    """strategy, sampling_* and seed reach the search: a request's sample is the offline one with the same
+    settings, whatever else is running; the repetition settings are read and echoed."""
+    body = {"q": "Dios es amor. La luz.", "model": "tiny", "strategy": "sample", "seed": 11,
+            "sampling_temperature": 2.0, "repeat_guard": 2, "no_repeat_ngram_size": 2}  # fmt: skip
+    status, _, out = call(live.url, "/v1/translate", body)
+    assert status == 200 and out["search"]["strategy"] == "sample" and out["search"]["seed"] == 11
+    search = SearchConfig(strategy="sample", nbest=1, seed=11, sampling_temperature=2.0, repeat_guard=2,
+                          no_repeat_ngram_size=2, max_len_a=0, max_len_b=6)  # fmt: skip
+    assert out["translations"]["text"] == offline(live, body["q"], search)[0]
+    again = [call(live.url, "/v1/translate", {**body, "seed": s})[2]["translations"]["text"]
+             for s in (11, 12, 13)]  # fmt: skip
+    assert again[0] == out["translations"]["text"] and len(set(again)) > 1
+    for bad, words in (({"strategy": "nope"}, "strategy must be one of"), ({"seed": -1}, "seed must be"),
+                       ({"sampling_topp": 0}, "sampling_topp must be"),
+                       ({"strategy": 3}, "must be a string")):  # fmt: skip
+        status, _, err = call(live.url, "/v1/translate", {**body, **bad})
+        assert status == 400 and words in err["error"], err
+
+
+def test_glossary_in_v1_and_libretranslate_requests(live):
+    body = {"q": "Dios es amor. El amor.", "model": "tiny", "glossary": {"Dios": "Lord", "amor": "love"}}
+    status, _, out = call(live.url, "/v1/translate", body)  # one term per sentence fits the tiny limit
+    text = out["translations"]["text"]
+    assert status == 200 and "Lord" in text and "love" in text.split("Lord", 1)[1]
+    libre = {"q": ["Dios es amor.", "Nada."], "source": "es", "target": "en", "glossary": {"Dios": "Lord"}}
+    status, _, out = call(live.url, "/translate", libre)
+    assert status == 200 and "Lord" in out["translatedText"][0]
+    assert out["translatedText"][1] == offline(live, "Nada.")[0]
+    for bad, words in (({"glossary": "Dios"}, "glossary must be"),
+                       ({"glossary": {"Dios": ""}}, "non-empty"),
+                       ({"beam": 1}, "glossary needs beam search")):  # fmt: skip
+        status, _, err = call(live.url, "/v1/translate", {**body, **bad})
+        assert status == 400 and words in err["error"], err
 
 
 def test_concurrent_clients_get_exactly_their_own_results(live):
@@ -108,7 +147,7 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
         (b"x" * 20_001, "application/json", 413, "over the limit"),
         (('{"q": "%s"}' % ("a" * 2001)).encode(), "application/json", 413, "over this server's limit"),
         (b'{"q": "Dios", "model": "nope"}', "application/json", 400, "unknown model"),
-        (b'{"q": "Dios", "model": "tiny", "beam": 0}', "application/json", 400, "beam must be >= 1"),
+        (b'{"q": "Dios", "model": "tiny", "beam": 0}', "application/json", 400, "beam must be between 1"),
         (b'{"q": "Dios", "model": "tiny", "beam": 99}', "application/json", 400, "beam must be at most"),
         (
             b'{"q": "Dios", "model": "tiny", "beam": 2, "nbest": 3}',
@@ -116,7 +155,9 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
             400,
             "nbest must be between",
         ),
-        (b"q=Dios", "multipart/form-data", 400, "unsupported content type"),
+        (b"q=Dios", "multipart/form-data", 400, "multipart body"),
+        (b"<q>Dios</q>", "application/xml", 415, "unsupported content type"),
+        (b'{"q": "Dios"}', "text/plain", 415, "unsupported content type"),
     ],
 )
 def test_bad_requests_are_json_errors_with_their_status(live, raw, content_type, status, words):

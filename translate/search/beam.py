@@ -21,12 +21,14 @@ V target vocabulary.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from translate.data.vocab import EOS_ID
 from translate.search.config import SearchConfig
+from translate.search.repetition import control_repetition, end_repeats
 from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
 
 
@@ -51,12 +53,21 @@ class SearchError(ValueError):
         )
 
 
-def length_penalty(length, alpha: float):
+LOG_LP_MAX = 80.0  # lp never exceeds e ** 80 (~5.5e34, below float32's 3.4e38): it cannot overflow
+
+
+def length_penalty(length, alpha):
     """GNMT (Wu et al. 2016): lp(Y) = ((5 + |Y|) / 6) ** alpha; alpha = 0 ranks by raw log-probability.
 
-    `length` is an int or a tensor of lengths (the result then has its shape).
+    `length` is an int or a tensor of lengths (the result then has its shape); `alpha` a float or, for
+    per-sentence settings, a tensor that broadcasts against `length`. Computed as exp(alpha * log(...)) with
+    the exponent capped at LOG_LP_MAX, so no alpha and no length overflows (SearchConfig's bounds keep real
+    settings far below the cap: ALPHA_MAX with a length of 10 million is e ** 72).
     """
-    return ((5.0 + length) / 6.0) ** alpha
+    if isinstance(length, torch.Tensor) or isinstance(alpha, torch.Tensor):
+        length = torch.as_tensor(length, dtype=torch.float64)
+        return torch.exp((alpha * torch.log((5.0 + length) / 6.0)).clamp(max=LOG_LP_MAX))
+    return math.exp(min(alpha * math.log((5.0 + length) / 6.0), LOG_LP_MAX))
 
 
 def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
@@ -87,7 +98,7 @@ def ended_mask(top_scores: torch.Tensor, top_tok: torch.Tensor, beam_size: int) 
 
 
 def update_finished(
-    best: torch.Tensor, top_scores: torch.Tensor, ended: torch.Tensor, steps: torch.Tensor, alpha: float
+    best: torch.Tensor, top_scores: torch.Tensor, ended: torch.Tensor, steps: torch.Tensor, alpha
 ) -> torch.Tensor:
     """best (B, N) length-normalised scores of each sentence's N best finished hypotheses (-inf = none yet),
     sorted best first; add the candidates that end now, which have `steps` (B,) tokens plus EOS."""
@@ -103,7 +114,7 @@ def next_beams(top_scores: torch.Tensor, top_beam: torch.Tensor, top_tok: torch.
     return top_scores.gather(1, order), top_beam.gather(1, order), top_tok.gather(1, order)
 
 
-def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha: float) -> torch.Tensor:
+def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha) -> torch.Tensor:
     """scores (B, K) raw log-probabilities of the live beams, limit (B,) -> (B,) the best length-normalised
     score any of them can still reach: max raw / lp(limit + 1), as log-probabilities only fall (-inf when
     no beam is alive)."""
@@ -111,9 +122,14 @@ def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha: float) -> to
     return scores.max(1).values / lp  # (B,)
 
 
-def can_stop(scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(B,) bool: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N))."""
-    return best_possible(scores, limit, alpha) <= best[:, -1]
+def can_stop(
+    scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha, steps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B,) bool: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N)), or
+    the sentence has taken the step at its length limit (`steps` (B,) > limit: every beam had to end there),
+    which holds whatever the scores are (NaN included)."""
+    done = best_possible(scores, limit, alpha) <= best[:, -1]
+    return done if steps is None else done | (steps > limit)
 
 
 def first_scores(batch: int, beam_size: int, device) -> torch.Tensor:
@@ -126,13 +142,13 @@ def first_scores(batch: int, beam_size: int, device) -> torch.Tensor:
 
 def beam_step(
     scores: torch.Tensor, best: torch.Tensor, logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor,
-    history: torch.Tensor, alpha: float,
+    history: torch.Tensor, alpha,
 ):  # fmt: skip
     """One step for every live sentence: scores (B, K) raw log-probabilities of the live beams, best (B, N),
     logp (B, K, V) of their next tokens, steps (B,) tokens each has generated, limit (B,), history (B, K, >=T)
-    the live beams' tokens -> (scores, best, beam_src, tokens, ended): the K new beams (scores, the beam each
-    extends and its new token, each (B, K)), the updated best, and [(b, Hypothesis)] for the hypotheses that
-    ended now (one host copy per step, not one per hypothesis)."""
+    the live beams' tokens, alpha a float or (B,) per sentence -> (scores, best, beam_src, tokens, ended): the
+    K new beams (scores, the beam each extends and its new token, each (B, K)), the updated best, and
+    [(b, Hypothesis)] for the hypotheses that ended now (one host copy per step, not one per hypothesis)."""
     K = scores.size(1)
     logp = force_eos_at_limit(logp, steps, limit)  # (B, K, V)
     top_scores, top_beam, top_tok = top_candidates(scores, logp)  # (B, 2K) each
@@ -141,12 +157,26 @@ def beam_step(
     if ended.any():
         best = update_finished(best, top_scores, ended, steps, alpha)
         raw_cpu, beam_cpu, hist_cpu, t_cpu = top_scores.cpu(), top_beam.cpu(), history.cpu(), steps.tolist()
+        alphas = alpha.tolist() if isinstance(alpha, torch.Tensor) else [alpha] * len(t_cpu)
         for b, j in ended.nonzero().tolist():
             raw, t = raw_cpu[b, j].item(), t_cpu[b]
             tokens = hist_cpu[b, beam_cpu[b, j], :t].tolist()
-            found.append((b, Hypothesis(tokens, raw / length_penalty(t + 1, alpha), raw)))
+            found.append((b, Hypothesis(tokens, raw / length_penalty(t + 1, alphas[b]), raw)))
     scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (B, K) each
     return scores, best, beam_src, new_tok, found
+
+
+def step_logp(logits: torch.Tensor, history: torch.Tensor, lengths, search: SearchConfig) -> torch.Tensor:
+    """A step's logits (R, V) -> log-probabilities (R, V): PAD/BOS masked, the repetition controls on the
+    logits, the log-softmax, then repeat_guard (a caught beam pays its EOS log-probability to end).
+    history (R, T) the rows' tokens, lengths (R,) or an int: how many of them are valid."""
+    logits = mask_specials(logits.float())
+    if not search.repetition:
+        return logits.log_softmax(-1)
+    if isinstance(lengths, int):
+        lengths = torch.full((logits.size(0),), lengths, dtype=torch.long, device=logits.device)
+    logp = control_repetition(logits, history, lengths, search).log_softmax(-1)
+    return end_repeats(logp, history, lengths, search)
 
 
 def best_first(hyps: list[Hypothesis], nbest: int) -> list[Hypothesis]:
@@ -161,7 +191,8 @@ def beam_search(
     """src (B, S) -> per sentence its search.nbest best hypotheses, best first (score = logprob / lp).
 
     search.beam_size beams (1 is beam search too, not greedy_search), length penalty search.alpha, length
-    limit max_len_a * source length + max_len_b. Raises SearchError when a sentence ends with no hypothesis
+    limit max_len_a * source length + max_len_b, search's repetition controls (step_logp). Raises SearchError
+    when a sentence ends with no hypothesis
     (NaN or infinite logits).
     """
     K, alpha, nbest, dev = search.beam_size, search.alpha, search.nbest, src.device
@@ -179,7 +210,7 @@ def beam_search(
     while sent.numel() > 0:
         Bl = sent.numel()
         steps = torch.full((Bl,), t, dtype=torch.long, device=dev)  # (Bl,) tokens generated so far
-        logp = mask_specials(stepper.step(tokens).float()).log_softmax(-1)  # (Bl*K, V)
+        logp = step_logp(stepper.step(tokens), history.reshape(Bl * K, t), t, search)  # (Bl*K, V)
         scores, best, beam_src, new_tok, found = beam_step(
             scores, best, logp.view(Bl, K, -1), steps, limit[sent], history, alpha
         )  # (Bl, K) new beams, (Bl, N)
@@ -191,7 +222,7 @@ def beam_search(
         history = torch.cat([history, new_tok[:, :, None]], 2)  # (Bl, K, T+1)
         t += 1
 
-        done = can_stop(scores, best, limit[sent], alpha)  # (Bl,)
+        done = can_stop(scores, best, limit[sent], alpha, steps + 1)  # (Bl,)
         keep = (~done).nonzero().squeeze(1)  # (Bl',)
         rows = (keep[:, None] * K + beam_src[keep]).reshape(-1)  # (Bl'*K,) state rows of the kept beams
         sent, scores, best, history = sent[keep], scores[keep], best[keep], history[keep]

@@ -3,9 +3,11 @@
 segment.py     text -> units (lines, pysbd sentences, parts of over-long sentences) and translations back
 translator.py  an engine loaded once: plan, decode (translate_ids), join; what the CLI runs
 worker.py      the server's model worker: continuous, static or sequential scheduling of every client's units
-app.py         the FastAPI app (LibreTranslate API, /v1/translate, /metrics, the page in static/);
-               requests.py reads and checks requests, metrics.py writes Prometheus text,
-               alignment.py turns cross-attention into the heatmap's JSON
+app.py         create_app: assembles the FastAPI app from the routers, the state and the error handlers;
+               libre.py (LibreTranslate's endpoints) and routes.py (/v1/translate, /metrics, the page in
+               static/) hold the route handlers, state.py what they share (app.state), requests.py reads
+               and checks request fields, dispatch.py queues work on the workers, metrics.py writes
+               Prometheus text, alignment.py turns cross-attention into the heatmap's JSON
 config.py      ServiceConfig and ServerConfig, the one home of the serving defaults
 `translate serve` (translate/serve.py) loads checkpoints, starts the workers and runs uvicorn.
 """
