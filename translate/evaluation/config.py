@@ -21,6 +21,9 @@ class EvalSettings:
     labels: list[str] = field(default_factory=list)  # one per checkpoint; empty: the model class (+ run name)
     engine: str = "torch"  # torch: our search on checkpoints | ct2: CTranslate2 on `translate export` dirs
     quantize: str = "none"  # engine torch: none | int8 (PyTorch dynamic int8 on the CPU)
+    glossary: str | None = None  # a TSV of source<TAB>target terms, enforced by constrained beam search; its
+    # term success scored
+    copies: int = 3  # repetition_rate: a token or bigram this many times in a row
     split: str = "test"
     device: str = "auto"  # auto (cuda when available) | cpu | cuda
     cache_dir: str = CACHE_DIR  # the data pipeline's cache (relative to the launch directory)

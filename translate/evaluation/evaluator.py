@@ -21,7 +21,9 @@ from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
+from translate.metrics.terms import repetition_rate, term_success
 from translate.models.checkpoint import CheckpointError, first_line, load_checkpoint, model_label
+from translate.search.glossary import read_glossary
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +44,21 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
     ds = prepare_data(data_cfg, s.cache_dir, splits=(s.split,), tokenizer=tokenizer).datasets[s.split]
     sources, refs = list(ds["src"]), list(ds["tgt"])
 
+    glossary = read_glossary(s.glossary) if s.glossary else None
+    src_ids = list(ds["src_ids"])
+    constraints = glossary.constraints(tokenizer, src_ids) if glossary else None
     start = time.perf_counter()
-    hyps = engine.translate_ids(list(ds["src_ids"]), s.search, progress=s.progress, desc=f"{label} {s.split}")
+    hyps = engine.translate_ids(src_ids, s.search, progress=s.progress, desc=f"{label} {s.split}",
+                                constraints=constraints)  # fmt: skip
     seconds = time.perf_counter() - start
     best_ids = [h[0].tokens for h in hyps]
     texts = [tokenizer.decode(ids, "tgt") for ids in best_ids]
+    terms = None
+    if glossary:
+        hits, total = term_success(glossary.terms, sources, texts)
+        terms = {"glossary": s.glossary, "terms": len(glossary), "occurrences": total, "produced": hits,
+                 "success": hits / total if total else None}  # fmt: skip
+        log.info("%s: glossary terms produced %d of %d", label, hits, total)
 
     scores = corpus_scores(texts, refs)
     stats = sentence_stats(texts, refs)
@@ -81,6 +93,8 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
         "buckets": buckets,
         "hypotheses": str(hyp_file),
         "alignments": [str(p.relative_to(out_dir)) for p in pictures],
+        "repetition_rate": repetition_rate(texts, s.copies),
+        "terms": terms,
         "decode_seconds": seconds,
         "sentences_per_second": len(texts) / max(seconds, 1e-9),
     }

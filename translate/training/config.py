@@ -47,6 +47,9 @@ class TrainerConfig:
     log_every: int = 50  # optimizer steps between TensorBoard / train_log.jsonl points
     resume: Any = False  # true: continue from <hydra.run.dir>/checkpoints/last.pt; auto: that if it exists
     resume_from: str | None = None  # or from this checkpoint file
+    # a new run starting from this checkpoint's weights, model config and tokenizer (e.g. `translate import
+    # marian`); fresh optimizer and schedule; ignored when resuming
+    init_from: str | None = None
 
 
 @dataclass
