@@ -389,8 +389,25 @@ def test_rnn_models_are_refused_with_a_pointer_to_dynamic_int8(name, tmp_path, c
         export_ct2(ckpt, tmp_path / "ct2", "int8")
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"{ckpt}: ")
-    assert "cannot be exported to CTranslate2" in message and "translate --quantize int8" in message
+    assert "declares no CTranslate2 spec" in message and "translate --quantize int8" in message
     assert not (tmp_path / "ct2").exists()
+
+
+def test_the_engines_are_engines(copy_checkpoint, tmp_path):
+    """Both engines have the declared Engine call shape: every attribute, and translate_ids' parameters."""
+    import inspect
+
+    from translate.engines import Engine, load_engine
+    from translate.engines.ct2 import CT2Engine
+    from translate.engines.pytorch import TorchEngine
+
+    exported = export_ct2(copy_checkpoint, tmp_path / "m", "float32")
+    ours, theirs = load_engine("torch", copy_checkpoint), load_engine("ct2", exported)
+    assert isinstance(ours, Engine) and isinstance(theirs, Engine)
+    assert ours.model is not None and theirs.model is None  # the service asks the attribute, not the class
+    shape = inspect.signature(Engine.translate_ids).parameters
+    for cls in (TorchEngine, CT2Engine):
+        assert inspect.signature(cls.translate_ids).parameters.keys() == shape.keys(), cls.__name__
 
 
 def test_what_the_spec_cannot_hold_is_refused_in_one_line(copy_checkpoint):

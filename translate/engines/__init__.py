@@ -5,14 +5,15 @@
 | `torch` (default) | pytorch.TorchEngine | a checkpoint (.pt) | `quantize="int8"`: dynamic int8 |
 | `ct2` | ct2.CT2Engine | a `translate export --format ct2` directory | chosen at export (`--quantization`) |
 
-Each has `translate_ids(src_ids, search, progress=, desc=)`, `tokenizer`, `data_config`, `source_limit`,
-`info` and `describe()`. ctranslate2 is an optional extra (`pip install -e '.[ct2]'`), imported only when a
-CT2 model is loaded or exported.
+Each is an `Engine` (translate/engines/interface.py, a Protocol): `translate_ids(src_ids, search, progress=,
+desc=)`, `tokenizer`, `data_config`, `source_limit`, `info`, `model` and `describe()`. ctranslate2 is an
+optional extra (`pip install -e '.[ct2]'`), imported only when a CT2 model is loaded or exported.
 """
 
 from __future__ import annotations
 
 from translate.engines.errors import EngineError
+from translate.engines.interface import Engine
 
 ENGINES = ("torch", "ct2")
 QUANTIZE = ("none", "int8")  # --quantize of the torch engine
@@ -32,7 +33,7 @@ def engine_device(name="auto", quantize: str = "none"):
 def load_engine(
     engine: str, path, *, device="cpu", quantize: str = "none", threads: int = 0,
     ct2_stopping: str = CT2_STOPPING[0],
-):  # fmt: skip
+) -> Engine:  # fmt: skip
     """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: CT2_STOPPING).
 
     device: a torch.device or its name (translate.device.resolve_device turns "auto" into one)."""
@@ -50,4 +51,4 @@ def load_engine(
     raise EngineError(f"--engine {engine}: expected one of {'|'.join(ENGINES)}")
 
 
-__all__ = ["CT2_STOPPING", "ENGINES", "QUANTIZE", "EngineError", "engine_device", "load_engine"]
+__all__ = ["CT2_STOPPING", "ENGINES", "QUANTIZE", "Engine", "EngineError", "engine_device", "load_engine"]

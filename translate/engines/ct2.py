@@ -146,6 +146,7 @@ class CT2Engine:
     """A CTranslate2 Translator plus the SentencePiece model(s) exported beside it."""
 
     name = "ct2"
+    model = None  # no PyTorch model: no alignments, and the service batches it statically
 
     def __init__(
         self, model_dir: str | Path, *, device: str | torch.device = "cpu", threads: int = 0,

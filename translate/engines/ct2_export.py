@@ -68,10 +68,11 @@ def export_ct2(checkpoint: str | Path, out_dir: str | Path, quantization: str = 
         raise ExportError(f"{out_dir}: already exists (use --force to replace it)")
     model, tokenizer, ckpt = load_model(checkpoint, "cpu")
     name = type(model).__name__
-    if name != "Transformer":
+    if model.ct2_spec != "TransformerSpec":  # the one spec written here (Seq2Seq.ct2_spec declares it)
         raise ExportError(
-            f"{checkpoint}: {name} cannot be exported to CTranslate2 (its TransformerSpec holds Transformers "
-            "only); for int8 on the CPU use `translate --quantize int8`"
+            f"{checkpoint}: {name} declares no CTranslate2 spec this export writes (ct2_spec "
+            f"{model.ct2_spec!r}; the export writes TransformerSpec); for int8 on the CPU use "
+            "`translate --quantize int8`"
         )
     spec = transformer_spec(model, checkpoint)
     spec.config.add_source_eos = True  # our sources end with </s>

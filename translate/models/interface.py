@@ -1,15 +1,29 @@
 """The one interface every translation model speaks, so training and search never ask which model they drive.
 
+Required: forward (teacher forcing), encode, step, attention_weights. Optional capabilities are declared here
+with the answer of a model that lacks them, and a model that has one overrides it:
+  new_block_pool(block_size) -> a BlockPool, or None: no self-attention cache to page (continuous batching
+                               then keeps each row's state as it is); with a pool, encode(src, paged=pool)
+  kv_memory(state)           -> the self-attention cache's (allocated, used) bytes; (0, 0) without one
+  max_positions              -> the positions one sequence may take; None = any length
+  ct2_spec                   -> the CTranslate2 model spec the architecture maps onto (engines/ct2_export.py);
+                               None: it cannot be exported
+Search, the service and the export read these, never the class: a new model class that implements the
+required methods gets greedy, beam, sampling and continuous batching, and the paged cache and the export
+where it declares them.
+
 Legend: B batch, S source length, T target length, V target vocabulary.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from translate.attention.paged import BlockPool
 
 State = dict[str, Any]
 
@@ -75,14 +89,18 @@ class Seq2Seq(nn.Module, abc.ABC):
     src_vocab_size: int
     tgt_vocab_size: int
     max_positions: int | None = None  # positions one sequence (source or target) may take; None = any length
+    ct2_spec: ClassVar[str | None] = None  # the CTranslate2 spec it exports to ("TransformerSpec"), or None
 
     @abc.abstractmethod
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: src (B,S), tgt_in (B,T) -> logits (B,T,V)."""
 
     @abc.abstractmethod
-    def encode(self, src: torch.Tensor) -> State:
-        """src (B,S) -> decoder state holding everything step() needs (batch on dim 0 of every tensor)."""
+    def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
+        """src (B,S) -> decoder state holding everything step() needs (batch on dim 0 of every tensor).
+
+        `paged`: a pool from new_block_pool() to keep the self-attention cache in; only a model whose
+        new_block_pool returns one is given one (check_paged refuses it otherwise)."""
 
     @abc.abstractmethod
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -99,6 +117,20 @@ class Seq2Seq(nn.Module, abc.ABC):
         """The rows of `state`, then those of `other` (e.g. sentences joining a running batch between steps);
         source-length dimensions are padded and masked."""
         return concat(state, other, (batch_size(state) or 0, batch_size(other) or 0))
+
+    def new_block_pool(self, block_size: int, num_blocks: int = 64) -> BlockPool | None:
+        """A BlockPool for a paged self-attention cache of this model; None: it keeps no such cache."""
+        return None
+
+    def kv_memory(self, state: State) -> tuple[int, int]:
+        """(bytes allocated, bytes used) by the self-attention cache of a decoding state; (0, 0): none."""
+        return (0, 0)
+
+    def check_paged(self, paged: BlockPool | None) -> None:
+        """For encode() of a model without a paged cache: a pool given anyway is refused, by name."""
+        if paged is not None:
+            raise ValueError(f"{type(self).__name__} keeps no self-attention cache to page "
+                             "(its new_block_pool() is None): encode it without paged=")  # fmt: skip
 
     @abc.abstractmethod
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:

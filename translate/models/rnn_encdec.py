@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from translate.attention.paged import BlockPool
 from translate.models.interface import Seq2Seq, State
 from translate.models.rnn_layers import GRUEncoder, MaxoutReadout, embeddings
 
@@ -49,7 +50,8 @@ class RNNencdec(Seq2Seq):
             hidden_dim, emb_dim, hidden_dim, readout_dim, tgt_vocab_size, maxout, dropout
         )
 
-    def encode(self, src: torch.Tensor) -> State:
+    def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
+        self.check_paged(paged)  # the decoder is a GRU: no self-attention cache to page
         _, h_n, _ = self.encoder(src)  # h_n (1,B,N)
         c = torch.tanh(self.summary(h_n[-1]))  # (B,N)
         return {"context": c, "hidden": torch.tanh(self.init_state(c))}

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from translate.attention import AdditiveAttention, LuongAttention
+from translate.attention.paged import BlockPool
 from translate.models.interface import Seq2Seq, State
 from translate.models.rnn_layers import GRUEncoder, MaxoutReadout, embeddings
 
@@ -74,7 +75,8 @@ class RNNsearch(Seq2Seq):
             hidden_dim, emb_dim, 2 * hidden_dim, readout_dim, tgt_vocab_size, maxout, dropout
         )
 
-    def encode(self, src: torch.Tensor) -> State:
+    def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
+        self.check_paged(paged)  # the decoder is a GRU: no self-attention cache to page
         annotations, h_n, pad_mask = self.encoder(src)  # (B,S,2N), (2,B,N), (B,S)
         return {
             "annotations": annotations,

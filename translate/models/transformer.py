@@ -33,6 +33,7 @@ from translate.models.transformer_layers import DecoderLayer, EncoderLayer
 
 
 class Transformer(Seq2Seq):
+    ct2_spec = "TransformerSpec"  # CTranslate2's encoder-decoder spec (engines/ct2_export.py)
     def __init__(
         self,
         src_vocab_size: int,

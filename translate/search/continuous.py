@@ -65,9 +65,8 @@ class ContinuousDecoder:
         self.device = next(model.parameters()).device
         self.K = search.width  # rows per sentence: 1 for greedy and sampling
         self.choose = token_chooser(search, self.device)  # K = 1: picks each row's next token
-        new_pool = getattr(model, "new_block_pool", None)  # models with a self-attention KV cache
-        if pool is None and paged and new_pool is not None:
-            pool = new_pool(block_size)
+        if pool is None and paged:
+            pool = model.new_block_pool(block_size)  # None: the model keeps no self-attention cache
         self.pool = pool
         self.max_src = sequence_limit(model)
         self.waiting: deque[tuple[Hashable, list[int], SearchConfig]] = deque()
@@ -119,8 +118,7 @@ class ContinuousDecoder:
 
     def kv_memory(self) -> tuple[int, int]:
         """(bytes allocated, bytes used) of the running rows' self-attention cache; (0, 0) without one."""
-        measure = getattr(self.model, "kv_memory", None)
-        return (0, 0) if self.state is None or measure is None else measure(self.state)
+        return (0, 0) if self.state is None else self.model.kv_memory(self.state)
 
     def kv_blocks(self) -> tuple[int, int]:
         """(blocks in use, blocks allocated) of the paged pool; (0, 0) without one."""
@@ -251,7 +249,7 @@ class ContinuousDecoder:
     def _encode(self, new: list[tuple[Hashable, list[int], SearchConfig]]):
         """The decoder state of new sentences: K rows each (the running batch is not touched)."""
         src = pad_sources([ids for _, ids, _ in new], self.device)  # (n, S)
-        state = self.model.encode(src, paged=self.pool) if self.pool is not None else self.model.encode(src)
+        state = self.model.encode(src, paged=self.pool)
         if self.K > 1:
             rows = torch.arange(len(new), device=self.device).repeat_interleave(self.K)  # (n*K,) K beams each
             state = self.model.reorder_state(state, rows)

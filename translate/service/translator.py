@@ -59,7 +59,7 @@ class Translator:
     def model(self):
         """The PyTorch model (torch engine): what the server's worker decodes and draws alignments from;
         None for an engine without one (CTranslate2)."""
-        return getattr(self.engine, "model", None)
+        return self.engine.model
 
     def describe(self) -> str:
         return self.engine.describe()

@@ -261,11 +261,8 @@ class Worker:
     def _shared_pool(self):
         """The worker's one BlockPool for the paged cache (None: contiguous cache, or a model without one)."""
         if self._pool is None and self.config.kv_cache == "paged" and not self._no_pool:
-            new_pool = getattr(self.model, "new_block_pool", None)  # models with a self-attention KV cache
-            if new_pool is None:
-                self._no_pool = True
-            else:
-                self._pool = new_pool(self.config.block_size)
+            self._pool = self.model.new_block_pool(self.config.block_size)  # Seq2Seq's declared capability
+            self._no_pool = self._pool is None  # the model keeps no self-attention cache (RNNs): contiguous
         return self._pool
 
     def _work(self) -> None:
