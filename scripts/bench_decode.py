@@ -141,7 +141,7 @@ def bench_model(e: dict, args) -> list[dict]:
     for beam in args.beams:
         outputs = {}
         for cache in (True, False):
-            search = SearchConfig(beam_size=beam, max_tokens=args.max_tokens)
+            search = SearchConfig(beam_size=beam, batch_tokens=args.batch_tokens)
             translate_ids(e["model"], src[:8], search, use_cache=cache)  # warm-up
             seconds, hyps = timed(
                 lambda: translate_ids(e["model"], src, search, use_cache=cache), args.repeats  # noqa: B023
@@ -230,7 +230,7 @@ def worker(job_file: str) -> int:
         engine = load_engine(
             job["engine"], job["path"], device="cpu", quantize=job["quantize"], threads=job["threads"]
         )
-    search = SearchConfig(beam_size=job["beam"], max_tokens=job["max_tokens"], **job["search"])
+    search = SearchConfig(beam_size=job["beam"], batch_tokens=job["batch_tokens"], **job["search"])
     engine.translate_ids(data["src_ids"][:8], search)  # warm-up
     seconds, hyps = timed(lambda: engine.translate_ids(data["src_ids"], search), job["repeats"])
     peak_rss = peak_rss_mib()
@@ -315,7 +315,7 @@ def bench_engines(args, ckpt: Path | None = None, extra: dict | None = None, sea
                         "beam": beam,
                         "data": str(tmp / "data.json"),
                         "repeats": args.repeats,
-                        "max_tokens": args.max_tokens,
+                        "batch_tokens": args.batch_tokens,
                         "search": search,
                         "checkpoint": str(ckpt),
                     }
@@ -350,8 +350,8 @@ def bench_engines(args, ckpt: Path | None = None, extra: dict | None = None, sea
         "checkpoint": str(ckpt),
         "sentences": n,
         "repeats": args.repeats,
-        "max_tokens": args.max_tokens,
-        "search": {k: v for k, v in vars(SearchConfig(max_tokens=args.max_tokens, **search)).items()
+        "batch_tokens": args.batch_tokens,
+        "search": {k: v for k, v in vars(SearchConfig(batch_tokens=args.batch_tokens, **search)).items()
                    if k not in ("beam_size", "nbest")},  # fmt: skip
         "load_average": os.getloadavg(),
         "notes": notes,
@@ -376,7 +376,7 @@ def engines_markdown(report: dict) -> str:
         f"Decoding {report['sentences']} test sentences of {report['checkpoint']} on {report['cpu']}; torch "
         f"{report['torch']}, CTranslate2 {report['ctranslate2']}; best of {report['repeats']}; "
         f"alpha {s['alpha']}, "
-        f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['max_tokens']} source tokens per batch; "
+        f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['batch_tokens']} source tokens per batch; "
         f"load average {report['load_average'][0]:.1f} at the end.",
         "",
         "| threads | search | engine | sent/s | target tok/s | BLEU | BLEU diff | chrF "
@@ -433,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sentences", type=int, default=100, help="test sentences per model (0 = all)")
     p.add_argument("--beams", type=int, nargs="+", default=[1, SearchConfig.beam_size],
                    help="beam sizes (1 = greedy)")  # fmt: skip
-    p.add_argument("--max-tokens", type=int, default=SearchConfig.max_tokens, help="source tokens per batch")
+    p.add_argument("--batch-tokens", type=int, default=SearchConfig.batch_tokens,
+                   help="source tokens per batch")  # fmt: skip
     p.add_argument("--repeats", type=int, default=1, help="timed runs per setting (the best counts)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, nargs="+", default=[],

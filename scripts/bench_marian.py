@@ -83,7 +83,7 @@ class GenerateEngine:
 
         assert search.max_len_a == 0, "bench: one length limit for generate() and ours (max_len_a 0)"
         out = [None] * len(src_ids)
-        sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], search.max_tokens, shuffle=False, seed=0)
+        sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], search.batch_tokens, shuffle=False, seed=0)
         for idx in sampler.all_batches(0)[::-1]:
             width = max(len(src_ids[i]) for i in idx) + 1
             ids = torch.full((len(idx), width), self.pad)

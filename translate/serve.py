@@ -40,7 +40,7 @@ from translate.service import ServerConfig, ServiceConfig, Translator
 from translate.service.config import KV_CACHES, SCHEDULERS
 
 PROG = "translate serve"
-SEARCH_FIELDS = ("beam_size", "alpha", "max_tokens", "no_repeat_ngram_size", "repetition_penalty",
+SEARCH_FIELDS = ("beam_size", "alpha", "batch_tokens", "no_repeat_ngram_size", "repetition_penalty",
                  "repeat_guard")  # the server's decoding defaults (a request may change them)
 
 

@@ -52,7 +52,7 @@ def sources(n: int) -> list[list[int]]:
 def test_a_new_model_gets_continuous_batching_without_edits_elsewhere(paged):
     torch.manual_seed(0)
     model = MeanContext().eval()
-    search = SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=5, max_tokens=20)
+    search = SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=5, batch_tokens=20)
     decoder = ContinuousDecoder(model, search, paged=paged, block_size=4)
     assert decoder.pool is None  # the declared default: no self-attention cache to page
     srcs = sources(6)

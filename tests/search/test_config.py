@@ -35,7 +35,7 @@ def composed(config: str, *overrides: str):
 def test_the_cli_flags_are_searchconfig_with_its_defaults():
     assert search_from_args(cli.build_parser().parse_args([])) == DEFAULTS
     args = cli.build_parser().parse_args(["--beam", "3", "--alpha", "1.0", "--batch-tokens", "99"])
-    assert search_from_args(args) == dataclasses.replace(DEFAULTS, beam_size=3, alpha=1.0, max_tokens=99)
+    assert search_from_args(args) == dataclasses.replace(DEFAULTS, beam_size=3, alpha=1.0, batch_tokens=99)
 
 
 def test_the_server_defaults_are_searchconfigs():
@@ -63,17 +63,17 @@ def test_validation_decodes_with_trainerconfigs_val_search():
     """trainer.val_search is SearchConfig, typed; the composed train.yaml gives TrainerConfig's (greedy, by
     design, and larger batches), and an experiment may change its batch size."""
     val = OmegaConf.to_object(composed("train").trainer.val_search)
-    assert val == TrainerConfig().val_search == dataclasses.replace(DEFAULTS, beam_size=1, max_tokens=6000)
+    assert val == TrainerConfig().val_search == dataclasses.replace(DEFAULTS, beam_size=1, batch_tokens=6000)
     assert val.greedy
     smoke = OmegaConf.to_object(composed("train", "experiment=smoke").trainer.val_search)
-    assert smoke == dataclasses.replace(val, max_tokens=800)
+    assert smoke == dataclasses.replace(val, batch_tokens=800)
     with pytest.raises(ConfigCompositionException):
         composed("train", "trainer.val_search.beam=3")
 
 
 def test_the_benchmarks_decode_with_the_defaults():
     decode = script("bench_decode").build_parser().parse_args([])
-    assert decode.max_tokens == DEFAULTS.max_tokens and DEFAULTS.beam_size in decode.beams
+    assert decode.batch_tokens == DEFAULTS.batch_tokens and DEFAULTS.beam_size in decode.beams
     served = script("bench_serve").build_parser().parse_args(["--checkpoint", "x.pt"])
     assert served.beam == DEFAULTS.beam_size and DEFAULTS.beam_size in served.cache_beams
 
@@ -95,8 +95,8 @@ def test_the_benchmarks_decode_with_the_defaults():
         ({"max_len_a": 11.0}, "max_len_a must be between 0 and 10"),
         ({"max_len_b": 10**6}, "max_len_b must be between 0 and 10000"),
         ({"max_len_a": 0.0, "max_len_b": 0}, "must not both be 0"),
-        ({"max_tokens": 0}, "max_tokens must be between 1 and 1000000"),
-        ({"max_tokens": 10**400}, "max_tokens must be between 1 and 1000000"),
+        ({"batch_tokens": 0}, "batch_tokens must be between 1 and 1000000"),
+        ({"batch_tokens": 10**400}, "batch_tokens must be between 1 and 1000000"),
     ],
 )
 def test_every_field_is_bounded_and_finite(changes, message):

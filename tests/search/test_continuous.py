@@ -40,10 +40,10 @@ def run(decoder, srcs, arrive_every=2, per_arrival=3):
     return [found[i] for i in range(len(srcs))]
 
 
-GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, max_tokens=40)
-BEAM = SearchConfig(beam_size=3, nbest=2, alpha=0.6, max_len_a=1.0, max_len_b=3, max_tokens=40)
+GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, batch_tokens=40)
+BEAM = SearchConfig(beam_size=3, nbest=2, alpha=0.6, max_len_a=1.0, max_len_b=3, batch_tokens=40)
 SAMPLE = SearchConfig(strategy="sample", nbest=1, sampling_topk=8, sampling_temperature=1.5, seed=7,
-                      max_len_a=1.0, max_len_b=3, max_tokens=40)  # fmt: skip
+                      max_len_a=1.0, max_len_b=3, batch_tokens=40)  # fmt: skip
 REPEATS = dict(no_repeat_ngram_size=3, repetition_penalty=1.5, repeat_guard=2)
 GREEDY_REP = SearchConfig(**{**GREEDY.__dict__, **REPEATS})
 BEAM_REP = SearchConfig(**{**BEAM.__dict__, **REPEATS})
@@ -70,7 +70,7 @@ def test_joins_and_leaves_give_the_offline_translations(name, paged, search):
 def test_token_budget_and_cancel():
     torch.manual_seed(1)
     model = MODELS["transformer"]().eval()
-    search = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=6, max_tokens=20)
+    search = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=6, batch_tokens=20)
     decoder = ContinuousDecoder(model, search, paged=True, block_size=4)
     srcs = sources(8, seed=3)
     for key, ids in enumerate(srcs):
@@ -94,9 +94,9 @@ def test_per_sentence_alpha_and_length_limits_share_one_batch_and_pool(name):
     torch.manual_seed(1)
     model = MODELS[name]().eval()
     srcs = sources(12, seed=5)
-    settings = [SearchConfig(beam_size=3, nbest=2, alpha=a, max_len_a=la, max_len_b=lb, max_tokens=40)
+    settings = [SearchConfig(beam_size=3, nbest=2, alpha=a, max_len_a=la, max_len_b=lb, batch_tokens=40)
                 for a, la, lb in [(0.0, 1.0, 3), (0.6, 0.5, 5), (2.0, 2.0, 1), (5.0, 0.0, 9)]]  # fmt: skip
-    wide = SearchConfig(beam_size=4, nbest=1, alpha=1.0, max_tokens=40)
+    wide = SearchConfig(beam_size=4, nbest=1, alpha=1.0, batch_tokens=40)
     pool = model.new_block_pool(4) if hasattr(model, "new_block_pool") else None
     three = ContinuousDecoder(model, settings[0], pool=pool)
     four = ContinuousDecoder(model, wide, pool=pool)
@@ -127,4 +127,4 @@ def test_a_decoder_refuses_settings_of_another_shape():
     model = MODELS["transformer"]().eval()
     decoder = ContinuousDecoder(model, BEAM)
     with pytest.raises(ValueError, match="shape"):
-        decoder.add(0, [5, 6], SearchConfig(beam_size=4, max_tokens=40))
+        decoder.add(0, [5, 6], SearchConfig(beam_size=4, batch_tokens=40))

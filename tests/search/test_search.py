@@ -265,12 +265,12 @@ def test_translate_ids_restores_order_and_matches_single_sentence_search():
     ]
     from translate.search import pad_sources, translate_dataset, translate_ids
 
-    greedy = SearchConfig(beam_size=1, max_tokens=20, max_len_b=5)
+    greedy = SearchConfig(beam_size=1, batch_tokens=20, max_len_b=5)
     hyps = translate_ids(model, src_ids, greedy)
     assert [h[0].tokens for h in hyps] == [
         greedy_search(model, pad_sources([r]), SearchConfig(max_len_b=5))[0] for r in src_ids
     ]
-    beam = SearchConfig(beam_size=3, nbest=2, max_tokens=30, max_len_b=5)
+    beam = SearchConfig(beam_size=3, nbest=2, batch_tokens=30, max_len_b=5)
     beams = translate_ids(model, src_ids, beam)
     single = [beam_search(model, pad_sources([r]), beam) for r in src_ids]
     assert [[h.tokens for h in nb] for nb in beams] == [[h.tokens for h in s[0]] for s in single]

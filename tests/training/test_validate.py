@@ -27,7 +27,7 @@ def tiny(smoke_cfg):
 
 
 def run(model, tok, dev):
-    search = SearchConfig(beam_size=1, max_tokens=200, max_len_a=0.5, max_len_b=3)
+    search = SearchConfig(beam_size=1, batch_tokens=200, max_len_a=0.5, max_len_b=3)
     return validate(model, tok, dev, search, autocast=contextlib.nullcontext)
 
 

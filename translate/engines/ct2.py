@@ -25,7 +25,7 @@ run the same search:
 |              | their largest limit, each output cut to its own (the same tokens)                      |
 | (always)     | <pad> and <s> never generated (suppress_sequences); </s> ends each source              |
 |              | (add_source_eos in the model's config); sources cut to the positions table             |
-| max_tokens   | max_batch_size in tokens                                                               |
+| batch_tokens | max_batch_size in tokens                                                               |
 | strategy     | greedy: beam_size=1; sample: beam_size=1 with sampling_topk, sampling_topp and         |
 |   + sampling | sampling_temperature (the same names and meanings); seed: ctranslate2.set_random_seed  |
 |              | before the call, which seeds only the generators of worker threads started after it:   |
@@ -96,7 +96,8 @@ def ct2_options(search: SearchConfig, limit: int, stopping: str = STOPPING[0]) -
     """translate_batch keyword arguments for one group of sentences sharing the length limit `limit`."""
     options = dict(
         max_decoding_length=limit, min_decoding_length=0, max_input_length=0, return_end_token=True,
-        suppress_sequences=[[PAD_PIECE], [BOS_PIECE]], max_batch_size=search.max_tokens, batch_type="tokens",
+        suppress_sequences=[[PAD_PIECE], [BOS_PIECE]], max_batch_size=search.batch_tokens,
+        batch_type="tokens",
     )  # fmt: skip
     options.update(repetition_penalty=search.repetition_penalty,
                    no_repeat_ngram_size=search.no_repeat_ngram_size)  # fmt: skip

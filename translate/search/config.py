@@ -21,7 +21,7 @@ BEAM_MAX = 256
 ALPHA_MAX = 5.0
 MAX_LEN_A_MAX = 10.0
 MAX_LEN_B_MAX = 10_000
-MAX_TOKENS_MAX = 1_000_000
+BATCH_TOKENS_MAX = 1_000_000
 TOPK_MAX = 1_000_000  # sampling_topk: at least any vocabulary
 TEMPERATURE_MAX = 100.0
 PENALTY_MAX = 100.0
@@ -49,7 +49,7 @@ class SearchConfig:
     alpha: float = 0.6  # GNMT length penalty ((5 + len) / 6) ** alpha, 0..ALPHA_MAX; 0 = raw log-probability
     max_len_a: float = 1.5  # output length limit: a * source length + b (subwords); a in 0..MAX_LEN_A_MAX
     max_len_b: int = 10  # 0..MAX_LEN_B_MAX
-    max_tokens: int = 4000  # padded source tokens per decoding batch, 1..MAX_TOKENS_MAX
+    batch_tokens: int = 4000  # padded source tokens per decoding batch, 1..BATCH_TOKENS_MAX
     sampling_topk: int = 0  # sample: draw among the k most likely tokens; 0 = all, 1 = greedy
     sampling_topp: float = 1.0  # sample: among the smallest set of most likely tokens reaching this mass
     sampling_temperature: float = 1.0  # sample: logits / temperature
@@ -73,7 +73,7 @@ class SearchConfig:
         _integer("max_len_b", self.max_len_b, 0, MAX_LEN_B_MAX)
         if self.max_len_a == self.max_len_b == 0:
             raise ValueError("max_len_a and max_len_b must not both be 0 (no output could be generated)")
-        _integer("max_tokens", self.max_tokens, 1, MAX_TOKENS_MAX)
+        _integer("batch_tokens", self.batch_tokens, 1, BATCH_TOKENS_MAX)
         _integer("sampling_topk", self.sampling_topk, 0, TOPK_MAX)
         _real("sampling_topp", self.sampling_topp, 0.0, 1.0)
         if self.sampling_topp == 0:

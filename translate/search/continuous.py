@@ -3,7 +3,7 @@ sentences join and leave at every decoding step.
 
   add(key, ids, search=None)
                   a sentence waits; at the next step it is encoded and joins the running batch (up to the
-                  token budget, search.max_tokens source tokens), without waiting for the batch to finish;
+                  token budget, search.batch_tokens source tokens), without waiting for the batch to finish;
                   its own search settings may differ from the decoder's in alpha and the length limit
                   (max_len_a, max_len_b): those are per sentence, like the step count;
   step()          admits waiting sentences, runs one decoding step for every running row, and returns the
@@ -51,7 +51,7 @@ def shape_of(search: SearchConfig) -> tuple:
     """What a ContinuousDecoder's running batch is built for: the strategy, (beam size, nbest, token budget),
     and the sampling and repetition settings its step applies to every row. Settings with the same shape
     share one decoder; alpha and the length limit are per sentence."""
-    return (search.strategy, search.beam_size, search.nbest, search.max_tokens, search.sampling_topk,
+    return (search.strategy, search.beam_size, search.nbest, search.batch_tokens, search.sampling_topk,
             search.sampling_topp, search.sampling_temperature, search.seed, search.no_repeat_ngram_size,
             search.repetition_penalty, search.repeat_guard)  # fmt: skip
 
@@ -197,13 +197,13 @@ class ContinuousDecoder:
     # ---------------------------------------------------------------------------------- join / leave
 
     def _admit(self) -> list[Hashable]:
-        """Waiting sentences join while the running source tokens stay within search.max_tokens (the first
+        """Waiting sentences join while the running source tokens stay within search.batch_tokens (the first
         one always joins an empty batch)."""
         used = sum(self.src_tokens)
         new: list[tuple[Hashable, list[int], SearchConfig]] = []
         while self.waiting:
             need = len(self.waiting[0][1]) + 1
-            if (self.keys or new) and used + need > self.search.max_tokens:
+            if (self.keys or new) and used + need > self.search.batch_tokens:
                 break
             new.append(self.waiting.popleft())
             used += need

@@ -38,7 +38,7 @@ def translate_ids(
     score NaN: they do not rank); constraints: per sentence the target id sequences its translation must
     hold (a glossary's terms, lexically constrained beam search). Sources longer
     than the model's positions are cut (logged once with the count). A batch holds at most
-    search.max_tokens padded source tokens. Raises SearchError naming the sentences (indices into src_ids)
+    search.batch_tokens padded source tokens. Raises SearchError naming the sentences (indices into src_ids)
     for which beam search found no hypothesis with a finite score (NaN or infinite logits).
     """
     device = next(model.parameters()).device
@@ -51,7 +51,7 @@ def translate_ids(
     out: list[list[Hypothesis] | None] = [None] * len(src_ids)
     if not src_ids:
         return []
-    sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], search.max_tokens, shuffle=False, seed=0)
+    sampler = TokenBatchSampler([len(r) + 1 for r in src_ids], search.batch_tokens, shuffle=False, seed=0)
     batches = sampler.all_batches(0)[::-1]  # longest first: the slowest batches show up early in the bar
     with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
         for idx in batches:

@@ -20,7 +20,7 @@ FLAGS = {
     "alpha": ("--alpha", float, "length penalty ((5+len)/6)^alpha"),
     "max_len_a": ("--max-len-a", float, "length limit a * src + b: a"),
     "max_len_b": ("--max-len-b", int, "length limit a * src + b: b"),
-    "max_tokens": ("--batch-tokens", int, "source tokens per batch"),
+    "batch_tokens": ("--batch-tokens", int, "source tokens per batch"),
     "sampling_topk": ("--sampling-topk", int, "--strategy sample: among the k likeliest; 0 = all"),
     "sampling_topp": ("--sampling-topp", float, "--strategy sample: nucleus mass"),
     "sampling_temperature": ("--sampling-temperature", float, "--strategy sample: temperature"),

@@ -40,7 +40,7 @@ class TrainerConfig:
     val_subset: int = 400  # dev pairs scored (spread evenly over the split); 0 = the whole dev split
     # dev BLEU decoding: SearchConfig's defaults except greedy (cheap inside the training budget) and larger
     # batches (source tokens per batch, decoding and the dev loss alike)
-    val_search: SearchConfig = field(default_factory=lambda: SearchConfig(beam_size=1, max_tokens=6000))
+    val_search: SearchConfig = field(default_factory=lambda: SearchConfig(beam_size=1, batch_tokens=6000))
     patience: int = 0  # validations without a new best dev BLEU before stopping; 0 = never stop early
     # checkpoints and logs
     keep_last: int = 3  # step-N.pt files kept (for scripts/average_checkpoints.py); 0 = only last/best

@@ -29,14 +29,14 @@ def dev_subset(dataset, size: int):
 def validate(model, tokenizer, dataset, search: SearchConfig, *, autocast) -> dict:
     """-> {loss, ppl, bleu, chrf, bleu_signature, seconds} on `dataset` (model left in eval mode).
 
-    Decodes with `search` (conf/train.yaml's trainer.val_search: greedy); search.max_tokens also sizes the
+    Decodes with `search` (conf/train.yaml's trainer.val_search: greedy); search.batch_tokens also sizes the
     dev-loss batches."""
     start = time.monotonic()
     model.eval()
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         nll_sum, n_tokens = 0.0, 0
-        for batch in make_batches(dataset, search.max_tokens, shuffle=False, seed=0):
+        for batch in make_batches(dataset, search.batch_tokens, shuffle=False, seed=0):
             batch = batch.to(device)
             with autocast():
                 logits = model(batch.src, batch.tgt_in)  # (B, T, V)
