@@ -266,20 +266,21 @@ def _blocks(T: int, block_dk: int, interpreted: bool) -> dict:
     elif single:
         bs = max(16, min(64, 4096 // block_dk))                                  # (BS, Dk) <= 4K values
         bt, ba, warps, stages = 1, 16, (8 if block_dk >= 512 else 4), 2
-    elif block_dk >= 512:
+    elif block_dk >= 256:
         bt, bs, ba, warps, stages = 16, 16, 8, 8, 1
     else:
         bt, bs, ba, warps, stages = 16, 32, 8, 4, 2
     return dict(BLOCK_T=bt, BLOCK_S=bs, BLOCK_A=ba, USE_DOT=bt >= 16, num_warps=warps, num_stages=stages)
 
 
-def _bwd_blocks(cfg: dict, block_dk: int, interpreted: bool) -> dict:
+def _bwd_blocks(cfg: dict, block_dk: int, dtype: torch.dtype, interpreted: bool) -> dict:
     """The backward kernels' tiles: the forward's, without software pipelining (the fp32 read-modify-write
-    passes), dC . values in Dk chunks of BLOCK_DC; on a GPU with 16-query blocks, 16 keys and 8 warps, as
-    the 32-key, 4-warp forward tile spills 200-500 B there (fp32, Dk 128-256; triton_compile.py)."""
+    passes), dC . values in Dk chunks of BLOCK_DC. On a GPU with 16-query blocks: 16 keys, and 8 warps
+    (4 for 16-bit values up to Dk 128), where the forward's 32-key, 4-warp tile spills 200-500 B (fp32)
+    and 24-48 B (16-bit) at Dk 128 (scripts/compile_kernels.py)."""
     cfg = dict(cfg, num_stages=1, BLOCK_DC=16 if interpreted else min(block_dk, 128))
     if not interpreted and cfg["BLOCK_T"] >= 16:
-        cfg.update(BLOCK_S=16, num_warps=8)
+        cfg.update(BLOCK_S=16, num_warps=4 if dtype != torch.float32 and block_dk <= 128 else 8)
     return cfg
 
 
@@ -343,7 +344,7 @@ def additive_backward(dctx, wq, uk, v_weight, values, ctx, lse, key_lengths):
     B, T, A = wq.shape
     S, DK = values.shape[1], values.shape[2]
     klen, consts, cfg = _setup(wq, values, key_lengths)
-    cfg = _bwd_blocks(cfg, consts["BLOCK_DK"], _interpreted(wq))
+    cfg = _bwd_blocks(cfg, consts["BLOCK_DK"], values.dtype, _interpreted(wq))
     delta = torch.empty((B, T), device=wq.device, dtype=torch.float32)
     dwq = torch.zeros((B, T, A), device=wq.device, dtype=torch.float32)
     duk = torch.zeros((B, S, A), device=wq.device, dtype=torch.float32)

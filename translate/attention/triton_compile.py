@@ -41,6 +41,10 @@ import torch
 SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
 # Spill budget at the launchers' tiles, bytes: none. A spill is local memory traffic in the innermost loop.
 SPILL_BUDGET = 0
+# Spills accepted where every other tile tried spills more, (family, kernel, dtype, dim, cc) -> bytes: the
+# fp32 additive backward at Dk 256 on sm_80 keeps 8 B in d wq; 64-wide Dk chunks remove them there but spill
+# 8-16 B in d uk / d values, and 4 warps spill as much (no shipped config has Dk 256: RNNsearch's is 512).
+ACCEPTED_SPILLS = {("additive", "_bwd_dwq_kernel", "fp32", 256, 80): 8}
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -81,9 +85,9 @@ def flash_cases(dims=(64, 128, 16), dtypes=tuple(DTYPES)) -> list[Case]:
     return cases
 
 
-def additive_cases(dims=(512, 128, 1024), dtypes=tuple(DTYPES)) -> list[Case]:
-    """Value dims: 512 (conf/model/rnnsearch.yaml, 2 x 256 bidirectional), 128, 1024 (the launcher's limit);
-    training (T >= 16: tl.dot tiles) and one decoding step (T = 1), with and without key padding."""
+def additive_cases(dims=(512, 128, 256, 1024), dtypes=tuple(DTYPES)) -> list[Case]:
+    """Value dims: 512 (conf/model/rnnsearch.yaml, 2 x 256 bidirectional), 128, 256, 1024 (the launcher's
+    limit); training (T >= 16: tl.dot tiles) and one decoding step (T = 1), with and without key padding."""
     cases = []
     for dk in dims:
         for dt in dtypes:
@@ -273,9 +277,11 @@ def problems(row: dict) -> list[str]:
     if row["shared_bytes"] > SHARED_LIMIT[row["cc"]]:
         found.append(f"{where}: {row['shared_bytes']} B shared memory, over sm_{row['cc']}'s "
                      f"{SHARED_LIMIT[row['cc']]} B")  # fmt: skip
-    if row["spill_bytes"] > SPILL_BUDGET:
+    key = (row.get("family"), row["kernel"], row.get("dtype"), row.get("dim"), row["cc"])
+    budget = ACCEPTED_SPILLS.get(key, SPILL_BUDGET)
+    if row["spill_bytes"] > budget:
         found.append(f"{where}: {row['spill_bytes']} B spilled ({row['registers']} registers; budget "
-                     f"{SPILL_BUDGET} B) at tiles {row['tiles']}, {row['num_warps']} warps")  # fmt: skip
+                     f"{budget} B) at tiles {row['tiles']}, {row['num_warps']} warps")  # fmt: skip
     return found
 
 
@@ -301,7 +307,8 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
         p.error("TRITON_INTERPRET is set: the interpreter cannot compile for a GPU (unset it)")
     rows = compile_all(SETS[args.set](), tuple(args.targets), progress=args.progress)
-    json.dump({"rows": rows, "spill_budget": SPILL_BUDGET, "shared_limit": SHARED_LIMIT}, sys.stdout)
+    json.dump({"rows": rows, "spill_budget": SPILL_BUDGET, "shared_limit": SHARED_LIMIT,
+               "accepted_spills": [[*k, v] for k, v in ACCEPTED_SPILLS.items()]}, sys.stdout)
     return 0
 
 

@@ -20,6 +20,10 @@ cannot hold) is refused with a one-line ExportError, as are RNN models (their in
 `translate --quantize int8`). The directory is written under a temporary name and renamed when complete.
 Beside CTranslate2's own files it holds the SentencePiece model(s) and translate.json (what `translate
 --engine ct2` and `make eval ENGINE=ct2` need: tokenizer files, data config, positions, provenance).
+
+The file keeps the chosen type; what runs depends on the CPU that loads it (cpu_compute_type, and
+CT2Engine.info["compute_type"] once loaded): int16 runs as int16 only on Intel CPUs (MKL), as int8 on AMD
+and ARM; float16 runs as float32 on every CPU; int8 is int8 weights with float32 activations everywhere.
 """
 
 from __future__ import annotations
@@ -39,6 +43,21 @@ QUANTIZATIONS = ("int8", "int8_float32", "int16", "float16", "float32")
 META_FILE = "translate.json"
 META_VERSION = 1
 JOINT_SPM, SRC_SPM, TGT_SPM = "sentencepiece.model", "source.spm.model", "target.spm.model"
+
+
+def cpu_compute_type(quantization: str) -> str:
+    """What CTranslate2 runs an export of this quantization as on this machine's CPU: its documented load-time
+    fallbacks ("Implicit type conversion on load") over ctranslate2.get_supported_compute_types("cpu").
+    int8 and int8_float32 run as int8_float32 everywhere; int16 only with Intel MKL (Intel CPUs, or
+    CT2_USE_MKL=1 on another x86 CPU), else as int8_float32 (AMD, ARM); float16 as float32 on CPUs."""
+    import ctranslate2
+
+    supported = set(ctranslate2.get_supported_compute_types("cpu"))
+    if quantization in ("int8", "int8_float32") or (quantization == "int16" and "int16" not in supported):
+        return "int8_float32"
+    if quantization == "float16" and "float16" not in supported:
+        return "float32"
+    return quantization
 
 
 class ExportError(ValueError):
