@@ -28,6 +28,12 @@ time). Writes JSON (--out) and a markdown table next to it.
 
 from __future__ import annotations
 
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import json
 import math

@@ -33,6 +33,12 @@ int16 runs as int8 off Intel MKL (AMD and ARM CPUs), float16 as float32 on CPUs 
 
 from __future__ import annotations
 
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import hashlib
 import json

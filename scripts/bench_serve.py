@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_serve.py --checkpoint runs/default/checkpoints/best.pt
     .venv/bin/python scripts/bench_serve.py --clients 1 8 --seconds 10 --parts http     # a quick look
+    .venv/bin/python scripts/bench_serve.py --parts soak --soak-seconds 600              # hostile clients
     -> reports/bench_serve.json and reports/bench_serve.md
 
 HTTP part: for each scheduler (one request at a time; static batching of what is queued; continuous
@@ -18,14 +19,28 @@ K/V bytes copied (contiguous: torch.cat on append, index_select on reorder, padd
 writes plus copy-on-write), the bytes the CPU attention path gathers from the blocks, step time, and
 allocated vs used self-attention cache memory (used: slots holding keys a row reads; the paged cache holds
 a shared beam prefix once).
+Soak part: one server (the default continuous, paged scheduler), --soak-clients clients for --soak-seconds;
+each request is ordinary (a test verse, the default settings) or, with probability --hostile-share, one of
+HOSTILE's kinds (bad numbers, bad bodies, alignment requests, clients that leave, partial headers, new
+search settings on every request). Reported: requests by kind and status (goal: no 500), the ordinary
+requests' p50/p99 against a run of --soak-baseline-seconds on a fresh server without the hostile share, and
+the server's RSS every 10 s (goal: the last minute's within 10% of the second minute's).
 """
 
 from __future__ import annotations
 
+# ruff: noqa: E402 (allocator.preload() comes before the other imports)
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import gzip
 import json
+import math
 import os
+import random
 import signal
 import socket
 import statistics
@@ -276,6 +291,140 @@ CACHE_KEYS = ["beam", "running", "cache", "ms_per_step", "copied_kb_per_step", "
               "used_kb_mean", "waste_slots_per_row_mean"]  # fmt: skip
 
 
+def raw(url: str, data: bytes, hold: float = 0.0, timeout: float = 120.0) -> int:
+    """Send bytes on a new connection to the server at `url`; hold > 0: close after that many seconds without
+    reading (a client that leaves) -> the status answered (0: none)."""
+    host, port = url.rsplit("/", 1)[1].split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(data)
+            if hold > 0:
+                time.sleep(hold)
+                return 0
+            reply = sock.recv(64)
+    except OSError:
+        return 0
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else 0
+
+
+def http_bytes(body: bytes, content_type: str = "application/json") -> bytes:
+    return (b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (content_type.encode(), len(body), body))  # fmt: skip
+
+
+def send_json(url: str, text: str) -> int:
+    return raw(url, http_bytes(text.encode()))
+
+
+HOSTILE = {  # kind -> (rng, url, verse) -> status (0 = no answer expected or none)
+    "alpha NaN": lambda r, u, v: send_json(u, json.dumps({"q": v})[:-1] + ', "alpha": NaN}'),
+    "alpha 1e308": lambda r, u, v: post(u + "/v1/translate", {"q": v, "alpha": 1e308})[0],
+    "5000-digit int": lambda r, u, v: send_json(u, '{"q": "x", "beam": ' + "9" * 5000 + "}"),
+    "deep JSON": lambda r, u, v: send_json(u, '{"q": ' + "[" * 5000 + "]" * 5000 + "}"),
+    "random bytes": lambda r, u, v: raw(u, http_bytes(bytes(r.randrange(256) for _ in range(200)))),
+    "model as list": lambda r, u, v: post(u + "/v1/translate", {"q": v, "model": ["bench"]})[0],
+    "alternatives ²": lambda r, u, v: raw(u, http_bytes(json.dumps(
+        {"q": v, "source": "es", "target": "en", "alternatives": "\u00b2"}).encode()).replace(
+        b"/v1/translate", b"/translate")),
+    "alignment": lambda r, u, v: post(u + "/v1/translate", {"q": " ".join([v] * r.randint(1, 12)),
+                                                             "alignment": True, "beam": 4, "nbest": 4})[0],
+    "client leaves": lambda r, u, v: raw(u, http_bytes(json.dumps({"q": " ".join([v] * 8)}).encode()),
+                                         hold=r.uniform(0.05, 1.0)),
+    "partial headers": lambda r, u, v: raw(u, b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+    "new settings": lambda r, u, v: post(u + "/v1/translate", {"q": v, "alpha": r.uniform(0, 2),
+                                                                "beam": r.randint(1, 8)})[0],
+}  # fmt: skip
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def soak_run(args, verses: list[str], seconds: float, hostile_share: float) -> dict:
+    """One fresh server, --soak-clients clients for `seconds`: statuses by kind, ordinary latencies, RSS."""
+    proc, url = start_server(args, [])
+    counts: dict[str, dict[int, int]] = {}
+    ordinary: list[float] = []
+    lock = threading.Lock()
+    try:
+        for v in verses[:4]:  # warm-up
+            post(url + "/v1/translate", {"q": v})
+        stop_at = time.monotonic() + seconds
+
+        def client(c: int) -> None:
+            rng = random.Random(c)
+            kinds = list(HOSTILE)
+            while time.monotonic() < stop_at:
+                verse = verses[rng.randrange(len(verses))]
+                start = time.monotonic()
+                if rng.random() < hostile_share:
+                    kind = kinds[rng.randrange(len(kinds))]
+                    status = HOSTILE[kind](rng, url, verse)
+                else:
+                    kind, status = "ordinary", post(url + "/v1/translate", {"q": verse})[0]
+                with lock:
+                    counts.setdefault(kind, {}).setdefault(status, 0)
+                    counts[kind][status] += 1
+                    if kind == "ordinary" and status == 200:
+                        ordinary.append(1000 * (time.monotonic() - start))
+
+        threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(args.soak_clients)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        rss = []
+        while time.monotonic() < stop_at:
+            rss.append((round(time.monotonic() - t0), rss_mb(proc.pid)))
+            time.sleep(max(0.0, min(10.0 - (time.monotonic() - t0) % 10.0, stop_at - time.monotonic())))
+        rss.append((round(time.monotonic() - t0), rss_mb(proc.pid)))
+        for t in threads:  # requests under way at the end finish (each within the server's timeout)
+            t.join(ServerConfig.timeout + 10)
+        final = metrics(url)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    minute = [m for t, m in rss if 60 <= t <= 120]
+    last = [m for t, m in rss if t >= rss[-1][0] - 60]
+    return {"seconds": seconds, "clients": args.soak_clients, "hostile_share": hostile_share,
+            "counts": {k: {str(s): n for s, n in sorted(v.items())} for k, v in sorted(counts.items())},
+            "server_errors": sum(n for v in counts.values() for s, n in v.items() if s == 500),
+            "timeouts_504": sum(n for v in counts.values() for s, n in v.items() if s == 504),
+            "ordinary_p50_ms": percentile(ordinary, 0.5), "ordinary_p99_ms": percentile(ordinary, 0.99),
+            "ordinary_answered": len(ordinary), "rss_mb": rss,
+            "rss_second_minute_mb": statistics.mean(minute) if minute else float("nan"),
+            "rss_last_minute_mb": statistics.mean(last) if last else float("nan"),
+            "decoders_at_end": final.get("translate_decoders", float("nan")),
+            "kv_blocks_allocated_at_end": final.get("translate_kv_blocks_allocated", math.nan)}  # fmt: skip
+
+
+def soak_markdown(soak: dict) -> list[str]:
+    base, run = soak["baseline"], soak["hostile"]
+    lines = [f"Soak: {run['clients']} clients, {run['seconds']:g} s, hostile share {run['hostile_share']:g} "
+             f"(baseline: {base['seconds']:g} s without it)", "", "| kind | answers by status |",
+             "|---|---|"]  # fmt: skip
+    for kind, by_status in run["counts"].items():
+        lines.append(f"| {kind} | " + ", ".join(f"{s}: {n}" for s, n in by_status.items()) + " |")
+    ratio = run["rss_last_minute_mb"] / run["rss_second_minute_mb"]
+    lines += ["", "| | baseline | with hostile clients |", "|---|---:|---:|",
+              f"| ordinary p50 ms | {base['ordinary_p50_ms']:.0f} | {run['ordinary_p50_ms']:.0f} |",
+              f"| ordinary p99 ms | {base['ordinary_p99_ms']:.0f} | {run['ordinary_p99_ms']:.0f} |",
+              f"| ordinary answered | {base['ordinary_answered']} | {run['ordinary_answered']} |",
+              f"| 500s (goal 0) | {base['server_errors']} | {run['server_errors']} |",
+              f"| 504s (past --timeout) | {base['timeouts_504']} | {run['timeouts_504']} |",
+              f"| RSS MB, 2nd minute -> last minute | | {run['rss_second_minute_mb']:.0f} -> "
+              f"{run['rss_last_minute_mb']:.0f} ({ratio:.2f}x) |",
+              f"| decoders, KV blocks allocated at the end | | {run['decoders_at_end']:g}, "
+              f"{run['kv_blocks_allocated_at_end']:g} |", "",
+              "RSS every 10 s (s: MB): " + ", ".join(f"{t}: {m:.0f}" for t, m in run["rss_mb"])]  # fmt: skip
+    return lines
+
+
 def table(rows: list[dict], columns, keys) -> list[str]:
     out = ["| " + " | ".join(c for c, _ in columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     for r in rows:
@@ -292,6 +441,8 @@ def markdown(report: dict) -> str:
         lines += table(report["http"], HTTP_COLUMNS, HTTP_KEYS) + [""]
     if report["cache"]:
         lines += table(report["cache"], CACHE_COLUMNS, CACHE_KEYS)
+    if report.get("soak"):
+        lines += [""] + soak_markdown(report["soak"])
     return "\n".join(lines) + "\n"  # fmt: skip
 
 
@@ -304,7 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads of the server")
     p.add_argument("--beam", type=int, default=SearchConfig.beam_size, help="beam size of every request")
     p.add_argument("--verses", type=int, default=500, help="test verses the clients cycle through")
-    p.add_argument("--parts", nargs="+", choices=["http", "cache"], default=["http", "cache"])
+    p.add_argument("--parts", nargs="+", choices=["http", "cache", "soak"], default=["http", "cache"])
+    p.add_argument("--soak-seconds", type=float, default=600.0, help="the hostile run (soak part)")
+    p.add_argument("--soak-baseline-seconds", type=float, default=120.0, help="the run without hostile ones")
+    p.add_argument("--soak-clients", type=int, default=32)
+    p.add_argument("--hostile-share", type=float, default=0.3, help="hostile requests' share (soak part)")
     p.add_argument("--cache-sentences", type=int, default=48, help="test verses (cache part)")
     p.add_argument("--cache-running", type=int, nargs="+", default=[1, 16, 32],
                    help="sentences running at once (cache part)")  # fmt: skip
@@ -331,6 +486,10 @@ def main(argv=None) -> int:
             for n in args.clients:
                 report["http"].append(run_cell(args, label, SCHEDULERS[label], n, verses))
                 print(json.dumps(report["http"][-1]), flush=True)
+    if "soak" in args.parts:
+        report["soak"] = {"baseline": soak_run(args, verses, args.soak_baseline_seconds, 0.0)}
+        print(json.dumps(report["soak"]["baseline"]), flush=True)
+        report["soak"]["hostile"] = soak_run(args, verses, args.soak_seconds, args.hostile_share)
     out = Path(args.out)
     write_json(out, report)
     write_text(out.with_suffix(".md"), markdown(report))

@@ -11,13 +11,25 @@ step time (robust to other processes on the same cores).
 
 `nn_transformer` is the reference: torch.nn.Transformer with the same sizes as conf/model/transformer.yaml
 (tied embeddings, sinusoidal positions, post-norm, relu), so our Transformer can be compared in the same run.
-A model name `<config>/<backend>` runs that config with model.attention_backend=<backend> (math, sdpa, ...).
+A model name `<config>/<backend>` runs that config with model.attention_backend=<backend> (math, sdpa, ...);
+`+fused` adds fused AdamW, `+compile` torch.compile of the model (the warm-up steps compile; their time is in
+the JSON), e.g. `transformer/math+fused+compile`.
 It first prints what this CPU can do (its flags, PyTorch's view, the bf16 probe and matmul benchmark that
 `trainer.precision=auto` uses, and what auto resolves to), so every table says which machine it came from.
-Writes JSON (--json) and prints a markdown table.
+
+Allocators (`--allocators system,mimalloc,...`, default: what this process runs under) are measured side by
+side: each measurement's subprocess gets that allocator's environment, and with `--rounds N` the order is
+reversed every other round. Each row says which allocator the subprocess really ran on
+(translate/allocator.py: describe), its minor page faults and system time per timed step, and its peak RSS.
+
+Utilisation: the Transformer's FLOPs per target token, counted from its config (translate/training/flops.py),
+times tokens/s, against the matmul peak measured in this run at the model's shapes in each precision.
+
+Writes JSON (--json) and prints markdown tables.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -29,19 +41,58 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from translate import allocator  # noqa: E402
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
 from translate.data.vocab import BOS_ID, PAD_ID  # noqa: E402
+from translate.files import write_text  # noqa: E402
+from translate.training.flops import (  # noqa: E402
+    linear_shapes,
+    matmul_peak,
+    transformer_flops_per_target_token,
+)
 from translate.training.loss import label_smoothed_loss  # noqa: E402
 
 REFERENCE = "nn_transformer"
 # Set by hand to approximate an AVX2-only CPU on a newer one (README, "Speed").
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+OPTIONS = {"fused": "fused AdamW (torch.optim.AdamW(fused=True))", "compile": "torch.compile(model)"}
+GOALS = {"bf16": 0.60, "fp32": 0.75}  # share of the measured matmul peak (issue 21)
+NN_GOAL = 1.2  # ours / torch.nn.Transformer, same precision, same run
+SYSTEM_LIBS = Path("/usr/lib") / f"{platform.machine()}-linux-gnu"
+# name -> the environment its subprocess runs with (None: the library is missing here)
+ALLOCATORS = {
+    "default": {},
+    "system": {"TRANSLATE_ALLOCATOR": "system"},
+    "glibc-tuned": {"TRANSLATE_ALLOCATOR": "system",  # the largest mmap threshold glibc takes (32 MiB)
+                    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:"
+                                      "glibc.malloc.trim_threshold=4294967296"},
+    "mimalloc": {"TRANSLATE_ALLOCATOR": "mimalloc", "MIMALLOC_PURGE_DELAY": "-1"},
+    "mimalloc-purge10ms": {"TRANSLATE_ALLOCATOR": "mimalloc", "MIMALLOC_PURGE_DELAY": "10"},  # its default
+    "jemalloc": {"TRANSLATE_ALLOCATOR": "system", "LD_PRELOAD": str(SYSTEM_LIBS / "libjemalloc.so.2")},
+    "jemalloc-nodecay": {"TRANSLATE_ALLOCATOR": "system", "LD_PRELOAD": str(SYSTEM_LIBS / "libjemalloc.so.2"),
+                         "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"},
+    "tcmalloc": {"TRANSLATE_ALLOCATOR": "system",
+                 "LD_PRELOAD": str(SYSTEM_LIBS / "libtcmalloc_minimal.so.4")},
+}  # fmt: skip
+
+
+def allocator_env(name: str) -> dict[str, str] | None:
+    """The environment for a subprocess on allocator `name`; None where its library is not installed."""
+    extra = ALLOCATORS[name]
+    if "LD_PRELOAD" in extra and not Path(extra["LD_PRELOAD"]).is_file():
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in ("MIMALLOC_PURGE_DELAY", "GLIBC_TUNABLES")}
+    return env | extra
 
 
 class TorchTransformer(nn.Module):
@@ -91,12 +142,32 @@ def build(name: str, vocab: int) -> nn.Module:
     return build_model(cfg, vocab, vocab, True)
 
 
+def transformer_config() -> dict:
+    """conf/model/transformer.yaml composed as training does: what the FLOPs are counted from."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from translate.search.config import register_with_hydra
+
+    register_with_hydra()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return OmegaConf.to_container(compose("train", overrides=["model=transformer"]).model, resolve=True)
+
+
 def measure(name: str, precision: str, args) -> dict:
     """One config in this process: tokens/s over args.steps timed steps, peak memory."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = build(name, args.vocab).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98))
+    base, *options = name.split("+")  # "transformer/math+fused+compile"
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        choices = ", ".join(OPTIONS)
+        raise SystemExit(f"{name}: unknown option {', '.join(sorted(unknown))} (choose from {choices})")
+    model = build(base, args.vocab).to(device).train()
+    fused = "fused" in options or None  # None: torch's default (foreach)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), fused=fused)
+    if "compile" in options:  # as trainer.compile=true does: the module, inductor's defaults
+        model = torch.compile(model)
     batch = max(args.batch_tokens // args.tgt_len, 1)
     src = torch.randint(4, args.vocab, (batch, args.src_len), device=device)  # (B,S)
     tgt_out = torch.randint(4, args.vocab, (batch, args.tgt_len), device=device)  # (B,T)
@@ -113,18 +184,29 @@ def measure(name: str, precision: str, args) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return float(loss)
 
+    start = time.perf_counter()
     for _ in range(args.warmup):
         step()
+    compile_s = time.perf_counter() - start if "compile" in options else 0.0  # the warm-up compiles
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    with profiled(args.profile) as prof:
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    if prof is not None:  # the ops by their own time, then by op and input shape
+        order = "self_cpu_time_total"
+        by_op = prof.key_averages().table(sort_by=order, row_limit=30)
+        by_shape = prof.key_averages(group_by_input_shape=True).table(sort_by=order, row_limit=30)
+        head = f"{name} {precision}, {allocator.describe()}, {args.steps} steps"
+        write_text(args.profile, f"{head}\n\n{by_op}\nby input shape:\n{by_shape}\n")
     seconds = statistics.median(times)  # robust to other processes sharing the cores
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
@@ -134,6 +216,7 @@ def measure(name: str, precision: str, args) -> dict:
         "model": name,
         "precision": precision,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "warmup_s_with_compile": compile_s,
         "batch": batch,
         "tgt_tokens_per_step": batch * args.tgt_len,
         "seconds_per_step": seconds,
@@ -141,7 +224,28 @@ def measure(name: str, precision: str, args) -> dict:
         "tgt_tokens_per_s": batch * args.tgt_len / seconds,
         "peak_memory_mb": peak_mb,
         "memory_kind": "cuda max allocated" if device.type == "cuda" else "process peak RSS",
+        "allocator": allocator.describe(),
+        "minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps,
+        "system_s_per_step": (after.ru_stime - before.ru_stime) / args.steps,
+        "user_s_per_step": (after.ru_utime - before.ru_utime) / args.steps,
     }
+
+
+@contextlib.contextmanager
+def profiled(path):
+    """torch.profiler over the timed steps when --profile names a file; nothing otherwise."""
+    if not path:
+        yield None
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        yield prof
+
+
+def family(name: str) -> str:
+    """'transformer/math+fused' -> 'transformer'."""
+    return name.partition("+")[0].partition("/")[0]
 
 
 def rate(row: dict) -> float:
@@ -174,19 +278,49 @@ def capability() -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| model | precision | params | batch (sent x tok) | s/step | target tok/s | peak MB |",
-        "|---|---|---:|---|---:|---:|---:|",
+        "| model | precision | allocator | params | batch (sent x tok) | s/step | target tok/s | GFLOP/s | "
+        "share of peak | minor faults/step | system s/step | peak MB |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['precision']} | | | | error: {r['error']} | |")
+            lines.append(f"| {r['model']} | {r['precision']} | {r['alloc']} | | | | error: {r['error']} "
+                         "| | | | | |")  # fmt: skip
             continue
+        share = f"{r['share']:.0%}" if "share" in r else "-"
+        gflops = f"{r['gflops']:.0f}" if "gflops" in r else "-"
         lines.append(
-            f"| {r['model']} | {r['precision']} | {r['parameters'] / 1e6:.2f}M | {r['batch']} x "
+            f"| {r['model']} | {r['precision']} | {r['alloc']} | {r['parameters'] / 1e6:.2f}M | "
+            f"{r['batch']} x "
             f"{r['tgt_tokens_per_step'] // r['batch']} | {r['seconds_per_step']:.3f} | "
-            f"{r['tgt_tokens_per_s']:,.0f} | {r['peak_memory_mb']:,.0f} |"
+            f"{r['tgt_tokens_per_s']:,.0f} | {gflops} | {share} | {r['minor_faults_per_step']:,.0f} | "
+            f"{r['system_s_per_step']:.3f} | {r['peak_memory_mb']:,.0f} |"
         )
     return "\n".join(lines)
+
+
+def peaks_table(peaks: dict, flops: float) -> str:
+    lines = [f"FLOPs per target token (forward + backward, counted from conf/model/transformer.yaml): "
+             f"{flops / 1e6:.1f} MFLOP", "", "| precision | matmul peak at the model's shapes (GFLOP/s) | "
+             "each product m x k x n (GFLOP/s) |", "|---|---:|---|"]  # fmt: skip
+    for prec, peak in peaks.items():
+        each = ", ".join(f"{name}: {g:.0f}" for name, g in peak.products)
+        lines.append(f"| {prec} | {peak.gflops:.0f} | {each} |")
+    return "\n".join(lines)
+
+
+def run_one(name: str, precision: str, alloc: str, settings: list, profile: Path | None) -> dict:
+    env = allocator_env(alloc)
+    if env is None:
+        return {"model": name, "precision": precision, "alloc": alloc, "error": "library not installed here"}
+    cmd = [sys.executable, __file__, *map(str, settings), "--one", f"{name}:{precision}"]
+    if profile:
+        cmd += ["--profile", str(profile / f"{name.replace('/', '-')}_{precision}_{alloc}.txt")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"model": name, "precision": precision, "alloc": alloc, "error": last}
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"alloc": alloc}
 
 
 def main(argv=None) -> int:
@@ -202,6 +336,11 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--allocators", default="default",
+                   help=f"comma-separated, side by side: {', '.join(ALLOCATORS)} (default: this process's)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat everything; odd rounds in reverse order")
+    p.add_argument("--profile", type=Path, help="a directory: torch.profiler tables of each measurement's "
+                   "timed steps, <model>_<precision>_<allocator>.txt (slows what it profiles)")  # fmt: skip
     p.add_argument("--json", type=Path, default=Path("bench_train.json"))
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model:precision, print JSON
     args = p.parse_args(argv)
@@ -218,30 +357,47 @@ def main(argv=None) -> int:
           f"{', limits ' + str(cpu['isa_limits']) if cpu['isa_limits'] else ''}; "
           f"precision auto -> {cpu['precision_auto']} ({cpu['precision_auto_reason']})",
           file=sys.stderr)  # fmt: skip
+    allocs = args.allocators.split(",")
+    unknown = [a for a in allocs if a not in ALLOCATORS]
+    if unknown:
+        p.error(f"--allocators: unknown {', '.join(unknown)} (choose from {', '.join(ALLOCATORS)})")
+    print(f"allocator (this process): {allocator.describe()}", file=sys.stderr)
+    models, precisions = args.models.split(","), args.precisions.split(",")
+    model_cfg = transformer_config()
+    flops = transformer_flops_per_target_token(model_cfg, args.vocab, args.src_len, args.tgt_len)
+    rows_per_step = max(args.batch_tokens // args.tgt_len, 1) * args.tgt_len
+    shapes = linear_shapes(model_cfg, args.vocab)
+    peaks = {prec: matmul_peak(shapes, prec, rows=rows_per_step, device=args.device) for prec in precisions}
+    for prec, peak in peaks.items():
+        print(f"matmul peak {prec}: {peak.describe()}", file=sys.stderr)
     rows = []
     settings = ["--batch-tokens", args.batch_tokens, "--src-len", args.src_len, "--tgt-len", args.tgt_len,
                 "--vocab", args.vocab, "--steps", args.steps, "--warmup", args.warmup,
                 "--device", args.device, "--threads", args.threads]  # fmt: skip
-    for name in args.models.split(","):
-        for precision in args.precisions.split(","):
-            cmd = [sys.executable, __file__, *map(str, settings), "--one", f"{name}:{precision}"]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-                rows.append({"model": name, "precision": precision, "error": last})
-            else:
-                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(
-                f"{name} {precision}: {rows[-1].get('tgt_tokens_per_s', rows[-1].get('error'))}",
-                file=sys.stderr,
-            )
-    ours: dict[str, dict] = {}  # per precision: our fastest Transformer backend
+    for round_ in range(args.rounds):
+        order = allocs if round_ % 2 == 0 else allocs[::-1]
+        for name in models:
+            for precision in precisions:
+                for alloc in order:
+                    row = run_one(name, precision, alloc, settings, args.profile) | {"round": round_}
+                    if "error" not in row and family(name) in ("transformer", REFERENCE):
+                        row["gflops"] = row["tgt_tokens_per_s"] * flops / 1e9
+                        row["share"] = row["gflops"] / peaks[precision].gflops
+                    rows.append(row)
+                    print(f"{name} {precision} {alloc}: {row.get('tgt_tokens_per_s', row.get('error'))}",
+                          file=sys.stderr)  # fmt: skip
+    ours: dict[str, dict] = {}  # per precision: our fastest Transformer backend (any allocator)
+    ref: dict[str, dict] = {}  # torch.nn.Transformer on the same allocator as that row
     for r in rows:
-        if r["model"].partition("/")[0] == "transformer" and "error" not in r:
+        if family(r["model"]) == "transformer" and "error" not in r:
             best = ours.get(r["precision"])
             if best is None or r["tgt_tokens_per_s"] > best["tgt_tokens_per_s"]:
                 ours[r["precision"]] = r
-    ref = {r["precision"]: r for r in rows if r["model"] == REFERENCE and "error" not in r}
+    for prec, best in ours.items():
+        same = [r for r in rows if r["model"] == REFERENCE and "error" not in r and r["precision"] == prec
+                and r["alloc"] == best["alloc"]]  # fmt: skip
+        if same:
+            ref[prec] = max(same, key=rate)
     comparison = {
         prec: {"ours": ours[prec]["model"], "ratio": rate(ours[prec]) / rate(ref[prec])}
         for prec in ours
@@ -252,16 +408,27 @@ def main(argv=None) -> int:
             "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor()
             or platform.machine()},
         "cpu": cpu,
+        "flops_per_target_token": flops,
+        "matmul_peaks": {prec: {"gflops": pk.gflops, "rows": pk.rows, "products": dict(pk.products)}
+                         for prec, pk in peaks.items()},  # fmt: skip
         "results": rows,
         "ours_over_nn_transformer": comparison,
     }  # fmt: skip
-    args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    write_text(args.json, json.dumps(report, indent=2, default=str) + "\n")
     print(f"CPU: {cpu['cpu']} ({' '.join(cpu['flags'])}); ATen {cpu['torch_cpu_capability']}; "
           f"precision auto -> {cpu['precision_auto']} ({cpu['precision_auto_reason']})")  # fmt: skip
+    print(peaks_table(peaks, flops))
+    print()
     print(table(rows))
     for prec, c in comparison.items():
-        verdict = "goal 1.1x met" if c["ratio"] >= 1.1 else "below the 1.1x goal"
+        verdict = f"goal {NN_GOAL}x met" if c["ratio"] >= NN_GOAL else f"below the {NN_GOAL}x goal"
         print(f"ours ({c['ours']}) / torch.nn.Transformer ({prec}): {c['ratio']:.2f}x ({verdict})")
+    for prec, best in ours.items():
+        goal = GOALS.get(prec)
+        if goal is not None and "share" in best:
+            verdict = "met" if best["share"] >= goal else "not met"
+            print(f"ours ({best['model']}, {best['alloc']}) {prec}: {best['share']:.0%} of the matmul peak "
+                  f"(goal {goal:.0%}: {verdict})")  # fmt: skip
     return 0 if all(math.isfinite(r.get("tgt_tokens_per_s", 0.0)) for r in rows) else 1
 
 

@@ -20,6 +20,11 @@ locale. Errors are one line, `translate: error: ...`, exit status 2.
 
 from __future__ import annotations
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import argparse
 import sys
 from pathlib import Path

@@ -7,6 +7,11 @@ Composes conf/evaluate.yaml, runs translate.evaluation.evaluator in the Hydra ru
 scores with their sacrebleu signatures; user-facing errors become one line on stderr and exit code 2.
 """
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import logging
 import sys
 from pathlib import Path
@@ -61,6 +66,7 @@ def summary(results: dict, out_dir: Path) -> str:
 @hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     logging.getLogger("translate").setLevel(logging.INFO)
+    logging.getLogger("translate").info("allocator: %s", allocator.describe())
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         paths = [to_absolute_path(p) for p in cfg.checkpoints] or [str(newest_best_checkpoint())]

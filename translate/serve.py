@@ -9,13 +9,23 @@ A checkpoint is decoded by our engine with continuous batching (--quantize int8:
 CTranslate2 directory by CTranslate2, which batches what is queued (continuous batching needs our models'
 step interface), and without alignments.
 
-It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) stops accepting connections,
-lets the running requests finish, then exits. Errors in the options or checkpoints are one line,
-`translate serve: error: ...`, exit status 2. The server defaults live in translate.service.ServerConfig,
-the decoding defaults in translate.search.SearchConfig.
+LibreTranslate's access options, all off by default: --api-keys FILE, --require-api-key, --req-limit,
+--batch-limit, --char-limit, --cors-origins (none by default; '*' as LibreTranslate); files: --max-file-bytes,
+--file-ttl (translate/service/README.md). Bounds against hostile clients: --read-timeout, --max-connections,
+--max-body-bytes, --max-beam, --max-alignment-cells, --allowed-host (translate/service/README.md).
+
+It listens on 127.0.0.1 unless --host says otherwise. SIGTERM (or Ctrl-C) makes /health say "draining" for
+--drain-seconds, then stops accepting connections, lets the running requests finish, and exits. Errors in the
+options or checkpoints are one line, `translate serve: error: ...`, exit status 2. The server defaults live
+in translate.service.ServerConfig, the decoding defaults in translate.search.SearchConfig.
 """
 
 from __future__ import annotations
+
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
 
 import argparse
 import logging
@@ -38,12 +48,26 @@ SERVER_FLAGS = {
     "host": ("address to listen on", None),
     "port": ("port", None),
     "char_limit": ("characters per request; more -> 413", None),
+    "max_body_bytes": ("bytes per request body; more -> 413", None),
+    "max_beam": ("widest beam a request may ask for", None),
+    "max_alignment_cells": ("alignment weights per request; more -> 413", None),
     "max_queue": ("sentences waiting; more -> 503", None),
     "timeout": ("seconds per request; then 504", None),
+    "read_timeout": ("seconds to receive a request; then 408", None),
+    "max_connections": ("open connections; more -> 503", None),
+    "drain_seconds": ("on SIGTERM, seconds /health says draining", None),
     "scheduler": ("how the model worker batches", SCHEDULERS),
     "kv_cache": ("decoder self-attention cache", KV_CACHES),
     "block_size": ("tokens per paged-cache block", None),
+    "req_limit": ("requests per minute per API key or client address, a batch costing its length; more -> "
+                  "429 (0: no limit)", None),
+    "batch_limit": ("texts in one request's q list; more -> 413 (0: no limit)", None),
+    "api_keys": ("a file of API keys, one a line: KEY [REQ_LIMIT [CHAR_LIMIT]] (empty: no keys)", None),
+    "max_file_bytes": ("POST /translate_file: a bigger file is refused", None),
+    "file_ttl": ("seconds a translated file can be downloaded", None),
 }
+# LibreTranslate's switches and lists, with ServerConfig's defaults
+ACCESS_FLAGS = ("require_api_key", "cors_origins")
 
 
 def add_server_flag(p: argparse.ArgumentParser, d: ServerConfig, field: str) -> None:
@@ -70,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"longer sentences are cut into parts (default: {n})")  # fmt: skip
     for field in SERVER_FLAGS:
         add_server_flag(p, d, field)
+    p.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
+                   help="a Host name to answer besides the loopback ones (repeat; '*' = any; default: "
+                        "loopback names only on a loopback address, any name otherwise)")  # fmt: skip
+    p.add_argument("--require-api-key", action="store_true",
+                   help="a request without an API key is a 400 (needs --api-keys)")  # fmt: skip
+    p.add_argument("--cors-origins", type=lambda s: tuple(o.strip() for o in s.split(",") if o.strip()),
+                   default=d.cors_origins, metavar="ORIGIN[,ORIGIN]",
+                   help="origins browsers may call this server from; * = any, as LibreTranslate (default: "
+                        "none: a page on another site cannot read the answers)")  # fmt: skip
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: 0 = torch's choice)")
     return p
 
@@ -84,7 +117,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig, Sea
     if len(set(names)) != len(names):
         p.error(f"--model: a name is given twice ({', '.join(names)})")
     try:
-        server = ServerConfig(**{field: getattr(args, field) for field in SERVER_FLAGS})
+        server = ServerConfig(**{field: getattr(args, field) for field in (*SERVER_FLAGS, *ACCESS_FLAGS)},
+                              allowed_hosts=tuple(args.allowed_hosts))  # fmt: skip
         search = search_from_args(args, SEARCH_FIELDS)
         service = ServiceConfig(max_src_len=args.max_src_len)
     except ValueError as e:  # messages start with the field name: show the option
@@ -126,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     args, server, search, service = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
-    import uvicorn
 
+    from translate.service.access import ApiKeysError
     from translate.service.app import create_app
+    from translate.service.server import DrainingServer, uvicorn_config
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -139,10 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DeviceError, EngineError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    app = create_app(served, server)
-    logging.info("scheduler %s, %s KV cache; listening on http://%s:%d", server.scheduler, server.kv_cache,
-                 server.host, server.port)  # fmt: skip
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+    try:
+        app = create_app(served, server)
+    except ApiKeysError as e:
+        print(f"{PROG}: error: --api-keys: {e}", file=sys.stderr)
+        return 2
+    logging.info("scheduler %s, %s KV cache, allocator %s; listening on http://%s:%d", server.scheduler,
+                 server.kv_cache, allocator.describe(), server.host, server.port)  # fmt: skip
+    DrainingServer(uvicorn_config(app, server), app.state.service.counters, server.drain_seconds).run()
     return 0
 
 

@@ -5,6 +5,11 @@ launch directory), calls the loop (translate/training/loop.py) and turns the pro
 one line on stderr and exit code 2. The data config's paths are kept as written, so a checkpoint's config
 stays portable; the data library resolves them (translate/data/corpus.py: resolve_path)."""
 
+from translate import allocator
+
+if __name__ == "__main__":
+    allocator.preload()  # first: re-executes under mimalloc before torch is imported (translate/allocator.py)
+
 import logging
 import os
 import sys

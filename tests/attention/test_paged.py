@@ -83,3 +83,22 @@ def test_transformer_decodes_through_the_paged_cache_like_the_contiguous_one():
     assert pool.in_use == 3 * 3 - 1  # 11 tokens = 3 blocks per row; the two copies of row 1 share block 0
     model.reorder_state(paged, torch.tensor([], dtype=torch.long))
     assert pool.in_use == 0
+
+
+def test_the_pool_gives_memory_back_after_a_burst_and_keeps_what_rows_hold():
+    pool = BlockPool(layers=1, heads=1, head_dim=2, block_size=4, num_blocks=2)
+    burst = PagedKVCache(pool, rows=8)
+    fill(burst, 8)  # 16 blocks in use: the pool doubled to 16
+    assert pool.num_blocks == 16 and pool.trim() == 0  # all needed
+    stay = PagedKVCache(pool, rows=1)
+    fill(stay, 3)  # one more block: the pool doubles to 32, this row holds block 16
+    held = stay.tables[0][0]
+    assert pool.num_blocks == 32 and held == 16
+    burst.release()  # the burst ends: 1 block in use, the pool keeps what sits below it
+    assert pool.trim() == 32 - 17 and pool.num_blocks == 17
+    before = pool.k[0][held].clone()
+    fill(stay, 1)  # the row still reads and writes its block
+    assert torch.equal(pool.k[0][held][:3], before[:3]) and pool.k[0][held][3, 0, 0] == 3
+    stay.release()
+    assert pool.trim() == 17 - 2 and pool.num_blocks == 2 and pool.in_use == 0
+    assert pool.allocate() == 0  # the lowest free id first

@@ -141,3 +141,34 @@ def test_nan_logits_are_a_clear_error():
         beam_search(Broken(), src, SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=3))
     hyps = beam_search(Broken(), src[::2], SearchConfig(beam_size=2, max_len_b=3))
     assert [h[0].tokens for h in hyps] == [[4] * 5] * 2
+
+
+def test_the_length_penalty_cannot_overflow():
+    """((5 + len) / 6) ** alpha raised OverflowError for alpha 1e308 (and 300 past ~100 subwords); computed
+    in log space with a capped exponent it stays finite for any input, and equals the formula where finite."""
+    assert length_penalty(7, 0.6) == pytest.approx(((5 + 7) / 6) ** 0.6, rel=1e-12)
+    assert length_penalty(1, 0.0) == 1.0
+    for length, alpha in [(120, 300.0), (5, 1e308), (10**9, 5.0)]:
+        lp = length_penalty(length, alpha)
+        assert math.isfinite(lp) and lp > 1.0
+        t = length_penalty(torch.tensor([length, 3]), torch.tensor([alpha, alpha], dtype=torch.float64))
+        assert torch.isfinite(t).all() and t[0].item() == pytest.approx(lp, rel=1e-9)
+        assert torch.isfinite(torch.tensor([-50.0]) / t.float()).all()  # a score over it stays finite
+
+
+def test_the_length_limit_holds_whatever_the_score():
+    """alpha NaN made every comparison of the stopping rule false: the sentence ran to the server's timeout.
+    The step at the limit ends every beam and the sentence stops there (a config that bypassed validation)."""
+    search = to_limit(beam_size=3, nbest=2, alpha=0.6)
+    object.__setattr__(search, "alpha", float("nan"))  # what SearchConfig refuses
+    steps = []
+
+    class Counting(Scripted):
+        def step(self, tokens, state):
+            steps.append(len(tokens))
+            return super().step(tokens, state)
+
+    hyps = beam_search(Counting(), SRC, search)
+    assert len(steps) == LIMIT + 1 and all(len(h.tokens) <= LIMIT for h in hyps[0])
+    past = torch.tensor([LIMIT + 1])
+    assert can_stop(torch.tensor([[-1.0]]), torch.tensor([[-5.0]]), torch.tensor([LIMIT]), math.nan, past)

@@ -76,3 +76,46 @@ def test_the_benchmarks_decode_with_the_defaults():
     assert decode.max_tokens == DEFAULTS.max_tokens and DEFAULTS.beam_size in decode.beams
     served = script("bench_serve").build_parser().parse_args(["--checkpoint", "x.pt"])
     assert served.beam == DEFAULTS.beam_size and DEFAULTS.beam_size in served.cache_beams
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"alpha": float("nan")}, "alpha must be a finite number"),
+        ({"alpha": float("inf")}, "alpha must be a finite number"),
+        ({"alpha": 1e308}, "alpha must be between 0 and 5"),
+        ({"alpha": -0.1}, "alpha must be between 0 and 5"),
+        ({"alpha": True}, "alpha must be a number"),
+        ({"alpha": "0.6"}, "alpha must be a number"),
+        ({"beam_size": 0}, "beam_size must be between 1 and 256"),
+        ({"beam_size": 257}, "beam_size must be between 1 and 256"),
+        ({"beam_size": 2.0}, "beam_size must be an integer"),
+        ({"beam_size": 3, "nbest": 4}, r"nbest must be between 1 and beam_size \(3\)"),
+        ({"max_len_a": float("nan")}, "max_len_a must be a finite number"),
+        ({"max_len_a": 11.0}, "max_len_a must be between 0 and 10"),
+        ({"max_len_b": 10**6}, "max_len_b must be between 0 and 10000"),
+        ({"max_len_a": 0.0, "max_len_b": 0}, "must not both be 0"),
+        ({"max_tokens": 0}, "max_tokens must be between 1 and 1000000"),
+        ({"max_tokens": 10**400}, "max_tokens must be between 1 and 1000000"),
+    ],
+)
+def test_every_field_is_bounded_and_finite(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**changes)
+
+
+def test_the_bounds_reach_every_entry_point(capsys):
+    """The CLI, the server's flags and Hydra all build SearchConfig, so each refuses what it refuses."""
+    for argv, message in [(["--alpha", "nan"], "--alpha must be a finite number, got nan"),
+                          (["--alpha=-inf"], "--alpha must be a finite number, got -inf"),
+                          (["--beam", "1000"], "--beam must be between 1 and 256, got 1000")]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            cli.main([*argv, "Hola."])
+        assert message in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            serve.parse(argv)
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="alpha must be between"):
+        SearchConfig(**composed("evaluate", "search.alpha=1e308").search)
+    with pytest.raises(ValueError, match="alpha must be a finite number"):
+        SearchConfig(**composed("evaluate", "search.alpha=nan").search)

@@ -74,8 +74,51 @@ def test_token_budget_and_cancel():
         finished.update(decoder.step())
         assert sum(decoder.src_tokens) <= 20 and decoder.running >= 1
     decoder.cancel([0, 7])  # one running, one waiting
-    assert 0 not in decoder.keys and all(k != 7 for k, _ in decoder.waiting)
+    assert 0 not in decoder.keys and all(k != 7 for k, *_ in decoder.waiting)
     while decoder.busy:
         finished.update(decoder.step())
     assert sorted(finished) == [1, 2, 3, 4, 5, 6]
     assert decoder.kv_blocks()[0] == 0
+
+
+@pytest.mark.parametrize("name", ["transformer", "rnnsearch"])
+def test_per_sentence_alpha_and_length_limits_share_one_batch_and_pool(name):
+    """Sentences with different alphas and length limits decode in one running batch (and two decoders of
+    different beam sizes in one BlockPool), each getting exactly what translate_ids gives it alone."""
+    torch.manual_seed(1)
+    model = MODELS[name]().eval()
+    srcs = sources(12, seed=5)
+    settings = [SearchConfig(beam_size=3, nbest=2, alpha=a, max_len_a=la, max_len_b=lb, max_tokens=40)
+                for a, la, lb in [(0.0, 1.0, 3), (0.6, 0.5, 5), (2.0, 2.0, 1), (5.0, 0.0, 9)]]  # fmt: skip
+    wide = SearchConfig(beam_size=4, nbest=1, alpha=1.0, max_tokens=40)
+    pool = model.new_block_pool(4) if hasattr(model, "new_block_pool") else None
+    three = ContinuousDecoder(model, settings[0], pool=pool)
+    four = ContinuousDecoder(model, wide, pool=pool)
+    found, pending = {}, list(enumerate(srcs))
+    for step in range(10_000):
+        if step % 2 == 0 and pending:
+            for key, ids in pending[:3]:
+                if key % 3 == 2:
+                    four.add(key, ids, wide)
+                else:
+                    three.add(key, ids, settings[key % 4])
+            pending = pending[3:]
+        for decoder in (three, four):
+            if decoder.busy:
+                found.update(decoder.step())
+        if not (pending or three.busy or four.busy):
+            break
+    for key, ids in enumerate(srcs):
+        search = wide if key % 3 == 2 else settings[key % 4]
+        want = translate_ids(model, [ids], search)[0]
+        assert [h.tokens for h in found[key]] == [h.tokens for h in want], (key, search)
+        assert [h.score for h in found[key]] == pytest.approx([h.score for h in want], rel=1e-4)
+    if pool is not None:
+        assert pool.in_use == 0
+
+
+def test_a_decoder_refuses_settings_of_another_shape():
+    model = MODELS["transformer"]().eval()
+    decoder = ContinuousDecoder(model, BEAM)
+    with pytest.raises(ValueError, match="shape"):
+        decoder.add(0, [5, 6], SearchConfig(beam_size=4, max_tokens=40))

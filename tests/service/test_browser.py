@@ -82,7 +82,9 @@ def test_page_translates_draws_the_heatmap_and_shows_errors(live, browser, tmp_p
         alternatives[i].click()
         a = t["units"][0]["hypotheses"][i]["alignment"]
         rows, cols = len(a["target_words"]), len(a["source_words"])
-        assert (len(a["word_weights"]), len(a["word_weights"][0])) == (rows, cols)
+        pieces = (len(a["weights"]), len(a["weights"][0]))
+        assert (len(a["target_word_of"]), len(a["source_word_of"])) == pieces
+        assert max(a["target_word_of"]) + 1 == rows and max(a["source_word_of"]) + 1 == cols
         assert heatmap_shape() == (rows, {cols}, cols)
     browser.save_screenshot(str(shots(tmp_path) / "serve_page.png"))
 
@@ -92,3 +94,31 @@ def test_page_translates_draws_the_heatmap_and_shows_errors(live, browser, tmp_p
     assert "413" in error.text and "over this server's limit of 2000" in error.text
     assert not browser.find_element(By.ID, "result").is_displayed()
     browser.save_screenshot(str(shots(tmp_path) / "serve_page_error.png"))
+
+
+def test_page_translates_a_file(live, browser, tmp_path):
+    """The file box: a .txt goes to /translate_file and a download link comes back; a wrong type is an error
+    in the page."""
+    import urllib.request
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(live.url + "/")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 3)
+    Select(browser.find_element(By.ID, "model")).select_by_value("tiny")
+    text = "Dios es amor.\nLa luz es buena.\n"
+    (tmp_path / "carta.txt").write_text(text, encoding="utf-8")
+    browser.find_element(By.ID, "file").send_keys(str(tmp_path / "carta.txt"))
+    browser.find_element(By.ID, "translate-file").click()
+    link = wait.until(EC.visibility_of_element_located((By.ID, "file-link")))
+    assert "carta.txt" in link.text
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
+        got = r.read().decode()
+    lines = live.translator.translate(text.split("\n"), live.served["tiny"].search)
+    assert got == "\n".join(line[0] for line in lines)
+    browser.save_screenshot(str(shots(tmp_path) / "serve_page_file.png"))
+    (tmp_path / "virus.exe").write_bytes(b"MZ")
+    browser.find_element(By.ID, "file").send_keys(str(tmp_path / "virus.exe"))
+    browser.find_element(By.ID, "translate-file").click()
+    error = wait.until(EC.visibility_of_element_located((By.ID, "error")))
+    assert "400" in error.text and "file format not supported: .exe" in error.text
+    assert not browser.find_element(By.ID, "file-link").is_displayed()

@@ -84,3 +84,20 @@ def test_an_engine_cannot_be_scheduled_continuously(exported):
     engine = Translator.load(exported, engine="ct2", threads=1).engine
     with pytest.raises(ValueError, match="continuous needs a model"):
         Worker(None, ServerConfig(scheduler="continuous"), engine=engine)
+
+
+def test_html_through_ctranslate2_keeps_its_markup_by_the_diagonal(ct2_live, exported):
+    """CTranslate2 gives no alignment here: inline elements follow the diagonal (service/html.py)."""
+    from translate.service.html import diagonal, parse
+
+    url, _ = ct2_live
+    want = Translator.load(exported, engine="ct2", threads=1).translate([SOURCES[1]], TINY_SEARCH)[0][0]
+    html = "<p>En el principio <b>creó</b> Dios los cielos y la tierra.</p>"
+    status, _, out = call(url, "/translate", {"q": html, "source": "es", "target": "en", "format": "html"})
+    assert status == 200
+    p = parse(out["translatedText"]).find("p")
+    assert " ".join(p.get_text().split()) == " ".join(want.split())
+    target = want.split()
+    T = len(target)
+    chosen = [t for t in range(T) if diagonal(t, T, 10) == 3] or [diagonal(3, 10, T)]  # "creó": word 3 of 10
+    assert p.find("b").get_text().split() == target[min(chosen) : max(chosen) + 1]

@@ -54,8 +54,9 @@ def test_libretranslate_json_lists_alternatives_and_auto(live):
     want = [offline(live, q, search) for q in body["q"]]
     assert status == 200 and out["translatedText"] == [w[0] for w in want]
     assert out["alternatives"] == [w[1:] for w in want] and out["translatedText"][1].count("\n") == 2
-    status, _, out = call(live.url, "/translate", {"q": "Hola.", "source": "auto", "target": "en"})
-    assert status == 400 and "exactly one source language" in out["error"]  # es and fr are served
+    status, _, out = call(live.url, "/translate", {"q": "Dios es amor.", "source": "auto", "target": "en"})
+    assert status == 200 and out["detectedLanguage"]["language"] == "es"  # es and fr are served: detected
+    assert out["translatedText"] == offline(live, "Dios es amor.")[0]
     status, _, out = call(live.url, "/translate", {"q": "Hola.", "source": "de", "target": "en"})
     assert status == 400 and "de-en is not served" in out["error"]
 
@@ -73,9 +74,10 @@ def test_v1_translate_nbest_scores_and_alignment(live):
     a = hyp["alignment"]
     tokens = live.translator.tokenizer.encode(hyp["text"], "tgt")
     assert len(a["weights"]) == len(a["target"]) and len(a["weights"][0]) == len(a["source"])
-    assert len(a["word_weights"]) == len(a["target_words"]) and len(a["word_weights"][0]) == len(
-        a["source_words"]
-    )
+    assert "word_weights" not in a  # compact: the words follow from the pieces and *_word_of
+    assert len(a["target_word_of"]) == len(a["target"]) and len(a["source_word_of"]) == len(a["source"])
+    assert a["target_word_of"][-1] == len(a["target_words"]) - 1 == max(a["target_word_of"])
+    assert a["source_word_of"][-1] == len(a["source_words"]) - 1 == max(a["source_word_of"])
     assert a["source_words"][-1] == "</s>" and len(a["target"]) >= len(tokens)
     assert all(abs(sum(row) - 1) < 1e-3 for row in a["weights"])  # each target piece attends with mass 1
     assert set(out["timing"]) == {"queue_ms", "decode_ms", "total_ms"}
@@ -108,7 +110,7 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
         (b"x" * 20_001, "application/json", 413, "over the limit"),
         (('{"q": "%s"}' % ("a" * 2001)).encode(), "application/json", 413, "over this server's limit"),
         (b'{"q": "Dios", "model": "nope"}', "application/json", 400, "unknown model"),
-        (b'{"q": "Dios", "model": "tiny", "beam": 0}', "application/json", 400, "beam must be >= 1"),
+        (b'{"q": "Dios", "model": "tiny", "beam": 0}', "application/json", 400, "beam must be between 1"),
         (b'{"q": "Dios", "model": "tiny", "beam": 99}', "application/json", 400, "beam must be at most"),
         (
             b'{"q": "Dios", "model": "tiny", "beam": 2, "nbest": 3}',
@@ -116,7 +118,9 @@ def test_concurrent_clients_get_exactly_their_own_results(live):
             400,
             "nbest must be between",
         ),
-        (b"q=Dios", "multipart/form-data", 400, "unsupported content type"),
+        (b"q=Dios", "multipart/form-data", 400, "multipart body"),
+        (b"<q>Dios</q>", "application/xml", 415, "unsupported content type"),
+        (b'{"q": "Dios"}', "text/plain", 415, "unsupported content type"),
     ],
 )
 def test_bad_requests_are_json_errors_with_their_status(live, raw, content_type, status, words):

@@ -9,7 +9,7 @@ from tests.service.live import Endless
 from translate.models.transformer import Transformer
 from translate.search import SearchConfig, translate_ids
 from translate.service import ServerConfig
-from translate.service.worker import DeadlineExceeded, QueueFull, Worker
+from translate.service.worker import DeadlineExceeded, DecodingFailed, QueueFull, RequestRejected, Worker
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEARCH = SearchConfig(beam_size=2, nbest=2, max_len_a=0.0, max_len_b=5)
@@ -107,3 +107,103 @@ def test_a_request_that_cannot_join_fails_instead_of_hanging(model):
         assert worker._thread.is_alive() and worker.queue_depth == 0
     finally:
         worker.stop(10)
+
+
+@pytest.mark.parametrize("kv", ["contiguous", "paged"])
+def test_a_poisoned_request_fails_alone_and_the_batch_beside_it_goes_on(model, kv):
+    """A request whose decoding raises (a token id the model has no embedding for: IndexError when it joins
+    the running batch) fails with DecodingFailed; the requests running beside it get exactly the answers they
+    get alone, and the worker goes on."""
+    endless = Endless(model)  # every sentence runs to its limit: the good ones are still running
+    long = SearchConfig(beam_size=2, nbest=2, max_len_a=0.0, max_len_b=30)
+    other = SearchConfig(beam_size=2, nbest=2, alpha=1.5, max_len_a=0.0, max_len_b=20)  # same shape
+    worker = Worker(endless, ServerConfig(kv_cache=kv, block_size=4)).start()
+    try:
+        good = [worker.submit(units(2, seed), long if seed % 2 else other, timeout=30) for seed in range(6)]
+        deadline = time.monotonic() + 10
+        while worker.active < 12:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        poisoned = worker.submit([[5, 6], [7, 25]], other, timeout=30)  # 25: out of the vocabulary
+        with pytest.raises(DecodingFailed, match="IndexError"):
+            poisoned.future.result(30)
+        for seed, job in enumerate(good):
+            search = long if seed % 2 else other
+            want = translate_ids(endless, units(2, seed), search)
+            got = job.future.result(30)
+            assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
+            scores = [h.score for nb in want for h in nb]
+            assert [h.score for nb in got for h in nb] == pytest.approx(scores, rel=1e-4)
+        after = worker.submit(units(3, 9), SEARCH, timeout=30).future.result(30)
+        assert [[h.tokens for h in nb] for nb in after] == [
+            [h.tokens for h in nb] for nb in translate_ids(endless, units(3, 9), SEARCH)
+        ]
+    finally:
+        worker.stop(10)
+    assert worker.kv_blocks[0] == 0
+
+
+def test_a_sentence_longer_than_the_model_is_rejected_alone(model):
+    learned = Transformer(25, 25, d_model=16, ffn_dim=16, num_heads=2, encoder_layers=1, decoder_layers=1,
+                          positions="learned", max_positions=8).eval()  # fmt: skip
+    worker = Worker(learned, ServerConfig(block_size=4)).start()
+    try:
+        with pytest.raises(RequestRejected, match="longer than the model's 7"):
+            worker.submit([[5] * 3, [6] * 8], SEARCH, timeout=30).future.result(30)
+        assert len(worker.submit([[5] * 7], SEARCH, timeout=30).future.result(30)) == 1
+    finally:
+        worker.stop(10)
+
+
+def test_memory_is_bounded_by_the_work_in_flight_not_by_the_settings_seen(model):
+    """K requests with K distinct search settings (4 shapes): the worker holds at most one decoder per shape
+    while they run, none afterwards, and one pool that gave back its burst."""
+    worker = Worker(model, ServerConfig(kv_cache="paged", block_size=4, max_queue=1000)).start()
+    settings = [SearchConfig(beam_size=1 + k % 4, nbest=1, alpha=0.05 * k, max_len_a=0.5 + 0.01 * k,
+                             max_len_b=5) for k in range(40)]  # fmt: skip
+    held = []
+    try:
+        jobs = [worker.submit(units(6, k), s, timeout=60) for k, s in enumerate(settings)]
+        while not all(j.future.done() for j in jobs):
+            held.append(worker.decoders)
+            time.sleep(0.001)
+        for k, job in enumerate(jobs):
+            want = translate_ids(model, units(6, k), settings[k])
+            got = job.future.result()
+            assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
+        deadline = time.monotonic() + 10
+        while worker.decoders:
+            assert time.monotonic() < deadline, "idle decoders were kept"
+            time.sleep(0.005)
+        pool = worker.pool
+        assert max(held) <= 4 and pool.peak_in_use > 2 * pool.initial  # the burst grew the pool
+        assert pool.in_use == 0 and pool.num_blocks <= 2 * pool.initial  # and it gave the memory back
+    finally:
+        worker.stop(10)
+
+
+class FailsOnce(Endless):
+    """Its 5th decoding step raises (a fault of the server, not of any request)."""
+
+    calls = 0
+
+    def step(self, tokens, state):
+        self.calls += 1
+        if self.calls == 5:
+            raise RuntimeError("transient fault")
+        return super().step(tokens, state)
+
+
+def test_a_step_that_raises_decodes_its_requests_again_each_alone(model):
+    search = SearchConfig(beam_size=2, nbest=2, max_len_a=0.0, max_len_b=12)
+    worker = Worker(FailsOnce(model), ServerConfig(kv_cache="paged", block_size=4)).start()
+    try:
+        jobs = [worker.submit(units(2, seed), search, timeout=30) for seed in range(4)]
+        for seed, job in enumerate(jobs):
+            want = translate_ids(Endless(model), units(2, seed), search)
+            assert [[h.tokens for h in nb] for nb in job.future.result(30)] == [
+                [h.tokens for h in nb] for nb in want
+            ]
+    finally:
+        worker.stop(10)
+    assert worker.kv_blocks[0] == 0

@@ -132,3 +132,29 @@ def test_each_shipped_schedule_peaks_at_the_optimizer_lr(scheduler, optimizer):
     assert max(got) == got[max(warmup - 1, 0)] == cfg.optimizer.lr
     assert all(a <= b for a, b in zip(got[:warmup], got[1:warmup]))  # rising during the warmup
     assert weights_only_copy(schedule.state_dict()).keys() == schedule.state_dict().keys()
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_the_adam_configs_build_fused_optimizers_that_follow_the_foreach_path(name):
+    """conf/optimizer/{adamw,adam}.yaml ask for the fused kernel (several times cheaper on the CPU); its
+    updates are those of PyTorch's default (foreach) implementation up to float rounding."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"optimizer={name}"])
+    torch.manual_seed(0)
+    fused_params = [torch.nn.Parameter(torch.randn(33, 17)), torch.nn.Parameter(torch.randn(17))]
+    plain_params = [torch.nn.Parameter(p.detach().clone()) for p in fused_params]
+    start = [p.detach().clone() for p in fused_params]
+    fused = instantiate(cfg.optimizer)(fused_params)
+    hyper = {k: v for k, v in fused.defaults.items() if k in ("lr", "betas", "eps", "weight_decay")}
+    plain = type(fused)(plain_params, foreach=True, **hyper)
+    assert fused.defaults["fused"] is True
+    assert type(fused) is {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[name]
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in fused_params]
+        for params, opt in ((fused_params, fused), (plain_params, plain)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(fused_params, plain_params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all((p - s).abs().min() > 0 for p, s in zip(fused_params, start))  # every weight was updated

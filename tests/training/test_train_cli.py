@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from translate import allocator
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -86,3 +88,49 @@ def test_torchrun_two_cpu_ranks(tmp_path, cache_dir):
     ckpt = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
     assert ckpt["step"] == 3 and ckpt["metrics"]["world_size"] == 2
     assert ckpt["train_state"]["batch_in_epoch"] == 3  # each rank consumed 3 of its own batches
+
+
+def train_losses(run_dir) -> dict[int, float]:
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if r["group"] == "train"}
+
+
+def test_kill_9_then_resume_logs_the_uninterrupted_losses_under_the_default_allocator(tmp_path, cache_dir):
+    """The entry point as `make train` runs it (mimalloc preloaded, translate/allocator.py): a run killed with
+    SIGKILL, resumed from its last checkpoint in a new run directory, logs an uninterrupted run's losses bit
+    for bit, and both say which allocator they ran on."""
+    common = ["trainer.val_every_steps=3", "trainer.max_tokens=200", "trainer.val_subset=2"]
+    full = subprocess.run([sys.executable, "-m", "translate.train",
+                           *smoke_args(tmp_path / "full", cache_dir, "trainer.max_steps=9", *common)],
+                          cwd=ROOT, env=run_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert full.returncode == 0, full.stderr[-2000:]
+    allocator_lines = [line.strip() for line in full.stderr.splitlines() if "allocator:" in line]
+    assert len(allocator_lines) == 1, allocator_lines  # logged once
+    if allocator.library_path() is not None:  # Linux x86_64 / aarch64: the package's wheel is installed
+        assert allocator_lines[0].endswith("allocator: mimalloc (purge delay off)"), allocator_lines
+    killed_dir = tmp_path / "killed"
+    args = smoke_args(killed_dir, cache_dir, "trainer.max_steps=100000", *common)
+    p = subprocess.Popen([sys.executable, "-m", "translate.train", *args], cwd=ROOT, env=run_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    last = killed_dir / "checkpoints/last.pt"  # written atomically: once it exists, it is whole
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None and not last.exists():
+        time.sleep(0.05)
+    p.kill()  # SIGKILL: nothing is saved on the way out
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL, err[-2000:]
+    step = torch.load(last, weights_only=True)["step"]
+    assert step in (3, 6), step
+    resumed_dir = tmp_path / "resumed"
+    args = smoke_args(resumed_dir, cache_dir, "trainer.max_steps=9", f"trainer.resume_from={last}", *common)
+    resumed = subprocess.run([sys.executable, "-m", "translate.train", *args], cwd=ROOT, env=run_env(),
+                             capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from {last} at step {step}" in resumed.stderr
+    assert [line.strip() for line in resumed.stderr.splitlines() if "allocator:" in line] == allocator_lines
+    uninterrupted = train_losses(tmp_path / "full")
+    assert sorted(uninterrupted) == list(range(1, 10))
+    assert train_losses(resumed_dir) == {s: loss for s, loss in uninterrupted.items() if s > step}
+    a = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)["model"]
+    b = torch.load(resumed_dir / "checkpoints/last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

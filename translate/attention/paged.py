@@ -4,7 +4,9 @@ Legend: B rows (sequences), H heads, D head dim, L layers, N blocks in the pool,
 M blocks per row (the longest row's), S = M * P key slots a row can see.
 
 BlockPool: per layer one (N, P, H, D) tensor for keys and one for values; blocks are handed out from a free
-list and counted by reference, so two beams that share a prefix share its blocks.
+list (lowest id first) and counted by reference, so two beams that share a prefix share its blocks. The pool
+doubles when it runs out and gives memory back after a burst: trim() cuts the free blocks above the highest
+one in use once the pool holds more than twice what it needs (max(initial size, 2 x blocks in use)).
 PagedKVCache: the rows of a decoding batch, each a block table (list of block ids) and a length. Everything
 that changes rows moves block ids, never keys or values:
   reorder(index)  beams forking (a row repeated), beams or sentences leaving (rows dropped): the tables are
@@ -19,6 +21,7 @@ core (the reference, and the CPU path), or runs the Triton decode kernel (triton
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import torch
@@ -28,7 +31,8 @@ from translate.attention.backend import resolve_backend, scaled_dot_product
 
 
 class BlockPool:
-    """Fixed-size blocks of keys and values for every layer of one decoder; grows by doubling when empty."""
+    """Fixed-size blocks of keys and values for every layer of one decoder; grows by doubling when empty,
+    shrinks (trim) when mostly free."""
 
     def __init__(self, layers: int, heads: int, head_dim: int, block_size: int, num_blocks: int = 64,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):  # fmt: skip
@@ -38,8 +42,9 @@ class BlockPool:
         shape = (num_blocks, block_size, heads, head_dim)
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]  # L x (N, P, H, D)
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.initial = num_blocks
         self.refs = [0] * num_blocks
-        self.free = list(range(num_blocks - 1, -1, -1))  # a stack: the lowest id is handed out first
+        self.free = list(range(num_blocks))  # a min-heap: the lowest id is handed out first
         self.copied_tokens = 0  # copy-on-write traffic, in slots (x layers x 2 x H x D elements)
         self.peak_in_use = 0
 
@@ -58,7 +63,7 @@ class BlockPool:
     def allocate(self) -> int:
         if not self.free:
             self._grow()
-        block = self.free.pop()
+        block = heapq.heappop(self.free)
         self.refs[block] = 1
         self.peak_in_use = max(self.peak_in_use, self.in_use)
         return block
@@ -69,7 +74,7 @@ class BlockPool:
     def release(self, block: int) -> None:
         self.refs[block] -= 1
         if self.refs[block] == 0:
-            self.free.append(block)
+            heapq.heappush(self.free, block)
 
     def copy(self, src: list[int], dst: list[int]) -> None:
         """Blocks src[i] into blocks dst[i], in every layer (copy-on-write): one indexed copy per tensor."""
@@ -86,7 +91,26 @@ class BlockPool:
         self.k = [torch.cat([t, torch.zeros_like(t)]) for t in self.k]  # (2N, P, H, D)
         self.v = [torch.cat([t, torch.zeros_like(t)]) for t in self.v]
         self.refs += [0] * n
-        self.free = list(range(2 * n - 1, n - 1, -1)) + self.free
+        self.free += range(n, 2 * n)  # all above every id in the heap: still a heap
+
+    def trim(self) -> int:
+        """Give back the free blocks above the highest one in use when the pool holds more than twice what it
+        needs, max(initial size, 2 x blocks in use) (hysteresis: a steady load never grows and shrinks it
+        step after step). -> blocks given back (0 when it keeps them)."""
+        need = max(self.initial, 2 * self.in_use)
+        if self.num_blocks <= 2 * need:
+            return 0
+        top = max((b for b, r in enumerate(self.refs) if r > 0), default=-1)  # the highest block in use
+        n = max(need, top + 1)
+        if n >= self.num_blocks:
+            return 0
+        gone = self.num_blocks - n
+        self.k = [t[:n].clone() for t in self.k]  # a copy, so the old storage is freed
+        self.v = [t[:n].clone() for t in self.v]
+        self.refs = self.refs[:n]
+        self.free = [b for b in self.free if b < n]
+        heapq.heapify(self.free)
+        return gone
 
 
 class PagedKVCache:

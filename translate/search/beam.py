@@ -21,6 +21,7 @@ V target vocabulary.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -51,12 +52,21 @@ class SearchError(ValueError):
         )
 
 
-def length_penalty(length, alpha: float):
+LOG_LP_MAX = 80.0  # lp never exceeds e ** 80 (~5.5e34, below float32's 3.4e38): it cannot overflow
+
+
+def length_penalty(length, alpha):
     """GNMT (Wu et al. 2016): lp(Y) = ((5 + |Y|) / 6) ** alpha; alpha = 0 ranks by raw log-probability.
 
-    `length` is an int or a tensor of lengths (the result then has its shape).
+    `length` is an int or a tensor of lengths (the result then has its shape); `alpha` a float or, for
+    per-sentence settings, a tensor that broadcasts against `length`. Computed as exp(alpha * log(...)) with
+    the exponent capped at LOG_LP_MAX, so no alpha and no length overflows (SearchConfig's bounds keep real
+    settings far below the cap: ALPHA_MAX with a length of 10 million is e ** 72).
     """
-    return ((5.0 + length) / 6.0) ** alpha
+    if isinstance(length, torch.Tensor) or isinstance(alpha, torch.Tensor):
+        length = torch.as_tensor(length, dtype=torch.float64)
+        return torch.exp((alpha * torch.log((5.0 + length) / 6.0)).clamp(max=LOG_LP_MAX))
+    return math.exp(min(alpha * math.log((5.0 + length) / 6.0), LOG_LP_MAX))
 
 
 def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
@@ -87,7 +97,7 @@ def ended_mask(top_scores: torch.Tensor, top_tok: torch.Tensor, beam_size: int) 
 
 
 def update_finished(
-    best: torch.Tensor, top_scores: torch.Tensor, ended: torch.Tensor, steps: torch.Tensor, alpha: float
+    best: torch.Tensor, top_scores: torch.Tensor, ended: torch.Tensor, steps: torch.Tensor, alpha
 ) -> torch.Tensor:
     """best (B, N) length-normalised scores of each sentence's N best finished hypotheses (-inf = none yet),
     sorted best first; add the candidates that end now, which have `steps` (B,) tokens plus EOS."""
@@ -103,7 +113,7 @@ def next_beams(top_scores: torch.Tensor, top_beam: torch.Tensor, top_tok: torch.
     return top_scores.gather(1, order), top_beam.gather(1, order), top_tok.gather(1, order)
 
 
-def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha: float) -> torch.Tensor:
+def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha) -> torch.Tensor:
     """scores (B, K) raw log-probabilities of the live beams, limit (B,) -> (B,) the best length-normalised
     score any of them can still reach: max raw / lp(limit + 1), as log-probabilities only fall (-inf when
     no beam is alive)."""
@@ -111,9 +121,14 @@ def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha: float) -> to
     return scores.max(1).values / lp  # (B,)
 
 
-def can_stop(scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(B,) bool: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N))."""
-    return best_possible(scores, limit, alpha) <= best[:, -1]
+def can_stop(
+    scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha, steps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B,) bool: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N)), or
+    the sentence has taken the step at its length limit (`steps` (B,) > limit: every beam had to end there),
+    which holds whatever the scores are (NaN included)."""
+    done = best_possible(scores, limit, alpha) <= best[:, -1]
+    return done if steps is None else done | (steps > limit)
 
 
 def first_scores(batch: int, beam_size: int, device) -> torch.Tensor:
@@ -126,13 +141,13 @@ def first_scores(batch: int, beam_size: int, device) -> torch.Tensor:
 
 def beam_step(
     scores: torch.Tensor, best: torch.Tensor, logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor,
-    history: torch.Tensor, alpha: float,
+    history: torch.Tensor, alpha,
 ):  # fmt: skip
     """One step for every live sentence: scores (B, K) raw log-probabilities of the live beams, best (B, N),
     logp (B, K, V) of their next tokens, steps (B,) tokens each has generated, limit (B,), history (B, K, >=T)
-    the live beams' tokens -> (scores, best, beam_src, tokens, ended): the K new beams (scores, the beam each
-    extends and its new token, each (B, K)), the updated best, and [(b, Hypothesis)] for the hypotheses that
-    ended now (one host copy per step, not one per hypothesis)."""
+    the live beams' tokens, alpha a float or (B,) per sentence -> (scores, best, beam_src, tokens, ended): the
+    K new beams (scores, the beam each extends and its new token, each (B, K)), the updated best, and
+    [(b, Hypothesis)] for the hypotheses that ended now (one host copy per step, not one per hypothesis)."""
     K = scores.size(1)
     logp = force_eos_at_limit(logp, steps, limit)  # (B, K, V)
     top_scores, top_beam, top_tok = top_candidates(scores, logp)  # (B, 2K) each
@@ -141,10 +156,11 @@ def beam_step(
     if ended.any():
         best = update_finished(best, top_scores, ended, steps, alpha)
         raw_cpu, beam_cpu, hist_cpu, t_cpu = top_scores.cpu(), top_beam.cpu(), history.cpu(), steps.tolist()
+        alphas = alpha.tolist() if isinstance(alpha, torch.Tensor) else [alpha] * len(t_cpu)
         for b, j in ended.nonzero().tolist():
             raw, t = raw_cpu[b, j].item(), t_cpu[b]
             tokens = hist_cpu[b, beam_cpu[b, j], :t].tolist()
-            found.append((b, Hypothesis(tokens, raw / length_penalty(t + 1, alpha), raw)))
+            found.append((b, Hypothesis(tokens, raw / length_penalty(t + 1, alphas[b]), raw)))
     scores, beam_src, new_tok = next_beams(top_scores, top_beam, top_tok, K)  # (B, K) each
     return scores, best, beam_src, new_tok, found
 
@@ -191,7 +207,7 @@ def beam_search(
         history = torch.cat([history, new_tok[:, :, None]], 2)  # (Bl, K, T+1)
         t += 1
 
-        done = can_stop(scores, best, limit[sent], alpha)  # (Bl,)
+        done = can_stop(scores, best, limit[sent], alpha, steps + 1)  # (Bl,)
         keep = (~done).nonzero().squeeze(1)  # (Bl',)
         rows = (keep[:, None] * K + beam_src[keep]).reshape(-1)  # (Bl'*K,) state rows of the kept beams
         sent, scores, best, history = sent[keep], scores[keep], best[keep], history[keep]

@@ -1,14 +1,23 @@
 """Continuous batching (iteration-level scheduling, Orca, Yu et al. 2022; vLLM): one running batch that
 sentences join and leave at every decoding step.
 
-  add(key, ids)   a sentence waits; at the next step it is encoded and joins the running batch (up to the
+  add(key, ids, search=None)
+                  a sentence waits; at the next step it is encoded and joins the running batch (up to the
                   token budget, search.max_tokens source tokens), without waiting for the batch to finish;
+                  its own search settings may differ from the decoder's in alpha and the length limit
+                  (max_len_a, max_len_b): those are per sentence, like the step count;
   step()          admits waiting sentences, runs one decoding step for every running row, and returns the
-                  sentences that finished (they leave the batch, and their cache blocks are freed);
+                  sentences that finished (they leave the batch, and their cache blocks are freed); a
+                  sentence that cannot be encoded does not join, and is listed in `failed` with its error
+                  (the running batch goes on);
   cancel(keys)    drops sentences (waiting or running) whose client went away or whose deadline passed.
 
-Each sentence keeps its own step count and length limit, so greedy and beam search make exactly the choices
-they make offline (greedy_search, beam_search through the per-step functions of beam.py): the same
+A decoder has one shape, (beam size, nbest, token budget): sentences of any alpha and length limit share
+its running batch. Several decoders (one per shape) can share one BlockPool (`pool=`), so a server holds one
+pool per model whatever the requests ask for.
+
+Each sentence keeps its own step count, length limit and alpha, so greedy and beam search make exactly the
+choices they make offline (greedy_search, beam_search through the per-step functions of beam.py): the same
 translations as translate_ids on the same sentences, whatever else shares the batch. Rows of a sentence are
 contiguous (K rows for beam size K). The decoder state is the model's, joined by model.join_states and
 reordered by model.reorder_state; with paged=True a Transformer keeps its self-attention keys/values in a
@@ -25,26 +34,39 @@ from collections.abc import Hashable, Iterable
 
 import torch
 
-from translate.data.vocab import EOS_ID
+from translate.attention.paged import BlockPool
+from translate.data.vocab import EOS_ID, PAD_ID
 from translate.search.beam import Hypothesis, beam_step, best_first, can_stop, first_scores
 from translate.search.config import SearchConfig
 from translate.search.dataset import pad_sources
-from translate.search.stepper import bos, mask_specials, max_lengths, sequence_limit
+from translate.search.stepper import bos, length_limits, mask_specials, sequence_limit
+
+
+def shape_of(search: SearchConfig) -> tuple[int, int, int]:
+    """What a ContinuousDecoder's running batch is built for: (beam size, nbest, token budget). Settings with
+    the same shape share one decoder; alpha and the length limit are per sentence."""
+    return (search.beam_size, search.nbest, search.max_tokens)
 
 
 class ContinuousDecoder:
-    def __init__(self, model, search: SearchConfig, *, paged: bool = False, block_size: int = 16):
+    def __init__(self, model, search: SearchConfig, *, paged: bool = False, block_size: int = 16,
+                 pool: BlockPool | None = None):  # fmt: skip
+        """`pool`: the BlockPool to keep the paged cache in (shared with other decoders of the same model);
+        paged=True without one makes this decoder's own (models with a self-attention KV cache)."""
         self.model, self.search = model, search
         self.device = next(model.parameters()).device
         self.K = 1 if search.greedy else search.beam_size
         new_pool = getattr(model, "new_block_pool", None)  # models with a self-attention KV cache
-        self.pool = new_pool(block_size) if paged and new_pool is not None else None
+        if pool is None and paged and new_pool is not None:
+            pool = new_pool(block_size)
+        self.pool = pool
         self.max_src = sequence_limit(model)
-        self.waiting: deque[tuple[Hashable, list[int]]] = deque()
+        self.waiting: deque[tuple[Hashable, list[int], SearchConfig]] = deque()
         self.state = None  # the model's decoder state for B*K rows
         self.keys: list[Hashable] = []  # (B,) the running sentences
         self.src_tokens: list[int] = []  # (B,) source tokens (EOS included): the budget they use
         self.limit = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) length limits
+        self.alpha = torch.empty(0, dtype=torch.float64, device=self.device)  # (B,) length penalties
         self.steps = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) tokens generated so far
         self.tokens = torch.empty(0, dtype=torch.long, device=self.device)  # (B*K,) the next input tokens
         self.out: list[list[int]] = []  # greedy: (B,) tokens generated so far
@@ -56,13 +78,19 @@ class ContinuousDecoder:
         self.finished: list[list[Hypothesis]] = []  # (B,)
         self.generated = 0  # target tokens produced (EOS included), for throughput figures
         self.admitted: list[Hashable] = []  # the sentences that joined at the last step
+        self.failed: list[tuple[Hashable, Exception]] = []  # those that could not join it (encoding raised)
 
     # ------------------------------------------------------------------------------------------ queue
 
-    def add(self, key: Hashable, ids: list[int]) -> None:
+    def add(self, key: Hashable, ids: list[int], search: SearchConfig | None = None) -> None:
+        """Queue one sentence with its search settings (default: the decoder's), of this decoder's shape."""
+        search = self.search if search is None else search
+        if shape_of(search) != shape_of(self.search):
+            raise ValueError(f"search settings of shape {shape_of(search)} given to a decoder of shape "
+                             f"{shape_of(self.search)} (beam size, nbest, token budget)")  # fmt: skip
         if self.max_src is not None and len(ids) > self.max_src:
             raise ValueError(f"source of {len(ids)} subwords is longer than the model's {self.max_src}")
-        self.waiting.append((key, list(ids)))
+        self.waiting.append((key, list(ids), search))
 
     def cancel(self, keys: Iterable[Hashable]) -> None:
         """Drop these sentences: waiting ones from the queue, running ones from the batch (now)."""
@@ -94,6 +122,7 @@ class ContinuousDecoder:
     @torch.no_grad()
     def step(self) -> list[tuple[Hashable, list[Hypothesis]]]:
         """Admit, decode one token for every running row, and return the sentences that finished."""
+        self.failed = []
         self.admitted = self._admit()
         if not self.keys:
             return []
@@ -123,7 +152,7 @@ class ContinuousDecoder:
 
     def _beam(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
         """The choices of beam_search, with one step count per sentence (its length penalty and limit)."""
-        B, K, alpha = len(self.keys), self.K, self.search.alpha
+        B, K, alpha = len(self.keys), self.K, self.alpha
         logp = logits.log_softmax(-1).view(B, K, -1)  # (B, K, V)
         self.scores, self.best, beam_src, new_tok, found = beam_step(
             self.scores, self.best, logp, self.steps, self.limit, self.history, alpha
@@ -137,7 +166,7 @@ class ContinuousDecoder:
         self.steps += 1
         self.generated += B
         self.tokens = new_tok.reshape(-1)
-        done = can_stop(self.scores, self.best, self.limit, alpha)  # (B,) no live beam can still win
+        done = can_stop(self.scores, self.best, self.limit, alpha, self.steps)  # (B,) none can still win
         out = [(self.keys[b], best_first(self.finished[b], self.search.nbest))
                for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip; [] = no finite hypothesis (NaN)
         keep = (~done).nonzero().squeeze(1)  # (B',)
@@ -150,7 +179,7 @@ class ContinuousDecoder:
         """Waiting sentences join while the running source tokens stay within search.max_tokens (the first
         one always joins an empty batch)."""
         used = sum(self.src_tokens)
-        new: list[tuple[Hashable, list[int]]] = []
+        new: list[tuple[Hashable, list[int], SearchConfig]] = []
         while self.waiting:
             need = len(self.waiting[0][1]) + 1
             if (self.keys or new) and used + need > self.search.max_tokens:
@@ -159,17 +188,33 @@ class ContinuousDecoder:
             used += need
         if not new:
             return []
-        src = pad_sources([ids for _, ids in new], self.device)  # (n, S)
+        try:
+            state = self._encode(new)
+        except Exception:  # encode each alone: those that fail again go to self.failed, the rest join
+            state, joined = None, []
+            for item in new:
+                try:
+                    one = self._encode([item])
+                except Exception as e:
+                    self.failed.append((item[0], e))
+                    continue
+                state = one if state is None else self.model.join_states(state, one)
+                joined.append(item)
+            new = joined
+            if not new:
+                return []
+        src = pad_sources([ids for _, ids, _ in new], self.device)  # (n, S)
         n = len(new)
-        state = self.model.encode(src, paged=self.pool) if self.pool is not None else self.model.encode(src)
-        if self.K > 1:
-            rows = torch.arange(n, device=self.device).repeat_interleave(self.K)  # (n*K,) K beams each
-            state = self.model.reorder_state(state, rows)
         self.state = state if self.state is None else self.model.join_states(self.state, state)
-        limit = max_lengths(src, self.search.max_len_a, self.search.max_len_b, sequence_limit(self.model))
-        self.keys += [k for k, _ in new]
-        self.src_tokens += [len(ids) + 1 for _, ids in new]
+        dev, f64 = self.device, torch.float64
+        a = torch.tensor([s.max_len_a for _, _, s in new], dtype=f64, device=dev)  # (n,) per sentence
+        b = torch.tensor([s.max_len_b for _, _, s in new], dtype=f64, device=dev)
+        limit = length_limits((src != PAD_ID).sum(1), a, b, sequence_limit(self.model))  # (n,)
+        self.keys += [k for k, _, _ in new]
+        self.src_tokens += [len(ids) + 1 for _, ids, _ in new]
         self.limit = torch.cat([self.limit, limit])
+        alpha = torch.tensor([s.alpha for _, _, s in new], dtype=f64, device=dev)  # (n,)
+        self.alpha = torch.cat([self.alpha, alpha])
         self.steps = torch.cat([self.steps, torch.zeros(n, dtype=torch.long, device=self.device)])
         self.tokens = torch.cat([self.tokens, bos(n * self.K, self.device)])
         self.out += [[] for _ in range(n)]
@@ -177,7 +222,16 @@ class ContinuousDecoder:
         self.best = torch.cat([self.best, self.best.new_full((n, self.search.nbest), float("-inf"))])
         self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
         self.finished += [[] for _ in range(n)]
-        return [k for k, _ in new]
+        return [k for k, _, _ in new]
+
+    def _encode(self, new: list[tuple[Hashable, list[int], SearchConfig]]):
+        """The decoder state of new sentences: K rows each (the running batch is not touched)."""
+        src = pad_sources([ids for _, ids, _ in new], self.device)  # (n, S)
+        state = self.model.encode(src, paged=self.pool) if self.pool is not None else self.model.encode(src)
+        if self.K > 1:
+            rows = torch.arange(len(new), device=self.device).repeat_interleave(self.K)  # (n*K,) K beams each
+            state = self.model.reorder_state(state, rows)
+        return state
 
     def _keep(self, keep: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """Keep sentences `keep` (B',), in order; `rows` (B'*K,) are their state rows (default: all K rows
@@ -190,7 +244,7 @@ class ContinuousDecoder:
         self.src_tokens = [self.src_tokens[i] for i in idx]
         self.out = [self.out[i] for i in idx]
         self.finished = [self.finished[i] for i in idx]
-        self.limit, self.steps = self.limit[keep], self.steps[keep]
+        self.limit, self.steps, self.alpha = self.limit[keep], self.steps[keep], self.alpha[keep]
         self.scores, self.best, self.history = self.scores[keep], self.best[keep], self.history[keep]
         self.tokens = self.tokens.view(-1, self.K)[keep].reshape(-1) if self.K > 1 else self.tokens[keep]
         if not self.keys:

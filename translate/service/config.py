@@ -6,7 +6,9 @@ translate.search.SearchConfig's, for the CLI and the server alike.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 SCHEDULERS = ("continuous", "static", "sequential")
 KV_CACHES = ("contiguous", "paged")
@@ -36,16 +38,47 @@ class ServerConfig:
     kv_cache: str = "paged"  # paged | contiguous
     block_size: int = 16  # tokens per block of the paged cache
     max_beam: int = 16  # the widest beam (and most alternatives + 1) a request may ask for
+    # alignment weights per request: units x n-best x (target pieces + 1) x (source pieces + 1), with the
+    # target at its length limit, checked before decoding; more -> 413 (about 7 bytes of JSON a weight)
+    max_alignment_cells: int = 1_000_000
+    read_timeout: float = 10.0  # seconds to receive a request's headers and body; then 408 and closed
+    max_connections: int = 100  # open connections; past it a request gets 503 (uvicorn's limit_concurrency)
+    drain_seconds: float = 1.0  # after SIGTERM, /health says "draining" this long before the listener closes
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides the loopback ones ("*": any; service/guard.py)
+    # LibreTranslate's access rules, all off by default (translate/service/access.py)
+    req_limit: int = 0  # requests a minute per API key or client address (a batch costs its length); 0: none
+    batch_limit: int = 0  # texts in one request's q list; more -> 413; 0: no limit
+    api_keys: str = ""  # a file: one key a line, optionally "KEY REQ_LIMIT [CHAR_LIMIT]"; "": no keys
+    require_api_key: bool = False  # a request without a key is a 400 (needs api_keys)
+    # origins a browser may call this server from ("*" = any, LibreTranslate's behaviour); none by default,
+    # since the server listens on 127.0.0.1 and a page on any site could otherwise use it through the browser
+    cors_origins: tuple[str, ...] = ()
+    max_file_bytes: int = 2_000_000  # POST /translate_file: a bigger file is a 400
+    file_ttl: float = 600.0  # seconds a translated file can be downloaded; then it is deleted
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {'|'.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.kv_cache not in KV_CACHES:
             raise ValueError(f"kv_cache must be one of {'|'.join(KV_CACHES)}, got {self.kv_cache!r}")
-        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam"):
+        for name in ("char_limit", "max_body_bytes", "max_queue", "block_size", "max_beam", "max_file_bytes",
+                     "max_alignment_cells", "max_connections"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        for name in ("req_limit", "batch_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: no limit), got {getattr(self, name)}")
+        if self.require_api_key and not self.api_keys:
+            raise ValueError("require_api_key needs --api-keys FILE")
+        for origin in self.cors_origins:
+            url = urlsplit(origin)
+            bad = url.scheme not in ("http", "https") or not url.netloc or url.path or url.query
+            if origin != "*" and bad:
+                raise ValueError(f"cors_origins {origin!r} is neither * nor an origin like https://example.org")
+        for name in ("timeout", "file_ttl", "read_timeout", "drain_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "drain_seconds"):
+                sign = ">= 0" if name == "drain_seconds" else "> 0"
+                raise ValueError(f"{name} must be a finite number {sign}, got {value}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")

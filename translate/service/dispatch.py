@@ -1,11 +1,15 @@
 """From checked fields to hypotheses: pick the model for a language pair, plan the texts into units, queue
 them on the model's worker and wait, dropping them if the client goes away. Every translating endpoint
-calls run(); the worker's exceptions become ApiErrors here (503 queue full, 504 deadline, 499 gone)."""
+calls run(); the worker's exceptions become ApiErrors here (503 queue full, 504 deadline, 499 gone, 400 a
+request the model cannot take, 500 with the reason when decoding it failed). work() runs a request's other
+CPU work (its alignments) in a thread under the same deadline and disconnect watch."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable
 
 from starlette.requests import Request
 
@@ -13,19 +17,13 @@ from translate.data.lines import text_lines
 from translate.search import Hypothesis, SearchConfig
 from translate.service.requests import ApiError
 from translate.service.segment import Plan
-from translate.service.state import Served, State
-from translate.service.worker import DeadlineExceeded, QueueFull
+from translate.service.state import Served, State, state_of
+from translate.service.worker import DeadlineExceeded, DecodingFailed, QueueFull, RequestRejected
 
 
-def pick(state: State, source: str | None, target: str | None) -> Served:
-    """The model for a LibreTranslate language pair ("auto" = the one source language served)."""
+def pick(state: State, source, target) -> Served:
+    """The model for a LibreTranslate language pair (a missing target: the first model for the source)."""
     served = state.served
-    sources = sorted({s.translator.langs.src for s in served.values()})
-    if source in (None, "", "auto"):
-        if len(sources) != 1:
-            raise ApiError(400, f"source 'auto' needs exactly one source language; this server has "
-                                f"{', '.join(sources)}: name one")  # fmt: skip
-        source = sources[0]
     for s in served.values():
         if s.translator.langs.src == source and target in (None, "", s.translator.langs.tgt):
             return s
@@ -34,9 +32,11 @@ def pick(state: State, source: str | None, target: str | None) -> Served:
 
 
 async def run(
-    state: State, s: Served, texts: list[str], search: SearchConfig, request: Request
-) -> tuple[list[Plan], list[list[list[Hypothesis]]], dict]:
+    state: State, s: Served, texts: list[str], search: SearchConfig, request: Request,
+    check: Callable[[list[list[int]]], None] | None = None,
+) -> tuple[list[Plan], list[list[list[Hypothesis]]], dict]:  # fmt: skip
     """Plan every text, queue its units on the model's worker, wait (dropping them if the client goes).
+    `check(units)` may refuse the request (an ApiError) after planning, before anything is queued.
 
     -> (per text its Plan, per text per unit its hypotheses, timing in ms)."""
     config, t0 = state.config, time.monotonic()
@@ -45,6 +45,8 @@ async def run(
     if len(units) > config.max_queue:
         raise ApiError(413, f"the text has {len(units)} sentences, more than this server queues "
                             f"({config.max_queue}); send it in parts")  # fmt: skip
+    if check is not None:
+        check(units)
     try:
         job = s.worker.submit(units, search, config.timeout)
     except QueueFull as e:
@@ -68,6 +70,10 @@ async def run(
         hyps = future.result()
     except DeadlineExceeded as e:
         raise ApiError(504, str(e)) from None
+    except RequestRejected as e:
+        raise ApiError(400, str(e)) from None
+    except DecodingFailed as e:  # logged with its traceback by the worker
+        raise ApiError(500, str(e)) from None
     done = time.monotonic()
     started = job.started or done
     timing = {
@@ -80,6 +86,27 @@ async def run(
         out.append(hyps[i : i + len(p.units)])
         i += len(p.units)
     return plans, out, timing
+
+
+async def work(request: Request, fn: Callable[[threading.Event], object], deadline: float, timeout: float):
+    """fn(stop) in a thread; `stop` is set when the client leaves (499) or `deadline` passes (504), and fn
+    is expected to return soon after (raising anything: its result is dropped)."""
+    stop = threading.Event()
+    task = asyncio.ensure_future(asyncio.to_thread(fn, stop))
+    gone = asyncio.ensure_future(disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, timeout=max(0.0, deadline - time.monotonic()),
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    stop.set()
+    task.add_done_callback(lambda t: t.exception())  # the thread ends at its next check; nothing to raise
+    if gone.done() and not gone.cancelled():
+        state_of(request).counters.disconnects += 1
+        raise ApiError(499, "client closed the request")
+    raise ApiError(504, f"not translated within {timeout:g} s")
 
 
 async def disconnected(request: Request) -> None:

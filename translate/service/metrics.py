@@ -34,6 +34,8 @@ GAUGES = [
     ("translate_generated_tokens_total", "counter", "Target tokens generated (EOS included).",
      lambda w: w.tokens),
     ("translate_sentences_total", "counter", "Sentences translated.", lambda w: w.sentences),
+    ("translate_decoders", "gauge", "Continuous-batching decoders held (one per search shape in flight).",
+     lambda w: w.decoders),
 ]  # fmt: skip
 
 

@@ -3,16 +3,25 @@ and /metrics (Prometheus text)."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from importlib.resources import files
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 
-from translate.service.alignment import alignment_json
-from translate.service.dispatch import run
+from translate.service.alignment import AlignmentStopped, alignment_cells, alignments
+from translate.service.dispatch import run, work
 from translate.service.metrics import prometheus_text
-from translate.service.requests import ApiError, integer, number, read_fields, search_config, texts_of
+from translate.service.requests import (
+    ApiError,
+    flag,
+    integer,
+    number,
+    read_fields,
+    search_config,
+    string,
+    texts_of,
+)
 from translate.service.state import state_of
 
 router = APIRouter()
@@ -49,9 +58,10 @@ async def models(request: Request):
 async def translate(request: Request):
     state = state_of(request)
     config, served = state.config, state.served
-    fields = await read_fields(request, config.max_body_bytes)
-    texts, many = texts_of(fields, config.char_limit)
-    name = fields.get("model") or (next(iter(served)) if len(served) == 1 else None)
+    t0 = time.monotonic()
+    fields = await read_fields(request, config.max_body_bytes, config.read_timeout)
+    texts, many = texts_of(fields, state.access.check(request, fields))  # keys and limits, as /translate
+    name = string(fields, "model") or (next(iter(served)) if len(served) == 1 else None)
     if name not in served:
         raise ApiError(400, f"unknown model {name!r}: this server has {', '.join(served)}")
     s = served[name]
@@ -59,9 +69,27 @@ async def translate(request: Request):
     search = search_config(s.search, config.max_beam, beam_size=beam,
                            nbest=integer(fields, "nbest", min(s.search.nbest, beam)),
                            alpha=number(fields, "alpha", s.search.alpha))  # fmt: skip
-    want_alignment = fields.get("alignment", False) in (True, "true", "1", 1)
-    plans, hyps, timing = await run(state, s, texts, search, request)
+    want_alignment = flag(fields, "alignment")
     tr = s.translator
+
+    def bounded(units: list[list[int]]) -> None:
+        cells, longest = alignment_cells(units, search, tr.model)
+        if cells > config.max_alignment_cells:
+            raise ApiError(413, f"alignment of {len(units)} units x nbest {search.nbest} x up to "
+                                f"{longest + 1} target pieces x their source pieces = up to {cells} weights, "
+                                f"over this server's limit of {config.max_alignment_cells}: ask for fewer "
+                                "alternatives, less text, or no alignment")  # fmt: skip
+
+    plans, hyps, timing = await run(state, s, texts, search, request, bounded if want_alignment else None)
+    aligned = None
+    if want_alignment:
+        every_unit, every_hyps = [u for p in plans for u in p.units], [u for h in hyps for u in h]
+        try:
+            aligned = await work(request, lambda stop: alignments(tr, every_unit, every_hyps, stop),
+                                 t0 + config.timeout, config.timeout)  # fmt: skip
+        except AlignmentStopped:  # (the thread saw the stop first: the answer is the same)
+            raise ApiError(504, f"not translated within {config.timeout:g} s") from None
+    k = 0  # the unit's index over all texts
     results = []
     for p, h in zip(plans, hyps):
         lines = tr.texts(p, h, search.nbest)  # per line, nbest texts
@@ -71,17 +99,18 @@ async def translate(request: Request):
         units = []
         for ids, unit_hyps in zip(p.units, h):
             unit = {"source": tr.tokenizer.decode(ids, "src"), "length": len(ids), "hypotheses": []}
-            for hyp in unit_hyps:
+            for j, hyp in enumerate(unit_hyps):
                 entry = {
                     "text": tr.detokenize(hyp),
                     "score": _score(hyp.score),
                     "logprob": _score(hyp.logprob),
                     "length": len(hyp.tokens),  # target subwords, EOS excluded
                 }
-                if want_alignment:
-                    entry["alignment"] = await asyncio.to_thread(alignment_json, tr, ids, hyp.tokens)
+                if aligned is not None:
+                    entry["alignment"] = aligned[k][j]
                 unit["hypotheses"].append(entry)
             units.append(unit)
+            k += 1
         results.append({"text": nbest[0]["text"], "nbest": nbest, "units": units})
     state.counters.count(200)
     return {"model": name, "source": tr.langs.src, "target": tr.langs.tgt,

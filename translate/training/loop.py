@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from translate.data.batching import Batch, make_batches
 from translate.training import distributed
 from translate.training.budget import format_seconds
+from translate.training.flops import share_note
 from translate.training.optim import ReduceOnPlateau
 from translate.training.setup import Run, set_up, write_checkpoint
 from translate.training.signals import StopOnSignal
@@ -130,6 +131,9 @@ def _train(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
                 validate_and_checkpoint(run)
             else:
                 write_checkpoint(run, False, {})
+    if run.peak is not None and meter.total_seconds > 0:  # the share of this rank's measured peak reached
+        rate = meter.overall_rate / info.world_size
+        run.logger.message(f"utilisation: {share_note(rate, run.flops_per_token, run.peak)}")
     run.logger.close()
 
     tokens_per_rank = [0.0] * info.world_size

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from translate import allocator
 from translate.data.batching import TokenBatchSampler, example_lengths
 from translate.data.pipeline import prepare_data
 from translate.data.tokenizer import Tokenizer
@@ -28,6 +30,13 @@ from translate.models.checkpoint import CheckpointManager, load_for_resume, resu
 from translate.training import distributed
 from translate.training.backend_choice import choose_attention_backend
 from translate.training.budget import Budget, parse_duration
+from translate.training.flops import (
+    Peak,
+    counts_flops,
+    linear_shapes,
+    matmul_peak,
+    transformer_flops_per_target_token,
+)
 from translate.training.optim import ReduceOnPlateau
 from translate.training.precision import autocast_for, cpu_threads_note, resolve_precision
 from translate.training.progress import RunLogger
@@ -61,6 +70,8 @@ class Run:
     ckpts: CheckpointManager
     logger: RunLogger
     state: TrainState
+    flops_per_token: float = 0.0  # forward + backward FLOPs per target token (flops.py); 0: not counted
+    peak: Peak | None = None  # the matmul peak measured at the model's shapes (CPU Transformer runs)
 
 
 def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: float) -> Run:
@@ -115,6 +126,7 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
             model, trainer.precision, autocast, device, trainer.max_tokens // 2, cache_file
         )
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
+    flops_per_token, peak = utilisation_basis(model_cfg, train_set, tokenizer.tgt_vocab_size, trainer, device)
 
     state = TrainState()
     if ckpt is not None:
@@ -147,6 +159,10 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         logger.message(f"attention backend: auto -> {backend} ({backend_reason})")
     if device.type == "cpu":
         logger.message(f"threads: {cpu_threads_note()}")
+    logger.message(f"allocator: {allocator.describe()}")
+    if peak is not None:
+        logger.message(f"FLOPs: {flops_per_token / 1e6:.3g} MFLOP per target token (at the corpus' mean "
+                       f"lengths); matmul peak {peak.describe()}")  # fmt: skip
     logger.message(
         f"{model.describe()}; {len(train_set):,} training pairs, {budget.steps_per_epoch} steps/epoch on "
         f"{info.world_size} x {device}, precision {trainer.precision}"
@@ -157,8 +173,22 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         cfg=cfg, info=info, model=model, train_model=train_model, model_cfg=model_cfg, tokenizer=tokenizer,
         optimizer=optimizer, scheduler=scheduler, scaler=scaler, autocast=autocast, train_set=train_set,
         dev_set=dev_set, batches_per_epoch=batches_per_epoch, val_every_s=val_every_s, budget=budget,
-        ckpts=ckpts, logger=logger, state=state,
+        ckpts=ckpts, logger=logger, state=state, flops_per_token=flops_per_token, peak=peak,
     )  # fmt: skip
+
+
+def utilisation_basis(model_cfg: dict, train_set: datasets.Dataset, vocab: int, trainer: DictConfig,
+                      device: torch.device) -> tuple[float, Peak | None]:  # fmt: skip
+    """(FLOPs per target token at the corpus' mean lengths, the matmul peak at the model's shapes) for a
+    Transformer on the CPU; (0, None) otherwise. Measuring the peak takes about a second."""
+    if not counts_flops(model_cfg) or device.type != "cpu" or len(train_set) == 0:
+        return 0.0, None
+    table = train_set.with_format("arrow")[:]
+    src_len = pc.mean(pc.list_value_length(table.column("src_ids"))).as_py() + 1  # + EOS
+    tgt_len = pc.mean(pc.list_value_length(table.column("tgt_ids"))).as_py() + 1  # + EOS: tgt_out's tokens
+    flops = transformer_flops_per_target_token(model_cfg, vocab, src_len, tgt_len)
+    peak = matmul_peak(linear_shapes(model_cfg, vocab), trainer.precision, rows=trainer.max_tokens, repeats=2)
+    return flops, peak
 
 
 def write_checkpoint(run: Run, is_best: bool, metrics: dict) -> None:

@@ -13,6 +13,7 @@ class Throughput:
     def __init__(self) -> None:
         self.bar_rate = 0.0  # target tokens/s, smoothed
         self.last_update_end = time.monotonic()
+        self.total_tokens = self.total_seconds = 0.0  # the whole run's applied updates, training time only
         self._new_window()
 
     def _new_window(self) -> None:
@@ -23,7 +24,8 @@ class Throughput:
     def update(self, tokens: float, applied: bool, loss: float, nll: float, grad_norm: float) -> None:
         """After each update (all ranks' target tokens and loss sums); skipped updates only move the bar."""
         now = time.monotonic()
-        rate = tokens / max(now - self.last_update_end, 1e-9)
+        seconds = now - self.last_update_end
+        rate = tokens / max(seconds, 1e-9)
         self.bar_rate = rate if self.bar_rate == 0.0 else 0.9 * self.bar_rate + 0.1 * rate
         self.last_update_end = now
         if applied:
@@ -32,6 +34,8 @@ class Throughput:
             self.tokens += tokens
             self.grad_norm += grad_norm if math.isfinite(grad_norm) else 0.0  # fp16: an overflow was skipped
             self.steps += 1
+            self.total_tokens += tokens
+            self.total_seconds += seconds
 
     def take(self) -> dict[str, float]:
         """The window's loss and perplexity per target token, mean gradient norm and tokens/s; then a new
@@ -44,6 +48,11 @@ class Throughput:
         }
         self._new_window()
         return scalars
+
+    @property
+    def overall_rate(self) -> float:
+        """Target tokens/s over the whole run's applied updates (validation left out)."""
+        return self.total_tokens / max(self.total_seconds, 1e-9)
 
     def pause(self, seconds: float) -> None:
         """Leave out `seconds` just spent on something else (validation)."""

@@ -1,4 +1,5 @@
-// The translate web page: plain JS, no build step. Talks to /v1/models and /v1/translate.
+// The translate web page: plain JS, no build step. Talks to /v1/models, /v1/translate and, for a file,
+// LibreTranslate's /translate_file (the download link it answers with expires after the server's file_ttl).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +26,8 @@ async function loadModels() {
       opt.value = m.name;
       opt.textContent = m.name;
       opt.dataset.pair = `${m.source} → ${m.target}`;
+      opt.dataset.source = m.source;
+      opt.dataset.target = m.target;
       $("model").appendChild(opt);
     }
     const showPair = () => { $("pair").textContent = $("model").selectedOptions[0]?.dataset.pair || ""; };
@@ -98,6 +101,18 @@ function select(i) {
   }
 }
 
+function wordWeights(a) {
+  // The piece matrix -> words: a word's source columns summed, its target rows averaged (rows sum to 1).
+  const rows = a.target_words.map(() => a.source_words.map(() => 0));
+  const count = a.target_words.map(() => 0);
+  a.weights.forEach((row, t) => {
+    const r = a.target_word_of[t];
+    count[r] += 1;
+    row.forEach((w, s) => { rows[r][a.source_word_of[s]] += w; });
+  });
+  return rows.map((row, r) => row.map((w) => w / Math.max(1, count[r])));
+}
+
 function heatmap(source, hyp) {
   // Fig. 3 of Bahdanau et al.: source words across, target words down, white = weight 1, black = 0.
   const a = hyp.alignment;
@@ -116,7 +131,7 @@ function heatmap(source, hyp) {
     head.appendChild(th);
   }
   const tbody = table.createTBody();
-  a.word_weights.forEach((row, r) => {
+  wordWeights(a).forEach((row, r) => {
     const tr = tbody.insertRow();
     const th = document.createElement("th");
     th.textContent = a.target_words[r];
@@ -132,7 +147,38 @@ function heatmap(source, hyp) {
   return block;
 }
 
+async function translateFile() {
+  const file = $("file").files[0];
+  const link = $("file-link");
+  clearError();
+  link.hidden = true;
+  if (!file) { showError("Choose a file first (.txt, .html, .srt, .docx or .odt)."); return; }
+  const model = $("model").selectedOptions[0];
+  const form = new FormData();
+  form.append("file", file);
+  form.append("source", model?.dataset.source || "auto");
+  form.append("target", model?.dataset.target || "");
+  $("file-status").textContent = "translating the file…";
+  $("translate-file").disabled = true;
+  try {
+    const resp = await fetch("/translate_file", { method: "POST", body: form });
+    let body;
+    try { body = await resp.json(); } catch { body = {}; }
+    if (!resp.ok) throw new Error(`${resp.status} ${resp.statusText}: ${body.error || "no details"}`);
+    link.href = body.translatedFileUrl;
+    link.download = file.name;
+    link.textContent = `Download the translated ${file.name}`;
+    link.hidden = false;
+  } catch (e) {
+    showError(`File translation failed: ${e.message}`);
+  } finally {
+    $("file-status").textContent = "";
+    $("translate-file").disabled = false;
+  }
+}
+
 $("translate").addEventListener("click", translate);
+$("translate-file").addEventListener("click", translateFile);
 $("source").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); translate(); }
 });
