@@ -238,3 +238,38 @@ def test_default_checkpoint_and_subprocess_pipe(ckpt):
     assert done.stderr.decode().splitlines() == [
         "translate: warning: line 4: not valid UTF-8; the invalid bytes were replaced with U+FFFD"
     ]
+
+
+def test_sampling_is_reproducible_from_the_seed(ckpt, capsys):
+    args = ["-c", str(ckpt), "Dios es amor.", "La luz.", "--strategy", "sample",
+            "--sampling-temperature", "2", *FAST]  # fmt: skip
+    outs = []
+    for seed in ("3", "3", "4", "5", "6"):
+        assert main([*args, "--seed", seed]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and len(set(outs[1:])) > 1
+    model, tok, _ = load_model(ckpt)
+    search = SearchConfig(strategy="sample", nbest=1, sampling_temperature=2.0, seed=3, max_len_a=0.0,
+                          max_len_b=6)  # fmt: skip
+    ids = [tok.encode(s, "src") for s in ("Dios es amor.", "La luz.")]
+    want = [one_line(tok.decode(h[0].tokens, "tgt")).strip() for h in translate_ids(model, ids, search)]
+    assert outs[0].splitlines() == want
+
+
+def test_glossary_terms_are_produced_and_bad_glossaries_are_one_line_errors(ckpt, tmp_path, capsys):
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text("# test\nDios\tLord\nluz\tlight\n", encoding="utf-8")
+    args = ["-c", str(ckpt), "Dios es amor.", "La luz.", "Nada.", "--glossary", str(glossary), *FAST]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "Lord" in out[0] and "light" in out[1] and out[2] == reference(ckpt, ["Nada."])[0]
+    glossary.write_text("Dios\tLord\nluz light\n", encoding="utf-8")
+    assert main(["-c", str(ckpt), "Dios.", "--glossary", str(glossary), *FAST]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("translate: error: ") and "terms.tsv:2: expected" in err[0]
+    assert main(["-c", str(ckpt), "Dios.", "--glossary", str(tmp_path / "no.tsv"), *FAST]) == 2
+    assert "no such glossary file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["-c", str(ckpt), "Dios.", "--glossary", str(glossary), "--beam", "1", *FAST])
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "--glossary needs beam search" in err[0]

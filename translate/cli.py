@@ -6,7 +6,10 @@
   translate                                  at a terminal: an interactive prompt
   translate --engine ct2 --model-dir DIR     a CTranslate2 export (translate export CKPT -o DIR) instead
   translate --quantize int8                  our engine with PyTorch dynamic int8 (Linear, GRU), CPU only
+  translate --glossary terms.tsv             each term (source<TAB>target) whose source occurs is produced
+  translate --strategy sample --seed 3       a sample instead of the beam's best (the same on every run)
   translate export CKPT -o DIR               the export subcommand (translate/export.py)
+  translate import marian SOURCE -o CKPT     an OPUS-MT / Marian model as a checkpoint (translate/importer.py)
   translate serve --model name=ckpt.pt       the HTTP service and web page (translate/serve.py)
 
 One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
@@ -36,6 +39,7 @@ from translate.files import write_lines
 from translate.models.checkpoint import CheckpointError, newest_best_checkpoint
 from translate.search import SearchError
 from translate.search.flags import add_search_flags, flag_error, search_from_args
+from translate.search.glossary import GlossaryError, read_glossary
 from translate.service import ServiceConfig
 from translate.service import Translator as Service
 
@@ -73,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "beam's bound, searching to the length limit (default: native)")  # fmt: skip
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="--engine torch: int8 = PyTorch dynamic int8 on the CPU (default: none)")  # fmt: skip
+    p.add_argument("--glossary", metavar="TSV",
+                   help="source<TAB>target terms produced wherever the source term occurs (beam search, "
+                        "--engine torch)")  # fmt: skip
     return p
 
 
@@ -87,6 +94,7 @@ class Translator:
         )
         self.service = Service(engine, ServiceConfig(args.max_src_len))
         self.args, self.search = args, search_from_args(args)
+        self.glossary = read_glossary(args.glossary) if args.glossary else None
 
     def describe(self) -> str:
         return self.service.describe()
@@ -95,7 +103,8 @@ class Translator:
         """One output line per input line (split into sentences and joined again); a line with no source ids
         (blank, or only characters such as \x07, U+200B or a BOM that the tokenizer drops) gives an empty
         line."""
-        out = self.service.translate(lines, self.search, progress=progress, desc=PROG, first_line=first_line)
+        out = self.service.translate(lines, self.search, progress=progress, desc=PROG, first_line=first_line,
+                                     glossary=self.glossary)  # fmt: skip
         return ["\t".join(nbest) if any(nbest) else "" for nbest in out]
 
 
@@ -199,6 +208,10 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("--engine ct2 reads --model-dir; --checkpoint and --quantize belong to --engine torch")
     if args.engine == "torch" and args.model_dir:
         p.error("--model-dir is for --engine ct2")
+    if args.glossary and args.engine == "ct2":
+        p.error("--glossary needs --engine torch: CTranslate2 has no lexically constrained search")
+    if args.glossary and (args.strategy != "beam" or args.beam_size < 2):
+        p.error("--glossary needs beam search (--strategy beam, --beam 2 or more)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         from translate.export import main as export_main
 
         return export_main(argv[1:])
+    if argv[:1] == ["import"]:  # `translate import marian SOURCE -o ckpt.pt`
+        from translate.importer import main as import_main
+
+        return import_main(argv[1:])
     if argv[:1] == ["serve"]:  # `translate serve ...`; `translate -- serve` translates the word
         from translate.serve import main as serve
 
@@ -229,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             emit(translator.translate(lines, progress=True), args.output)
         else:
             stream(translator, sys.stdin, sys.stdout)
-    except (CheckpointError, DeviceError, EngineError, UsageError, SearchError) as e:
+    except (CheckpointError, DeviceError, EngineError, UsageError, SearchError, GlossaryError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `translate < big.txt | head`

@@ -1,7 +1,8 @@
 """`make eval CKPT=a.pt,b.pt` = `python -m translate.evaluate 'checkpoints=[a.pt,b.pt]'`: the Hydra app.
 
 `make eval ENGINE=ct2 CKPT=DIR` evaluates a `translate export` directory with CTranslate2 (engine=ct2);
-`make eval QUANTIZE=int8` our engine in PyTorch dynamic int8 (quantize=int8).
+`make eval QUANTIZE=int8` our engine in PyTorch dynamic int8 (quantize=int8); `make eval GLOSSARY=terms.tsv`
+enforces a glossary (glossary=terms.tsv) and reports its term success rate.
 
 Composes conf/evaluate.yaml, runs translate.evaluation.evaluator in the Hydra run directory, prints the
 scores with their sacrebleu signatures; user-facing errors become one line on stderr and exit code 2.
@@ -45,6 +46,7 @@ def settings(cfg: DictConfig) -> EvalSettings:
         progress=cfg.progress,
         engine=cfg.engine,
         quantize=cfg.quantize,
+        glossary=to_absolute_path(cfg.glossary) if cfg.glossary else None,
     )
 
 
@@ -52,9 +54,11 @@ def summary(results: dict, out_dir: Path) -> str:
     lines = []
     for m in results["models"]:
         lo, hi = m["bleu_ci"]
+        terms = m.get("terms")
+        produced = f"  glossary terms {terms['produced']}/{terms['occurrences']}" if terms else ""
         lines.append(
             f"{m['label']}: BLEU {m['bleu']:.2f} [{lo:.1f}, {hi:.1f}]  chrF {m['chrf']:.2f}  "
-            f"({m['checkpoint']})"
+            f"repeating {100 * m['repetition_rate']:.1f}%{produced}  ({m['checkpoint']})"
         )
     if results["models"]:
         lines.append(f"BLEU signature: {results['models'][0]['bleu_signature']}")
@@ -71,7 +75,7 @@ def main(cfg: DictConfig) -> None:
     try:
         paths = [to_absolute_path(p) for p in cfg.checkpoints] or [str(newest_best_checkpoint())]
         results = evaluate_checkpoints(paths, out_dir, settings(cfg), labels=list(cfg.labels))
-    except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:
+    except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:  # GlossaryError too
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(summary(results, out_dir), flush=True)

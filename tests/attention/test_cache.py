@@ -92,3 +92,29 @@ def test_empty_cache():
     cache = KVCache()
     assert cache.is_empty and len(cache) == 0
     assert cache.reorder(torch.tensor([0])) is cache and cache.is_empty
+
+
+def test_appends_write_in_place_and_reorder_keeps_the_capacity():
+    """The buffers grow by doubling: appends within the capacity copy no history (same storage); a reorder
+    copies the used positions once into a buffer of the same capacity; the keys equal a plain cat/index."""
+    cache, keys, vals = KVCache(), [], []
+    with torch.no_grad():
+        for t in range(40):
+            rows = 3 if t <= 20 else 4  # the reorder at t = 20 makes 4 rows of 3
+            k, v = torch.randn(rows, H, 1, 4), torch.randn(rows, H, 1, 4)
+            keys.append(k), vals.append(v)
+            before = (cache.capacity, None if cache.is_empty else cache._k.data_ptr())
+            cache.append(k, v)
+            if before[1] is not None and len(cache) <= before[0]:
+                assert cache._k.data_ptr() == before[1]  # written in place
+            if t == 20:
+                index = torch.tensor([2, 0, 0, 1])
+                cap = cache.capacity
+                cache.reorder(index)
+                keys, vals = [x[index] for x in keys], [x[index] for x in vals]
+                assert cache.capacity == cap and len(cache) == 21
+    assert cache.capacity == 64 and len(cache) == 40  # 16 -> 32 -> 64
+    torch.testing.assert_close(cache.k, torch.cat(keys, 2), rtol=0, atol=0)
+    torch.testing.assert_close(cache.v, torch.cat(vals, 2), rtol=0, atol=0)
+    allocated, used = cache.memory()
+    assert allocated == 4 * 64 * 2 * H * 4 * 4 and used == 4 * 40 * 2 * H * 4 * 4

@@ -181,6 +181,36 @@ def test_trained_model_same_greedy_output(copy_checkpoint, tmp_path):
     assert len({len(t) for t in mine}) >= 4  # outputs end on </s> at many lengths
 
 
+@pytest.mark.parametrize("options", [dict(no_repeat_ngram_size=2), dict(repetition_penalty=1.8),
+                                     dict(no_repeat_ngram_size=3, repetition_penalty=1.3, repeat_guard=2)],
+                         ids=["ngram2", "penalty", "all"])  # fmt: skip
+def test_repetition_options_mean_the_same_in_both_engines(copy_checkpoint, tmp_path, options):
+    """CTranslate2's no_repeat_ngram_size and repetition_penalty are ours (greedy: the same tokens), and its
+    cut at repeat_guard copies is where our guard ends a greedy hypothesis."""
+    ours = load_engine("torch", copy_checkpoint)
+    theirs = load_engine("ct2", export_ct2(copy_checkpoint, tmp_path / "ct2", "float32"))
+    rows = copy_rows(24, seed=1001)
+    greedy = SearchConfig(strategy="greedy", nbest=1, max_len_a=2.0, max_len_b=6, **options)
+    mine = [h[0].tokens for h in ours.translate_ids(rows, greedy)]
+    assert [h[0].tokens for h in theirs.translate_ids(rows, greedy)] == mine
+    plain = [h[0].tokens for h in ours.translate_ids(rows, SearchConfig(strategy="greedy", nbest=1,
+                                                                        max_len_a=2.0, max_len_b=6))]
+    assert mine != plain  # the options changed something on this model
+
+
+def test_ct2_samples_and_refuses_a_glossary(copy_checkpoint, tmp_path):
+    theirs = load_engine("ct2", export_ct2(copy_checkpoint, tmp_path / "ct2", "float32"))
+    rows = copy_rows(8, seed=1002)
+    search = SearchConfig(strategy="sample", nbest=1, sampling_temperature=3.0, seed=4, max_len_a=0.0,
+                          max_len_b=6)  # fmt: skip
+    greedy = SearchConfig(strategy="greedy", nbest=1, max_len_a=0.0, max_len_b=6)
+    sampled = [h[0].tokens for h in theirs.translate_ids(rows, search)]
+    assert sampled != [h[0].tokens for h in theirs.translate_ids(rows, greedy)]
+    assert all(len(t) <= 6 for t in sampled)  # the length limit holds
+    with pytest.raises(EngineError, match="no lexically constrained search"):
+        theirs.translate_ids(rows, SearchConfig(), constraints=[[[5]]] + [[]] * 7)
+
+
 def beam_to_the_limit(model, row, beam_size, alpha, limit):
     """Reference for the CT2 engine's beam search: K beams decoded to the length limit, every hypothesis that
     ends on the way kept (at the last step each of the K best candidates ends, </s> or not), ranked by our

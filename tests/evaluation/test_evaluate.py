@@ -248,3 +248,20 @@ def test_nan_logits_are_a_clear_error_naming_the_sentence(checkpoints, cache, tm
     monkeypatch.setattr(pytorch, "load_model", broken_model)  # what the evaluator's torch engine loads with
     with pytest.raises(SearchError, match=r"^source sentence \d+, \d+, .*: no hypothesis with a finite"):
         evaluate_checkpoints([checkpoints["transformer"]], tmp_path, settings(cache))
+
+
+def test_a_glossary_is_enforced_and_scored(checkpoints, cache, tmp_path):
+    """settings.glossary (make eval GLOSSARY=...): every occurrence's target term is produced, counted in
+    results.json and results.md; a bad glossary line is a one-line error naming the file and line."""
+    sources = list(eval_split(cache)["src"])
+    word = next(w for w in ("Dios", "Jehová", "Israel") if any(w in s for s in sources))
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text(f"{word}\tLord\n", encoding="utf-8")
+    s = settings(cache, search=SearchConfig(beam_size=3, max_len_a=0.0, max_len_b=8), glossary=str(glossary))
+    m = evaluate_checkpoints([checkpoints["transformer"]], tmp_path / "out", s)["models"][0]
+    assert m["terms"]["occurrences"] >= 1 and m["terms"]["produced"] == m["terms"]["occurrences"]
+    shown = f"{m['terms']['produced']} of {m['terms']['occurrences']}"
+    assert shown in (tmp_path / "out/results.md").read_text()
+    glossary.write_text(f"{word} Lord\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="terms.tsv:1: expected"):
+        evaluate_checkpoints([checkpoints["transformer"]], tmp_path / "out2", s)

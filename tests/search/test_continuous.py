@@ -42,11 +42,17 @@ def run(decoder, srcs, arrive_every=2, per_arrival=3):
 
 GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=3, max_tokens=40)
 BEAM = SearchConfig(beam_size=3, nbest=2, alpha=0.6, max_len_a=1.0, max_len_b=3, max_tokens=40)
+SAMPLE = SearchConfig(strategy="sample", nbest=1, sampling_topk=8, sampling_temperature=1.5, seed=7,
+                      max_len_a=1.0, max_len_b=3, max_tokens=40)  # fmt: skip
+REPEATS = dict(no_repeat_ngram_size=3, repetition_penalty=1.5, repeat_guard=2)
+GREEDY_REP = SearchConfig(**{**GREEDY.__dict__, **REPEATS})
+BEAM_REP = SearchConfig(**{**BEAM.__dict__, **REPEATS})
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("paged", [False, True])
-@pytest.mark.parametrize("search", [GREEDY, BEAM], ids=["greedy", "beam"])
+@pytest.mark.parametrize("search", [GREEDY, BEAM, SAMPLE, GREEDY_REP, BEAM_REP],
+                         ids=["greedy", "beam", "sample", "greedy_repeats", "beam_repeats"])
 def test_joins_and_leaves_give_the_offline_translations(name, paged, search):
     torch.manual_seed(1)
     model = MODELS[name]().eval()
@@ -55,7 +61,7 @@ def test_joins_and_leaves_give_the_offline_translations(name, paged, search):
     got = run(decoder, srcs)
     want = translate_ids(model, srcs, search)
     assert [[h.tokens for h in nb] for nb in got] == [[h.tokens for h in nb] for nb in want]
-    if not search.greedy:
+    if search.width > 1:  # beam search ranks; greedy and sampling give score NaN
         for g, w in zip(got, want):
             assert [h.score for h in g] == pytest.approx([h.score for h in w], rel=1e-4)
     assert decoder.kv_blocks()[0] == 0 and decoder.state is None  # every block given back

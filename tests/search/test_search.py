@@ -179,18 +179,32 @@ def test_finished_sentences_leave_the_batch():
 
 def test_sampling_top_k_one_is_greedy():
     model = ToySeq2Seq()
-    g = torch.Generator().manual_seed(1)
     greedy = greedy_search(model, SRC, DEFAULTS)
-    assert sample(model, SRC, DEFAULTS, top_k=1, temperature=0.7, generator=g) == greedy
+    search = SearchConfig(strategy="sample", nbest=1, sampling_topk=1, sampling_temperature=0.7, seed=1)
+    assert sample(model, SRC, search) == greedy
 
 
 def test_sampling_is_seeded_and_varies():
     model = ToySeq2Seq(sharpness=0.5)
-    a = sample(model, SRC, DEFAULTS, generator=torch.Generator().manual_seed(5))
-    b = sample(model, SRC, DEFAULTS, generator=torch.Generator().manual_seed(5))
-    c = [sample(model, SRC, DEFAULTS, generator=torch.Generator().manual_seed(s)) for s in range(6, 10)]
+
+    def draw(seed):
+        return sample(model, SRC, SearchConfig(strategy="sample", nbest=1, seed=seed))
+
+    a, b = draw(5), draw(5)
+    c = [draw(s) for s in range(6, 10)]
     assert a == b
     assert any(x != a for x in c)
+
+
+def test_a_sample_depends_on_its_sentence_and_seed_only():
+    """The batch a sentence shares, and its row in it, do not change its draws (the server's continuous
+    batching and the CLI's batches give the same sample)."""
+    model = ToySeq2Seq(sharpness=0.5)
+    search = SearchConfig(strategy="sample", nbest=1, seed=3)
+    together = sample(model, SRC, search)
+    alone = [sample(model, SRC[i : i + 1], search)[0] for i in range(SRC.size(0))]
+    reversed_rows = sample(model, SRC.flip(0), search)[::-1]
+    assert together == alone == reversed_rows
 
 
 def test_top_p_keeps_the_smallest_nucleus():
@@ -216,8 +230,8 @@ def test_top_k_keeps_exactly_k_tokens_even_with_ties():
 def test_sampled_tokens_stay_inside_the_nucleus():
     model = ToySeq2Seq(sharpness=0.8)
     for seed in range(5):
-        g = torch.Generator().manual_seed(seed)
-        out = sample(model, SRC, SearchConfig(max_len_b=5), top_p=0.6, generator=g)
+        search = SearchConfig(strategy="sample", nbest=1, max_len_b=5, sampling_topp=0.6, seed=seed)
+        out = sample(model, SRC, search)
         for i, toks in enumerate(out):
             logits = model(SRC[i : i + 1], torch.tensor([[BOS_ID] + toks]))[0]
             logits[:, PAD_ID] = logits[:, BOS_ID] = float("-inf")
@@ -231,8 +245,8 @@ def test_bad_arguments_are_rejected():
     model = ToySeq2Seq()
     with pytest.raises(ValueError, match="nbest"):
         beam_search(model, SRC, SearchConfig(beam_size=2, nbest=3))
-    with pytest.raises(ValueError, match="top_p"):
-        sample(model, SRC, DEFAULTS, top_p=0.0)
+    with pytest.raises(ValueError, match="sampling_topp"):
+        SearchConfig(strategy="sample", nbest=1, sampling_topp=0.0)
 
 
 class CharTokenizer:

@@ -64,7 +64,8 @@ def test_libretranslate_json_lists_alternatives_and_auto(live):
 def test_v1_translate_nbest_scores_and_alignment(live):
     body = {"q": "Dios es amor.", "model": "tiny", "beam": 3, "nbest": 2, "alignment": True}
     status, _, out = call(live.url, "/v1/translate", body)
-    assert status == 200 and out["search"] == {"beam": 3, "nbest": 2, "alpha": TINY_SEARCH.alpha}
+    shown = {k: out["search"][k] for k in ("beam", "nbest", "alpha", "strategy")}
+    assert status == 200 and shown == {"beam": 3, "nbest": 2, "alpha": TINY_SEARCH.alpha, "strategy": "beam"}
     t = out["translations"]
     assert [a["text"] for a in t["nbest"]] == offline(
         live, body["q"], SearchConfig(beam_size=3, nbest=2, max_len_a=0, max_len_b=6)
@@ -83,6 +84,42 @@ def test_v1_translate_nbest_scores_and_alignment(live):
     assert set(out["timing"]) == {"queue_ms", "decode_ms", "total_ms"}
     status, _, out = call(live.url, "/v1/translate", {"q": "Dios.", "model": "tiny", "beam": 1})
     assert status == 200 and out["translations"]["nbest"][0]["score"] is None  # greedy: unranked
+
+
+def test_v1_translate_samples_with_a_seed_and_controls_repetition(live):
+    """strategy, sampling_* and seed reach the search: a request's sample is the offline one with the same
+    settings, whatever else is running; the repetition settings are read and echoed."""
+    body = {"q": "Dios es amor. La luz.", "model": "tiny", "strategy": "sample", "seed": 11,
+            "sampling_temperature": 2.0, "repeat_guard": 2, "no_repeat_ngram_size": 2}  # fmt: skip
+    status, _, out = call(live.url, "/v1/translate", body)
+    assert status == 200 and out["search"]["strategy"] == "sample" and out["search"]["seed"] == 11
+    search = SearchConfig(strategy="sample", nbest=1, seed=11, sampling_temperature=2.0, repeat_guard=2,
+                          no_repeat_ngram_size=2, max_len_a=0, max_len_b=6)  # fmt: skip
+    assert out["translations"]["text"] == offline(live, body["q"], search)[0]
+    again = [call(live.url, "/v1/translate", {**body, "seed": s})[2]["translations"]["text"]
+             for s in (11, 12, 13)]  # fmt: skip
+    assert again[0] == out["translations"]["text"] and len(set(again)) > 1
+    for bad, words in (({"strategy": "nope"}, "strategy must be one of"), ({"seed": -1}, "seed must be"),
+                       ({"sampling_topp": 0}, "sampling_topp must be"),
+                       ({"strategy": 3}, "must be a string")):  # fmt: skip
+        status, _, err = call(live.url, "/v1/translate", {**body, **bad})
+        assert status == 400 and words in err["error"], err
+
+
+def test_glossary_in_v1_and_libretranslate_requests(live):
+    body = {"q": "Dios es amor. El amor.", "model": "tiny", "glossary": {"Dios": "Lord", "amor": "love"}}
+    status, _, out = call(live.url, "/v1/translate", body)  # one term per sentence fits the tiny limit
+    text = out["translations"]["text"]
+    assert status == 200 and "Lord" in text and "love" in text.split("Lord", 1)[1]
+    libre = {"q": ["Dios es amor.", "Nada."], "source": "es", "target": "en", "glossary": {"Dios": "Lord"}}
+    status, _, out = call(live.url, "/translate", libre)
+    assert status == 200 and "Lord" in out["translatedText"][0]
+    assert out["translatedText"][1] == offline(live, "Nada.")[0]
+    for bad, words in (({"glossary": "Dios"}, "glossary must be"),
+                       ({"glossary": {"Dios": ""}}, "non-empty"),
+                       ({"beam": 1}, "glossary needs beam search")):  # fmt: skip
+        status, _, err = call(live.url, "/v1/translate", {**body, **bad})
+        assert status == 400 and words in err["error"], err
 
 
 def test_concurrent_clients_get_exactly_their_own_results(live):

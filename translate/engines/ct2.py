@@ -26,6 +26,19 @@ run the same search:
 | (always)     | <pad> and <s> never generated (suppress_sequences); </s> ends each source              |
 |              | (add_source_eos in the model's config); sources cut to the positions table             |
 | max_tokens   | max_batch_size in tokens                                                               |
+| strategy     | greedy: beam_size=1; sample: beam_size=1 with sampling_topk, sampling_topp and         |
+|   + sampling | sampling_temperature (the same names and meanings); seed: ctranslate2.set_random_seed  |
+|              | before the call, which seeds only the generators of worker threads started after it:   |
+|              | CTranslate2's samples are not reproducible from the seed within one process (ours are, |
+|              | per sentence), and its draws are its own, never the same as ours                       |
+| no_repeat_   | no_repeat_ngram_size and repetition_penalty: the same names and meanings (greedy gives |
+| ngram_size,  | the same tokens as ours, tests/engines/test_ct2.py)                                    |
+| repetition_  |                                                                                        |
+| penalty      |                                                                                        |
+| repeat_guard | CTranslate2 has none: each hypothesis is cut after its first run of repeat_guard copies |
+|              | of a 1-4-gram (the tokens ours ends with for greedy and sampling; for beam search ours |
+|              | ranks the ended beam, CTranslate2 the uncut one)                                       |
+| constraints  | CTranslate2 has no lexically constrained search: a glossary is refused (EngineError)   |
 
 What cannot be the same, and only matters when a hypothesis reaches the length limit: ours then forces </s>
 and charges its log-probability; CTranslate2 stops it without </s> and ranks it without that term. Cost of
@@ -45,12 +58,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from translate.data.tokenizer import Tokenizer
 from translate.data.vocab import BOS_PIECE, EOS_PIECE, PAD_PIECE
-from translate.engines.ct2_export import META_FILE, META_VERSION
+from translate.engines.ct2_export import META_FILE, META_VERSION, read_tokenizer
 from translate.engines.errors import EngineError
 from translate.search.beam import Hypothesis, length_penalty
 from translate.search.config import SearchConfig
+from translate.search.repetition import cut_at_repeats
 from translate.search.stepper import length_limits
 
 log = logging.getLogger(__name__)
@@ -84,8 +97,13 @@ def ct2_options(search: SearchConfig, limit: int, stopping: str = "native") -> d
         max_decoding_length=limit, min_decoding_length=0, max_input_length=0, return_end_token=True,
         suppress_sequences=[[PAD_PIECE], [BOS_PIECE]], max_batch_size=search.max_tokens, batch_type="tokens",
     )  # fmt: skip
+    options.update(repetition_penalty=search.repetition_penalty,
+                   no_repeat_ngram_size=search.no_repeat_ngram_size)  # fmt: skip
     if search.greedy:
         return {**options, "beam_size": 1}
+    if search.strategy == "sample":
+        return {**options, "beam_size": 1, "sampling_topk": search.sampling_topk,
+                "sampling_topp": search.sampling_topp, "sampling_temperature": search.sampling_temperature}
     if stopping == "native":  # stop once K hypotheses ended; all K come back for our GNMT ranking
         return {**options, "beam_size": search.beam_size, "patience": 1.0, "num_hypotheses": search.beam_size,
                 "length_penalty": 0.0, "return_scores": True}  # fmt: skip
@@ -143,8 +161,7 @@ class CT2Engine:
             raise EngineError("--engine ct2 needs ctranslate2: pip install -e '.[ct2]'") from None
         tok = meta["tokenizer"]
         try:
-            src = (self.path / tok["src"]).read_bytes()
-            self.tokenizer = Tokenizer(src, None if tok["shared"] else (self.path / tok["tgt"]).read_bytes())
+            self.tokenizer = read_tokenizer(self.path, tok)
             ct2_device = "cuda" if torch.device(device).type == "cuda" else "cpu"
             self.translator = ctranslate2.Translator(
                 str(self.path), device=ct2_device, intra_threads=threads or torch.get_num_threads(),
@@ -174,9 +191,17 @@ class CT2Engine:
 
     def translate_ids(
         self, src_ids: Sequence[Sequence[int]], search: SearchConfig, *, progress: bool = False,
-        desc: str = "translate",
+        desc: str = "translate", constraints: Sequence[Sequence[Sequence[int]]] | None = None,
     ) -> list[list[Hypothesis]]:  # fmt: skip
-        """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses."""
+        """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses. CTranslate2 has
+        no lexically constrained search: constraints (a glossary's terms) are refused."""
+        if constraints is not None and any(constraints):
+            raise EngineError("--engine ct2 has no lexically constrained search: "
+                              "a glossary needs --engine torch")  # fmt: skip
+        if search.strategy == "sample":
+            import ctranslate2
+
+            ctranslate2.set_random_seed(search.seed)
         too_long = sum(len(r) > self.source_limit for r in src_ids)
         if too_long:
             log.warning("%d source sentence(s) longer than %d tokens were truncated", too_long,
@@ -186,7 +211,7 @@ class CT2Engine:
         limits = length_limits(lengths, search.max_len_a, search.max_len_b, self.target_limit).tolist()
         out: list[list[Hypothesis] | None] = [None] * len(src_ids)
         with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
-            for idx in call_groups(limits, search.greedy):
+            for idx in call_groups(limits, search.width == 1):
                 limit = max(limits[i] for i in idx)
                 tokens = [[self._src_pieces[t] for t in src_ids[i]] for i in idx]
                 results = self.translator.translate_batch(tokens, **ct2_options(search, limit, self.stopping))
@@ -197,12 +222,14 @@ class CT2Engine:
 
     def _hypotheses(self, result, search: SearchConfig, limit: int) -> list[Hypothesis]:
         """CTranslate2's hypotheses (pieces, </s> kept when they ended on it) -> ours, ranked by GNMT;
-        a greedy output is cut to the sentence's own limit."""
+        a greedy or sampled output is cut to the sentence's own limit, and after repeat_guard copies."""
         hyps = []
         scores = result.scores if result.scores else [math.nan] * len(result.hypotheses)
         for pieces, raw in zip(result.hypotheses, scores):  # length_penalty 0: the raw log-probability
             ids = [self._tgt_ids[p] for p in (pieces[:-1] if pieces and pieces[-1] == EOS_PIECE else pieces)]
-            if search.greedy:
+            if search.repeat_guard:
+                ids = cut_at_repeats(ids, search.repeat_guard)
+            if search.width == 1:
                 hyps.append(Hypothesis(ids[:limit], math.nan))
             else:
                 hyps.append(Hypothesis(ids, raw / length_penalty(len(ids) + 1, search.alpha), raw))

@@ -45,6 +45,8 @@ class TorchEngine:
 
     def translate_ids(
         self, src_ids: Sequence[Sequence[int]], search: SearchConfig, *, progress: bool = False,
-        desc: str = "translate",
+        desc: str = "translate", constraints: Sequence[Sequence[Sequence[int]]] | None = None,
     ) -> list[list[Hypothesis]]:  # fmt: skip
-        return translate_ids(self.model, src_ids, search, progress=progress, desc=desc)
+        """translate.search.translate_ids; constraints: per sentence a glossary's target terms."""
+        return translate_ids(self.model, src_ids, search, progress=progress, desc=desc,
+                             constraints=constraints)  # fmt: skip

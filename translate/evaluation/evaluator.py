@@ -20,8 +20,10 @@ from translate.evaluation.report import markdown_report, plot_bleu_by_length
 from translate.files import write_json, write_lines, write_text
 from translate.metrics.bleu import corpus_scores, sentence_stats
 from translate.metrics.by_length import bleu_by_length, bootstrap_interval
+from translate.metrics.terms import repetition_rate, term_success
 from translate.models.checkpoint import CheckpointError, first_line, load_checkpoint, model_label
 from translate.search import SearchConfig
+from translate.search.glossary import read_glossary
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class EvalSettings:
     progress: bool = True
     engine: str = "torch"  # torch: checkpoints; ct2: directories from `translate export`
     quantize: str = "none"  # torch engine: none | int8 (PyTorch dynamic int8, CPU)
+    glossary: str | None = None  # a TSV glossary enforced by constrained beam search; its term success scored
+    copies: int = 3  # repetition_rate: a token or bigram this many times in a row
 
 
 def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -> dict:
@@ -57,11 +61,21 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
     ds = prepare_data(data_cfg, s.cache_dir, splits=(s.split,), tokenizer=tokenizer).datasets[s.split]
     sources, refs = list(ds["src"]), list(ds["tgt"])
 
+    glossary = read_glossary(s.glossary) if s.glossary else None
+    src_ids = list(ds["src_ids"])
+    constraints = glossary.constraints(tokenizer, src_ids) if glossary else None
     start = time.perf_counter()
-    hyps = engine.translate_ids(list(ds["src_ids"]), s.search, progress=s.progress, desc=f"{label} {s.split}")
+    hyps = engine.translate_ids(src_ids, s.search, progress=s.progress, desc=f"{label} {s.split}",
+                                constraints=constraints)  # fmt: skip
     seconds = time.perf_counter() - start
     best_ids = [h[0].tokens for h in hyps]
     texts = [tokenizer.decode(ids, "tgt") for ids in best_ids]
+    terms = None
+    if glossary:
+        hits, total = term_success(glossary.terms, sources, texts)
+        terms = {"glossary": s.glossary, "terms": len(glossary), "occurrences": total, "produced": hits,
+                 "success": hits / total if total else None}  # fmt: skip
+        log.info("%s: glossary terms produced %d of %d", label, hits, total)
 
     scores = corpus_scores(texts, refs)
     stats = sentence_stats(texts, refs)
@@ -96,6 +110,8 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
         "buckets": buckets,
         "hypotheses": str(hyp_file),
         "alignments": [str(p.relative_to(out_dir)) for p in pictures],
+        "repetition_rate": repetition_rate(texts, s.copies),
+        "terms": terms,
         "decode_seconds": seconds,
         "sentences_per_second": len(texts) / max(seconds, 1e-9),
     }

@@ -27,15 +27,20 @@ def markdown_report(results: dict) -> str:
         f"max length {search['max_len_a']} x source + {search['max_len_b']}. "
         f"Intervals: {conf}% percentile bootstrap over {results['bootstrap']['resamples']} resamples.",
         "",
-        f"| model | parameters | BLEU | {conf}% CI | chrF |",
-        "|---|---:|---:|---:|---:|",
+        f"| model | parameters | BLEU | {conf}% CI | chrF | repeating outputs | glossary terms produced |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for m in models:
         lo, hi = m["bleu_ci"]
+        t = m.get("terms")
+        terms = "-" if not t else f"{t['produced']} of {t['occurrences']}" + (
+            f" ({100 * t['success']:.1f}%)" if t["success"] is not None else "")  # fmt: skip
+        rep = m.get("repetition_rate")
         lines.append(
             f"| {m['label']} | {_count(m['parameters'])} | {m['bleu']:.2f} | {lo:.1f}-{hi:.1f} "
-            f"| {m['chrf']:.2f} |"
+            f"| {m['chrf']:.2f} | {_fmt(None if rep is None else 100 * rep)}% | {terms} |"
         )
+    lines += ["", "Repeating outputs: a word or a pair of words 3+ times in a row, or a character 4+ times."]
     if models:
         lines += ["", f"BLEU signature: `{models[0]['bleu_signature']}`",
                   f"chrF signature: `{models[0]['chrf_signature']}`"]  # fmt: skip

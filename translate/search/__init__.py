@@ -1,10 +1,12 @@
-"""Search over the Seq2Seq interface: greedy, beam and sampling, plus whole-dataset translation."""
+"""Search over the Seq2Seq interface: one `decode` dispatch over greedy, beam, sampling and constrained beam
+search, plus whole-dataset translation."""
 
 from translate.search.beam import Hypothesis, SearchError, beam_search, length_penalty
 from translate.search.config import SearchConfig
 from translate.search.dataset import pad_sources, translate_dataset, translate_ids
-from translate.search.greedy import greedy_search
-from translate.search.sampling import filter_logits, sample
+from translate.search.decode import decode
+from translate.search.greedy import greedy_search, sample
+from translate.search.sampling import filter_logits
 from translate.search.stepper import sequence_limit
 
 __all__ = [
@@ -12,6 +14,7 @@ __all__ = [
     "SearchConfig",
     "SearchError",
     "beam_search",
+    "decode",
     "filter_logits",
     "greedy_search",
     "length_penalty",

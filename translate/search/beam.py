@@ -28,6 +28,7 @@ import torch
 
 from translate.data.vocab import EOS_ID
 from translate.search.config import SearchConfig
+from translate.search.repetition import control_repetition, end_repeats
 from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
 
 
@@ -165,6 +166,19 @@ def beam_step(
     return scores, best, beam_src, new_tok, found
 
 
+def step_logp(logits: torch.Tensor, history: torch.Tensor, lengths, search: SearchConfig) -> torch.Tensor:
+    """A step's logits (R, V) -> log-probabilities (R, V): PAD/BOS masked, the repetition controls on the
+    logits, the log-softmax, then repeat_guard (a caught beam pays its EOS log-probability to end).
+    history (R, T) the rows' tokens, lengths (R,) or an int: how many of them are valid."""
+    logits = mask_specials(logits.float())
+    if not search.repetition:
+        return logits.log_softmax(-1)
+    if isinstance(lengths, int):
+        lengths = torch.full((logits.size(0),), lengths, dtype=torch.long, device=logits.device)
+    logp = control_repetition(logits, history, lengths, search).log_softmax(-1)
+    return end_repeats(logp, history, lengths, search)
+
+
 def best_first(hyps: list[Hypothesis], nbest: int) -> list[Hypothesis]:
     """A sentence's finished hypotheses -> its nbest best, best first (the search's result for it)."""
     return sorted(hyps, key=lambda h: -h.score)[:nbest]
@@ -177,7 +191,8 @@ def beam_search(
     """src (B, S) -> per sentence its search.nbest best hypotheses, best first (score = logprob / lp).
 
     search.beam_size beams (1 is beam search too, not greedy_search), length penalty search.alpha, length
-    limit max_len_a * source length + max_len_b. Raises SearchError when a sentence ends with no hypothesis
+    limit max_len_a * source length + max_len_b, search's repetition controls (step_logp). Raises SearchError
+    when a sentence ends with no hypothesis
     (NaN or infinite logits).
     """
     K, alpha, nbest, dev = search.beam_size, search.alpha, search.nbest, src.device
@@ -195,7 +210,7 @@ def beam_search(
     while sent.numel() > 0:
         Bl = sent.numel()
         steps = torch.full((Bl,), t, dtype=torch.long, device=dev)  # (Bl,) tokens generated so far
-        logp = mask_specials(stepper.step(tokens).float()).log_softmax(-1)  # (Bl*K, V)
+        logp = step_logp(stepper.step(tokens), history.reshape(Bl * K, t), t, search)  # (Bl*K, V)
         scores, best, beam_src, new_tok, found = beam_step(
             scores, best, logp.view(Bl, K, -1), steps, limit[sent], history, alpha
         )  # (Bl, K) new beams, (Bl, N)

@@ -12,12 +12,15 @@ sentences join and leave at every decoding step.
                   (the running batch goes on);
   cancel(keys)    drops sentences (waiting or running) whose client went away or whose deadline passed.
 
-A decoder has one shape, (beam size, nbest, token budget): sentences of any alpha and length limit share
-its running batch. Several decoders (one per shape) can share one BlockPool (`pool=`), so a server holds one
-pool per model whatever the requests ask for.
+A decoder has one shape (shape_of: the strategy, beam size, nbest, token budget, and the sampling and
+repetition settings): sentences of any alpha and length limit share its running batch. Several decoders (one
+per shape) can share one BlockPool (`pool=`), so a server holds one pool per model whatever the requests ask
+for.
 
-Each sentence keeps its own step count, length limit and alpha, so greedy and beam search make exactly the
-choices they make offline (greedy_search, beam_search through the per-step functions of beam.py): the same
+Each sentence keeps its own step count, length limit and alpha, so greedy, sampling and beam search make
+exactly the choices they make offline (decode's rule: one-hypothesis strategies through
+sampling.token_chooser, beam search through the per-step functions of beam.py; the repetition controls on
+each row's own tokens): the same
 translations as translate_ids on the same sentences, whatever else shares the batch. Rows of a sentence are
 contiguous (K rows for beam size K). The decoder state is the model's, joined by model.join_states and
 reordered by model.reorder_state; with paged=True a Transformer keeps its self-attention keys/values in a
@@ -36,16 +39,21 @@ import torch
 
 from translate.attention.paged import BlockPool
 from translate.data.vocab import EOS_ID, PAD_ID
-from translate.search.beam import Hypothesis, beam_step, best_first, can_stop, first_scores
+from translate.search.beam import Hypothesis, beam_step, best_first, can_stop, first_scores, step_logp
 from translate.search.config import SearchConfig
 from translate.search.dataset import pad_sources
+from translate.search.repetition import control_repetition, end_repeats
+from translate.search.sampling import token_chooser
 from translate.search.stepper import bos, length_limits, mask_specials, sequence_limit
 
 
-def shape_of(search: SearchConfig) -> tuple[int, int, int]:
-    """What a ContinuousDecoder's running batch is built for: (beam size, nbest, token budget). Settings with
-    the same shape share one decoder; alpha and the length limit are per sentence."""
-    return (search.beam_size, search.nbest, search.max_tokens)
+def shape_of(search: SearchConfig) -> tuple:
+    """What a ContinuousDecoder's running batch is built for: the strategy, (beam size, nbest, token budget),
+    and the sampling and repetition settings its step applies to every row. Settings with the same shape
+    share one decoder; alpha and the length limit are per sentence."""
+    return (search.strategy, search.beam_size, search.nbest, search.max_tokens, search.sampling_topk,
+            search.sampling_topp, search.sampling_temperature, search.seed, search.no_repeat_ngram_size,
+            search.repetition_penalty, search.repeat_guard)  # fmt: skip
 
 
 class ContinuousDecoder:
@@ -55,7 +63,8 @@ class ContinuousDecoder:
         paged=True without one makes this decoder's own (models with a self-attention KV cache)."""
         self.model, self.search = model, search
         self.device = next(model.parameters()).device
-        self.K = 1 if search.greedy else search.beam_size
+        self.K = search.width  # rows per sentence: 1 for greedy and sampling
+        self.choose = token_chooser(search, self.device)  # K = 1: picks each row's next token
         new_pool = getattr(model, "new_block_pool", None)  # models with a self-attention KV cache
         if pool is None and paged and new_pool is not None:
             pool = new_pool(block_size)
@@ -69,9 +78,9 @@ class ContinuousDecoder:
         self.alpha = torch.empty(0, dtype=torch.float64, device=self.device)  # (B,) length penalties
         self.steps = torch.empty(0, dtype=torch.long, device=self.device)  # (B,) tokens generated so far
         self.tokens = torch.empty(0, dtype=torch.long, device=self.device)  # (B*K,) the next input tokens
-        self.out: list[list[int]] = []  # greedy: (B,) tokens generated so far
-        # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]), and the
-        # hypotheses that ended
+        self.out: list[list[int]] = []  # K = 1: (B,) tokens generated so far
+        # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]; K = 1
+        # keeps them too when a repetition control needs them), and the hypotheses that ended
         self.scores = torch.empty(0, self.K, device=self.device)  # (B, K)
         self.best = torch.empty(0, search.nbest, device=self.device)  # (B, N) normalised, of the N best ended
         self.history = torch.zeros(0, self.K, 8, dtype=torch.long, device=self.device)  # (B, K, Tcap)
@@ -126,17 +135,25 @@ class ContinuousDecoder:
         self.admitted = self._admit()
         if not self.keys:
             return []
-        logits = mask_specials(self._model_step().float())  # (B*K, V)
-        return self._greedy(logits) if self.search.greedy else self._beam(logits)
+        logits = self._model_step().float()  # (B*K, V)
+        return self._one(logits) if self.K == 1 else self._beam(logits)
 
     def _model_step(self) -> torch.Tensor:
         logits, self.state = self.model.step(self.tokens, self.state)
         return logits
 
-    def _greedy(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
-        """The choices of greedy_search's decode_loop, with one step count per sentence."""
-        nxt = logits.argmax(-1)  # (B,)
+    def _one(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
+        """The choices of greedy.decode_loop (greedy or sampling), with one step count per sentence."""
+        logits = mask_specials(logits)  # (B, V)
+        if self.search.repetition:
+            hist = self.history[:, 0, :]  # (B, Tcap), row b valid up to steps[b]
+            logits = control_repetition(logits, hist, self.steps, self.search)
+            logits = end_repeats(logits, hist, self.steps, self.search)
+        nxt = self.choose(logits)  # (B,)
         nxt = torch.where(self.limit <= self.steps, torch.full_like(nxt, EOS_ID), nxt)  # length limit
+        if self.search.repetition:
+            self._grow_history()
+            self.history[torch.arange(len(self.keys), device=self.device), 0, self.steps] = nxt
         ended = (nxt == EOS_ID).tolist()
         for row, tok in enumerate(nxt.tolist()):
             if not ended[row]:
@@ -153,14 +170,15 @@ class ContinuousDecoder:
     def _beam(self, logits: torch.Tensor) -> list[tuple[Hashable, list[Hypothesis]]]:
         """The choices of beam_search, with one step count per sentence (its length penalty and limit)."""
         B, K, alpha = len(self.keys), self.K, self.alpha
-        logp = logits.log_softmax(-1).view(B, K, -1)  # (B, K, V)
+        lengths = self.steps.repeat_interleave(K)  # (B*K,) each beam's valid history
+        logp = step_logp(logits, self.history.reshape(B * K, -1), lengths, self.search)  # (B*K, V)
+        logp = logp.view(B, K, -1)  # (B, K, V)
         self.scores, self.best, beam_src, new_tok, found = beam_step(
             self.scores, self.best, logp, self.steps, self.limit, self.history, alpha
         )  # (B, K) new beams, (B, N)
         for b, hyp in found:
             self.finished[b].append(hyp)
-        if int(self.steps.max()) >= self.history.size(2):  # room for one more token per beam
-            self.history = torch.cat([self.history, torch.zeros_like(self.history)], 2)
+        self._grow_history()
         self.history = self.history.gather(1, beam_src[:, :, None].expand_as(self.history))  # follow beams
         self.history[torch.arange(B, device=self.device), :, self.steps] = new_tok
         self.steps += 1
@@ -172,6 +190,11 @@ class ContinuousDecoder:
         keep = (~done).nonzero().squeeze(1)  # (B',)
         self._keep(keep, (keep[:, None] * K + beam_src[keep]).reshape(-1))  # the kept beams' state rows
         return out
+
+    def _grow_history(self) -> None:
+        """Room for one more token per row (the width doubles when full)."""
+        if int(self.steps.max()) >= self.history.size(2):
+            self.history = torch.cat([self.history, torch.zeros_like(self.history)], 2)
 
     # ---------------------------------------------------------------------------------- join / leave
 
@@ -222,6 +245,7 @@ class ContinuousDecoder:
         self.best = torch.cat([self.best, self.best.new_full((n, self.search.nbest), float("-inf"))])
         self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
         self.finished += [[] for _ in range(n)]
+        self.choose.add([ids for _, ids, _ in new])
         return [k for k, _, _ in new]
 
     def _encode(self, new: list[tuple[Hashable, list[int], SearchConfig]]):
@@ -244,6 +268,7 @@ class ContinuousDecoder:
         self.src_tokens = [self.src_tokens[i] for i in idx]
         self.out = [self.out[i] for i in idx]
         self.finished = [self.finished[i] for i in idx]
+        self.choose.keep(idx)
         self.limit, self.steps, self.alpha = self.limit[keep], self.steps[keep], self.alpha[keep]
         self.scores, self.best, self.history = self.scores[keep], self.best[keep], self.history[keep]
         self.tokens = self.tokens.view(-1, self.K)[keep].reshape(-1) if self.K > 1 else self.tokens[keep]

@@ -7,7 +7,6 @@ shrink the batch), so one long sentence does not hold the short ones.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 
 import torch
@@ -15,9 +14,9 @@ from tqdm import tqdm
 
 from translate.data.batching import TokenBatchSampler
 from translate.data.vocab import EOS_ID, PAD_ID
-from translate.search.beam import Hypothesis, SearchError, beam_search
+from translate.search.beam import Hypothesis, SearchError
 from translate.search.config import SearchConfig
-from translate.search.greedy import greedy_search
+from translate.search.decode import decode
 from translate.search.stepper import sequence_limit
 
 log = logging.getLogger(__name__)
@@ -41,10 +40,13 @@ def translate_ids(
     use_cache: bool = True,
     progress: bool = False,
     desc: str = "translate",
+    constraints: Sequence[Sequence[Sequence[int]]] | None = None,
 ) -> list[list[Hypothesis]]:
     """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses.
 
-    search.greedy runs greedy search (its Hypothesis.score is NaN: greedy does not rank). Sources longer
+    Each batch goes through decode (the strategy's search; greedy and sampling give one hypothesis with
+    score NaN: they do not rank); constraints: per sentence the target id sequences its translation must
+    hold (a glossary's terms, lexically constrained beam search). Sources longer
     than the model's positions are cut (logged once with the count). A batch holds at most
     search.max_tokens padded source tokens. Raises SearchError naming the sentences (indices into src_ids)
     for which beam search found no hypothesis with a finite score (NaN or infinite logits).
@@ -64,14 +66,11 @@ def translate_ids(
     with tqdm(total=len(src_ids), desc=desc, unit="sent", disable=not progress, leave=False) as bar:
         for idx in batches:
             src = pad_sources([src_ids[i] for i in idx], device)  # (B, S)
-            if search.greedy:
-                found = greedy_search(model, src, search, use_cache=use_cache)
-                hyps = [[Hypothesis(toks, math.nan)] for toks in found]
-            else:
-                try:
-                    hyps = beam_search(model, src, search, use_cache=use_cache)
-                except SearchError as e:  # batch rows -> indices into src_ids
-                    raise SearchError([idx[r] for r in e.rows], "source sentence") from None
+            batch_constraints = None if constraints is None else [constraints[i] for i in idx]
+            try:
+                hyps = decode(model, src, search, use_cache=use_cache, constraints=batch_constraints)
+            except SearchError as e:  # batch rows -> indices into src_ids
+                raise SearchError([idx[r] for r in e.rows], "source sentence") from None
             for i, h in zip(idx, hyps):
                 out[i] = h
             bar.update(len(idx))

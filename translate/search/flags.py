@@ -14,12 +14,20 @@ from translate.search.config import SearchConfig
 
 # field -> (flag, type, help without the default)
 FLAGS = {
+    "strategy": ("--strategy", str, "beam | greedy | sample"),
     "beam_size": ("--beam", int, "beam size; 1 = greedy"),
     "nbest": ("--nbest", int, "translations per line, tab-separated"),
     "alpha": ("--alpha", float, "length penalty ((5+len)/6)^alpha"),
     "max_len_a": ("--max-len-a", float, "length limit a * src + b: a"),
     "max_len_b": ("--max-len-b", int, "length limit a * src + b: b"),
     "max_tokens": ("--batch-tokens", int, "source tokens per batch"),
+    "sampling_topk": ("--sampling-topk", int, "--strategy sample: among the k likeliest; 0 = all"),
+    "sampling_topp": ("--sampling-topp", float, "--strategy sample: nucleus mass"),
+    "sampling_temperature": ("--sampling-temperature", float, "--strategy sample: temperature"),
+    "seed": ("--seed", int, "--strategy sample: seed (a sentence's sample depends on it and the sentence)"),
+    "no_repeat_ngram_size": ("--no-repeat-ngram-size", int, "forbid repeating n-grams of this size; 0 = off"),
+    "repetition_penalty": ("--repetition-penalty", float, "> 1 penalises generated tokens; 1 = off"),
+    "repeat_guard": ("--repeat-guard", int, "end a hypothesis at N copies in a row of a 1-4-gram; 0 = off"),
 }
 
 

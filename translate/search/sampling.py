@@ -1,14 +1,18 @@
-"""Ancestral sampling with temperature, top-k and nucleus (top-p) filtering, for back-translation.
+"""Ancestral sampling with temperature, top-k and nucleus (top-p) filtering (strategy "sample"), seeded per
+sentence: a sentence's draws depend only on SearchConfig.seed and its source ids, not on the batch it shares,
+so the CLI, the evaluator, the server (continuous batching) and a rerun give the same sample.
 
-Legend: B batch (live rows), S source length, V target vocabulary.
+Legend: B batch (live rows), V target vocabulary.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 import torch
 
 from translate.search.config import SearchConfig
-from translate.search.greedy import decode_loop
 
 
 def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
@@ -36,24 +40,50 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
     return logits
 
 
-@torch.no_grad()
-def sample(
-    model,
-    src: torch.Tensor,
-    search: SearchConfig,
-    *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-    use_cache: bool = True,
-) -> list[list[int]]:
-    """src (B, S) -> one sampled translation per sentence (ids without BOS/EOS); top_k=1 is greedy.
+def sentence_seed(seed: int, src_ids: Sequence[int]) -> int:
+    """A 63-bit generator seed from the config's seed and one source sentence's ids (EOS and PAD excluded)."""
+    digest = hashlib.blake2b(f"{seed}:{','.join(map(str, src_ids))}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
-    Of `search` only the length limit applies (as in greedy_search)."""
 
-    def choose(logits):  # (B, V) -> (B,)
-        probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+class Sampler:
+    """The token chooser of strategy "sample": one torch.Generator per row, following its row."""
 
-    return decode_loop(model, src, choose, search, use_cache)
+    def __init__(self, search: SearchConfig, device):
+        self.search, self.device = search, device
+        self.generators: list[torch.Generator] = []
+
+    def add(self, sources: Sequence[Sequence[int]]) -> None:
+        """New rows at the end, one per source (ids without EOS)."""
+        for ids in sources:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(sentence_seed(self.search.seed, ids))
+            self.generators.append(g)
+
+    def keep(self, index: Sequence[int]) -> None:
+        self.generators = [self.generators[i] for i in index]
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits (B, V) -> (B,) one draw per row from its own generator."""
+        s = self.search
+        probs = filter_logits(logits, temperature=s.sampling_temperature, top_k=s.sampling_topk,
+                              top_p=s.sampling_topp).softmax(-1)  # fmt: skip
+        return torch.cat([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)])
+
+
+class Greedy:
+    """The token chooser of strategy "greedy": the arg-max; no per-row state."""
+
+    def add(self, sources: Sequence[Sequence[int]]) -> None:
+        """Stateless: a new row needs nothing."""
+
+    def keep(self, index: Sequence[int]) -> None:
+        """Stateless: nothing follows the rows."""
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(-1)
+
+
+def token_chooser(search: SearchConfig, device) -> Greedy | Sampler:
+    """The per-row chooser of a one-hypothesis strategy (search.greedy or strategy "sample")."""
+    return Sampler(search, device) if search.strategy == "sample" else Greedy()

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from translate.data.lines import text_lines
 from translate.search import Hypothesis, SearchConfig
+from translate.search.glossary import Glossary
 from translate.service.requests import ApiError
 from translate.service.segment import Plan
 from translate.service.state import Served, State, state_of
@@ -33,22 +34,30 @@ def pick(state: State, source, target) -> Served:
 
 async def run(
     state: State, s: Served, texts: list[str], search: SearchConfig, request: Request,
-    check: Callable[[list[list[int]]], None] | None = None,
+    check: Callable[[list[list[int]]], None] | None = None, glossary: Glossary | None = None,
 ) -> tuple[list[Plan], list[list[list[Hypothesis]]], dict]:  # fmt: skip
     """Plan every text, queue its units on the model's worker, wait (dropping them if the client goes).
     `check(units)` may refuse the request (an ApiError) after planning, before anything is queued.
+    glossary: its terms become the constraints of the units whose source holds them.
 
     -> (per text its Plan, per text per unit its hypotheses, timing in ms)."""
     config, t0 = state.config, time.monotonic()
+    if glossary is not None:
+        if search.strategy != "beam" or search.greedy:
+            raise ApiError(400, "glossary needs beam search (strategy beam, beam 2 or more)")
+        if s.translator.model is None:
+            raise ApiError(400, f"model {s.name} runs on CTranslate2, which has no lexically constrained "
+                                "search: a glossary needs a checkpoint model")  # fmt: skip
     plans = await asyncio.to_thread(lambda: [s.translator.plan(text_lines(t)) for t in texts])
     units = [u for p in plans for u in p.units]
+    constraints = None if glossary is None else glossary.constraints(s.translator.tokenizer, units)
     if len(units) > config.max_queue:
         raise ApiError(413, f"the text has {len(units)} sentences, more than this server queues "
                             f"({config.max_queue}); send it in parts")  # fmt: skip
     if check is not None:
         check(units)
     try:
-        job = s.worker.submit(units, search, config.timeout)
+        job = s.worker.submit(units, search, config.timeout, constraints)
     except QueueFull as e:
         raise ApiError(503, str(e), {"Retry-After": str(e.retry_after)}) from None
     future = asyncio.wrap_future(job.future)

@@ -30,6 +30,7 @@ from translate.service.requests import (
     ApiError,
     alternatives_of,
     read_fields,
+    request_glossary,
     search_config,
     string,
     text_format,
@@ -81,6 +82,7 @@ async def translate(request: Request):
     texts, many = texts_of(fields, char_limit)
     fmt = text_format(fields)
     alternatives = alternatives_of(fields, config.max_beam - 1)
+    glossary = request_glossary(fields)
     source, target = string(fields, "source"), string(fields, "target")
     auto = source in (None, "", "auto")
     if auto:  # per text its language, and so its model
@@ -96,7 +98,7 @@ async def translate(request: Request):
         else:  # nothing to translate (emoji, digits): the text itself, as LibreTranslate
             alts[i] = [texts[i]]
     answers = await asyncio.gather(*(
-        _translate(state, state.served[name], [texts[i] for i in idx], fmt, alternatives, request)
+        _translate(state, state.served[name], [texts[i] for i in idx], fmt, alternatives, request, glossary)
         for name, idx in groups.items()
     ))  # fmt: skip
     for idx, found in zip(groups.values(), answers):
@@ -121,15 +123,19 @@ def _detected_source(state: State, found: dict, target) -> str:
     return found["language"]
 
 
-async def _translate(state: State, s: Served, texts: list[str], fmt: str, alternatives: int, request):
-    """Texts for one model -> per text [best, alternative 1, ...]."""
+async def _translate(
+    state: State, s: Served, texts: list[str], fmt: str, alternatives: int, request, glossary=None
+):  # fmt: skip
+    """Texts for one model -> per text [best, alternative 1, ...]; glossary: our extension (format text)."""
     n = alternatives + 1
     search = search_config(s.search, state.config.max_beam, nbest=n, beam_size=max(n, s.search.beam_size))
     if fmt == "html":
+        if glossary is not None:
+            raise ApiError(400, 'glossary works with format "text"')
         from translate.service.html import translate_html
 
         return await translate_html(state, s, texts, search, request)
-    plans, hyps, _ = await run(state, s, texts, search, request)
+    plans, hyps, _ = await run(state, s, texts, search, request, glossary=glossary)
     found = [s.translator.texts(p, h, n) for p, h in zip(plans, hyps)]  # per text, per line, n texts
     return [["\n".join(line[i] for line in lines) for i in range(n)] for lines in found]
 

@@ -4,7 +4,7 @@ and a one-line message, which the app returns as JSON {"error": message} (never 
   400  empty body (and no query string), body not UTF-8, not JSON (nor form or multipart data), JSON with NaN
        or Infinity, numbers over Python's 4,300 digits, nesting deeper than the parser goes, a missing or
        mistyped field (the message names it), unknown language or model, search settings out of range
-       (SearchConfig's bounds)
+       (SearchConfig's bounds), a malformed glossary, a glossary without beam search
   408  the body did not arrive within read_timeout (the connection is closed)
   413  body over max_body_bytes, text over char_limit, more sentences than the queue holds
   415  a content type that is neither JSON nor a form (text/plain included: see the browser policy in
@@ -28,9 +28,14 @@ from starlette.requests import ClientDisconnect, Request
 
 from translate.data.lines import clean_text
 from translate.search import SearchConfig
+from translate.search.glossary import Glossary, GlossaryError, glossary_from_value
 
+# SearchConfig field -> request field
 FIELDS = {"beam_size": "beam", "nbest": "nbest", "alpha": "alpha", "max_len_a": "max_len_a",
           "max_len_b": "max_len_b", "max_tokens": "max_tokens"}  # fmt: skip
+# the decoding settings a /v1/translate request may send, each under its SearchConfig field's name
+REQUEST_FIELDS = ("strategy", "sampling_topk", "sampling_topp", "sampling_temperature", "seed",
+                  "no_repeat_ngram_size", "repetition_penalty", "repeat_guard")  # fmt: skip
 
 
 class ApiError(Exception):
@@ -237,6 +242,43 @@ def flag(fields: dict, name: str, default: bool = False) -> bool:
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
     raise ApiError(400, f"{name} must be true or false, got {_shown(value)}")
+
+
+def request_search(fields: dict, base: SearchConfig, max_beam: int) -> SearchConfig:
+    """/v1/translate's search: base (the model's defaults) with the request's beam, nbest, alpha and every
+    REQUEST_FIELDS field it sends, each checked by its SearchConfig type; greedy and sample give nbest 1."""
+    beam = integer(fields, "beam", base.beam_size)
+    changes: dict = {"beam_size": beam, "alpha": number(fields, "alpha", base.alpha)}
+    for name in REQUEST_FIELDS:
+        if name in fields:
+            default = getattr(base, name)
+            kind = type(default)
+            if kind is str:
+                if not isinstance(fields[name], str):
+                    raise ApiError(400, f"{name} must be a string, got {fields[name]!r}")
+                changes[name] = fields[name]
+            else:
+                read = integer if kind is int else number
+                changes[name] = read(fields, name, default)
+    one = changes.get("strategy", base.strategy) != "beam"
+    changes["nbest"] = integer(fields, "nbest", 1 if one else min(base.nbest, beam))
+    return search_config(base, max_beam, **changes)
+
+
+def request_glossary(fields: dict) -> Glossary | None:
+    """The request's glossary field ({"source": "target"} or [[source, target], ...]), None when absent."""
+    value = fields.get("glossary")
+    if value is None or value == {} or value == []:
+        return None
+    if isinstance(value, str):  # a form field: JSON text
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ApiError(400, 'glossary must be an object {"source": "target"} (JSON)') from None
+    try:
+        return glossary_from_value(value)
+    except GlossaryError as e:
+        raise ApiError(400, str(e)) from None
 
 
 def search_config(base: SearchConfig, max_beam: int, **changes) -> SearchConfig:

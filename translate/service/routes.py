@@ -13,12 +13,12 @@ from translate.service.alignment import AlignmentStopped, alignment_cells, align
 from translate.service.dispatch import run, work
 from translate.service.metrics import prometheus_text
 from translate.service.requests import (
+    REQUEST_FIELDS,
     ApiError,
     flag,
-    integer,
-    number,
     read_fields,
-    search_config,
+    request_glossary,
+    request_search,
     string,
     texts_of,
 )
@@ -65,10 +65,7 @@ async def translate(request: Request):
     if name not in served:
         raise ApiError(400, f"unknown model {name!r}: this server has {', '.join(served)}")
     s = served[name]
-    beam = integer(fields, "beam", s.search.beam_size)
-    search = search_config(s.search, config.max_beam, beam_size=beam,
-                           nbest=integer(fields, "nbest", min(s.search.nbest, beam)),
-                           alpha=number(fields, "alpha", s.search.alpha))  # fmt: skip
+    search = request_search(fields, s.search, config.max_beam)
     want_alignment = flag(fields, "alignment")
     tr = s.translator
 
@@ -80,7 +77,8 @@ async def translate(request: Request):
                                 f"over this server's limit of {config.max_alignment_cells}: ask for fewer "
                                 "alternatives, less text, or no alignment")  # fmt: skip
 
-    plans, hyps, timing = await run(state, s, texts, search, request, bounded if want_alignment else None)
+    plans, hyps, timing = await run(state, s, texts, search, request, bounded if want_alignment else None,
+                                    glossary=request_glossary(fields))  # fmt: skip
     aligned = None
     if want_alignment:
         every_unit, every_hyps = [u for p in plans for u in p.units], [u for h in hyps for u in h]
@@ -114,7 +112,8 @@ async def translate(request: Request):
         results.append({"text": nbest[0]["text"], "nbest": nbest, "units": units})
     state.counters.count(200)
     return {"model": name, "source": tr.langs.src, "target": tr.langs.tgt,
-            "search": {"beam": search.beam_size, "nbest": search.nbest, "alpha": search.alpha},
+            "search": {"beam": search.beam_size, "nbest": search.nbest, "alpha": search.alpha,
+                       **{f: getattr(search, f) for f in REQUEST_FIELDS}},
             "translations": results if many else results[0], "timing": timing}  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from translate.data.lines import one_line
 from translate.engines import load_engine
 from translate.search import Hypothesis, SearchConfig, SearchError
+from translate.search.glossary import Glossary
 from translate.service.config import ServiceConfig
 from translate.service.segment import Plan, plan
 
@@ -77,15 +78,18 @@ class Translator:
 
     def translate(
         self, lines: list[str], search: SearchConfig, *, progress: bool = False, desc: str = "translate",
-        first_line: int = 1,
+        first_line: int = 1, glossary: Glossary | None = None,
     ) -> list[list[str]]:  # fmt: skip
         """Lines -> per line its search.nbest translations (a line with nothing to translate gives "").
+        glossary: its terms are produced in every unit whose source holds them (constrained beam search).
 
         Raises SearchError naming the lines (numbered from first_line) whose search found no hypothesis.
         """
         p = self.plan(lines)
+        constraints = glossary.constraints(self.tokenizer, p.units) if glossary else None
         try:
-            hyps = self.engine.translate_ids(p.units, search, progress=progress, desc=desc)
+            hyps = self.engine.translate_ids(p.units, search, progress=progress, desc=desc,
+                                             constraints=constraints)  # fmt: skip
         except SearchError as e:  # unit indices -> the user's line numbers
             line_of = {u: n for n, sents in enumerate(p.layout) for sent in sents for u in sent}
             numbers = sorted({first_line + line_of[r] for r in e.rows})

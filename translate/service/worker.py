@@ -13,6 +13,9 @@ each gets a concurrent.futures.Future with its hypotheses. How the thread schedu
               requests that arrive meanwhile wait for the whole batch;
   sequential  one request at a time (translate_ids on its units).
 
+A request with a glossary (constraints: target terms per unit) is decoded by translate_ids, constrained beam
+search, under every scheduler: under continuous, one such job between two steps of the running batch.
+
 Continuous batching needs our models' step interface. An engine without one (a CTranslate2 export, which
 batches what it is given) is served with `engine=`: its translate_ids decodes, under static or sequential.
 
@@ -78,6 +81,7 @@ class Job:
     units: list[list[int]]
     search: SearchConfig
     deadline: float  # time.monotonic() by which it must be done
+    constraints: list[list[list[int]]] | None = None  # per unit a glossary's target terms (constrained beam)
     future: Future = field(default_factory=Future)
     results: list[list[Hypothesis] | None] = field(default_factory=list)
     submitted: float = field(default_factory=time.monotonic)
@@ -124,15 +128,21 @@ class Worker:
         self._thread.start()
         return self
 
-    def submit(self, units: list[list[int]], search: SearchConfig, timeout: float) -> Job:
-        """Queue one request; raises QueueFull when it would not fit the queue."""
+    def submit(
+        self, units: list[list[int]], search: SearchConfig, timeout: float,
+        constraints: list[list[list[int]]] | None = None,
+    ) -> Job:  # fmt: skip
+        """Queue one request; raises QueueFull when it would not fit the queue. constraints: per unit the
+        target terms its translation must hold (decoded by translate_ids, whatever the scheduler)."""
         with self._cond:
             if self._stopping:
                 raise QueueFull(self.queue_depth, retry_after=5)
             waiting = self.queue_depth
             if waiting + len(units) > self.config.max_queue:
                 raise QueueFull(waiting, retry_after=self.retry_after(waiting + self.active))
-            job = Job(next(self._ids), units, search, time.monotonic() + timeout)
+            if constraints is not None and not any(constraints):
+                constraints = None
+            job = Job(next(self._ids), units, search, time.monotonic() + timeout, constraints)
             self._inbox.append(job)
             self._cond.notify()
         return job
@@ -228,7 +238,7 @@ class Worker:
         self._jobs[job.id] = job
         if not job.units:
             self._finish(job)
-        elif self.config.scheduler == "continuous":
+        elif self.config.scheduler == "continuous" and job.constraints is None:
             self._add(job, shape_of(job.search))
         else:
             self._pending.append(job)
@@ -283,12 +293,20 @@ class Worker:
                 del self._decoders[key]
             if self._pool is not None:
                 self._pool.trim()
+            if self._pending:  # a job with a glossary: constrained beam search, between two steps
+                job = self._pending.popleft()
+                job.started = time.monotonic()
+                self._alone_static(job)
             return
         if not self._pending:
             return
         batch = [self._pending.popleft()] if self.config.scheduler == "sequential" else list(self._pending)
         if self.config.scheduler == "static":
             self._pending.clear()
+        self._decode(batch)
+
+    def _decode(self, batch: list[Job]) -> None:
+        """Jobs decoded together by translate_ids, one call per search setting (constraints carried)."""
         by_search: dict[SearchConfig, list[Job]] = {}
         for job in batch:
             job.started = time.monotonic()
@@ -296,8 +314,12 @@ class Worker:
         for search, jobs in by_search.items():
             units = [(job, i) for job in jobs for i in range(len(job.units))]
             self.active = len(units)
+            constraints = None
+            if any(job.constraints for job in jobs):
+                constraints = [job.constraints[i] if job.constraints else [] for job, i in units]
             try:
-                hyps = self._translate_ids([job.units[i] for job, i in units], search)
+                ids = [job.units[i] for job, i in units]
+                hyps = self._translate_ids(ids, search, constraints=constraints)
             except Exception as e:  # decode each job alone: the one that fails again fails alone
                 if len(jobs) == 1:
                     log.exception("decoding request %d", jobs[0].id)
@@ -310,7 +332,7 @@ class Worker:
 
     def _alone_static(self, job: Job) -> None:
         try:
-            hyps = self._translate_ids(job.units, job.search)
+            hyps = self._translate_ids(job.units, job.search, constraints=job.constraints)
         except Exception as e:
             log.exception("decoding request %d alone", job.id)
             self._drop(job, DecodingFailed(e))
@@ -372,7 +394,7 @@ class Worker:
     def _measure(self) -> None:
         decoders = self._decoders.values()
         if self.config.scheduler == "continuous":
-            self._depth = sum(len(d.waiting) for d in decoders)
+            self._depth = sum(len(d.waiting) for d in decoders) + sum(len(j.units) for j in self._pending)
             self.active = sum(d.running for d in decoders)
         else:
             self._depth = sum(len(j.units) for j in self._pending)

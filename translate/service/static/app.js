@@ -49,10 +49,7 @@ async function translate() {
     const resp = await fetch("/v1/translate", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        q: text, model: $("model").value, beam: Number($("beam").value),
-        nbest: Number($("nbest").value), alignment: true,
-      }),
+      body: JSON.stringify(requestBody(text)),
     });
     let body;
     try { body = await resp.json(); } catch { body = {}; }
@@ -68,12 +65,41 @@ async function translate() {
   }
 }
 
+function glossaryTerms() {
+  // "source = target" per line -> {source: target}; lines without " = " are skipped
+  const terms = {};
+  for (const line of $("glossary").value.split("\n")) {
+    const at = line.indexOf("=");
+    if (at < 0) continue;
+    const src = line.slice(0, at).trim(), tgt = line.slice(at + 1).trim();
+    if (src && tgt) terms[src] = tgt;
+  }
+  return terms;
+}
+
+function requestBody(text) {
+  const strategy = $("strategy").value;
+  const body = { q: text, model: $("model").value, strategy, alignment: true };
+  if (strategy === "beam") {
+    body.beam = Number($("beam").value);
+    body.nbest = Number($("nbest").value);
+  } else {
+    body.nbest = 1;
+  }
+  if (strategy === "sample") body.seed = Number($("seed").value);
+  const terms = glossaryTerms();
+  if (Object.keys(terms).length) body.glossary = terms;
+  return body;
+}
+
 function render(body, ms) {
   const t = body.translations;
   $("translation").textContent = t.text;
   const tm = body.timing;
   $("latency").textContent = `${Math.round(ms)} ms in the browser; server ${tm.total_ms} ms ` +
-    `(queue ${tm.queue_ms} ms, decoding ${tm.decode_ms} ms), beam ${body.search.beam}`;
+    `(queue ${tm.queue_ms} ms, decoding ${tm.decode_ms} ms), ` +
+    (body.search.strategy === "beam" ? `beam ${body.search.beam}` : body.search.strategy) +
+    (body.search.strategy === "sample" ? `, seed ${body.search.seed}` : "");
   const list = $("alternatives");
   list.replaceChildren();
   t.nbest.forEach((alt, i) => {

@@ -1,0 +1,196 @@
+"""Measure search settings on one checkpoint: BLEU, chrF, the share of repeating outputs and decoding time, on
+the test verses, the dev verses and the everyday sentences (data/everyday/es_en.tsv); with --glossary, the
+term success rate and BLEU with the glossary against without. The glossary is used as one built from the
+reference: per sentence, the terms whose source side the source holds and whose target side the reference
+holds are enforced and scored (a term the reference translates otherwise would cost BLEU for no reason).
+
+    .venv/bin/python scripts/measure_search.py --checkpoint runs/<run>/checkpoints/best.pt
+        # -> reports/measure_search.{json,md}: every setting of --settings on test, dev and everyday
+    .venv/bin/python scripts/measure_search.py --checkpoint ... --glossary reports/glossary.tsv --sets test
+        # adds a glossary row: term success, BLEU, decode time (see scripts/build_glossary.py)
+
+A setting is a comma-separated list of SearchConfig overrides ("no_repeat_ngram_size=3,repeat_guard=3");
+"default" is SearchConfig() itself. Repeating outputs: translate.metrics.terms.repetition_rate (a word or a
+pair of words 3+ times in a row, or a character 4+ times). Times are one run each, on whatever else the
+machine runs (stated in the report with the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from translate.data.pipeline import prepare_data  # noqa: E402
+from translate.engines import load_engine  # noqa: E402
+from translate.files import write_json, write_text  # noqa: E402
+from translate.machine import describe_cpu  # noqa: E402
+from translate.metrics.bleu import corpus_scores  # noqa: E402
+from translate.metrics.terms import has_word, repetition_rate, term_success  # noqa: E402
+from translate.search import SearchConfig  # noqa: E402
+from translate.search.glossary import Glossary, read_glossary  # noqa: E402
+
+EVERYDAY = ROOT / "data" / "everyday" / "es_en.tsv"
+SETTINGS = (
+    "default",
+    "strategy=greedy",
+    "repeat_guard=3",
+    "repeat_guard=4",
+    "no_repeat_ngram_size=3",
+    "no_repeat_ngram_size=4",
+    "repetition_penalty=1.1",
+    "repetition_penalty=1.2",
+    "no_repeat_ngram_size=4,repeat_guard=3",
+)
+
+
+def parse_setting(text: str, base: SearchConfig) -> SearchConfig:
+    """"a=1,b=x" -> base with those fields (typed by SearchConfig's field types)."""
+    if text == "default":
+        return base
+    kinds = {f.name: type(getattr(base, f.name)) for f in fields(SearchConfig)}
+    changes = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if name not in kinds or not value:
+            raise SystemExit(f"--settings {text!r}: {name!r} is not a SearchConfig field=value")
+        changes[name] = kinds[name](value)
+    try:
+        return replace(base, **changes)
+    except ValueError as e:
+        raise SystemExit(f"--settings {text!r}: {e}") from None
+
+
+def everyday(tokenizer) -> dict:
+    with EVERYDAY.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r]
+    src = [r[0] for r in rows]
+    return {"src": src, "tgt": [r[1] for r in rows], "src_ids": tokenizer.encode_batch(src, "src")}
+
+
+def load_sets(engine, names, cache_dir, limit) -> dict[str, dict]:
+    data_cfg = OmegaConf.create(dict(engine.data_config))
+    splits = tuple(n for n in names if n in ("test", "dev"))
+    sets = {}
+    if splits:
+        ds = prepare_data(data_cfg, cache_dir, splits=splits, tokenizer=engine.tokenizer).datasets
+        for name in splits:
+            d = ds[name]
+            n = limit or len(d)
+            sets[name] = {"src": list(d["src"][:n]), "tgt": list(d["tgt"][:n]),
+                          "src_ids": [list(r) for r in d["src_ids"][:n]]}  # fmt: skip
+    if "everyday" in names:
+        sets["everyday"] = everyday(engine.tokenizer)
+    return sets
+
+
+def reference_constraints(glossary, tokenizer, data) -> list[list[list[int]]]:
+    """Per sentence the glossary's terms whose source side the source holds and whose target side its
+    reference holds (a glossary "built from the reference")."""
+    out = []
+    for ids, ref in zip(data["src_ids"], data["tgt"]):
+        used = Glossary(tuple((s, t) for s, t in glossary.terms if has_word(ref, t)))
+        out.append(used.constraints(tokenizer, [ids])[0] if used.terms else [])
+    return out
+
+
+def measure(engine, data: dict, search: SearchConfig, glossary=None, enforce: bool = True) -> dict:
+    """One setting on one set; glossary: its term success is scored (on the terms the reference uses), and
+    enforced (those terms only) when `enforce`."""
+    constraints = reference_constraints(glossary, engine.tokenizer, data) if glossary and enforce else None
+    start = time.perf_counter()
+    hyps = engine.translate_ids(data["src_ids"], search, constraints=constraints)
+    seconds = time.perf_counter() - start
+    texts = [engine.tokenizer.decode(h[0].tokens, "tgt") for h in hyps]
+    scores = corpus_scores(texts, data["tgt"])
+    row = {"bleu": scores["bleu"], "chrf": scores["chrf"], "repeating": repetition_rate(texts),
+           "seconds": seconds, "sentences": len(texts)}  # fmt: skip
+    if glossary:
+        hits, total = term_success(glossary.terms, data["src"], texts, data["tgt"])
+        row.update(terms_produced=hits, term_occurrences=total, term_success=hits / total if total else None)
+    return row
+
+
+def markdown(report: dict) -> str:
+    sets = report["sets"]
+    head = "| setting | " + " | ".join(f"{s} BLEU | {s} chrF | {s} repeating | {s} s" for s in sets) + " |"
+    lines = [f"Checkpoint `{report['checkpoint']}`, {report['cpu']}, {report['threads']} thread(s); "
+             f"sentences: " + ", ".join(f"{s} {report['sizes'][s]}" for s in sets) + ".", "", head,
+             "|---|" + "---:|" * (4 * len(sets))]  # fmt: skip
+    for r in report["rows"]:
+        cells = []
+        for s in sets:
+            m = r["sets"][s]
+            rep = 100 * m["repeating"]
+            cells.append(f"{m['bleu']:.2f} | {m['chrf']:.2f} | {rep:.1f}% | {m['seconds']:.1f}")
+        lines.append(f"| {r['setting']} | " + " | ".join(cells) + " |")
+    if report.get("glossary"):
+        g = report["glossary"]
+        lines += ["", f"Glossary `{g['path']}` ({g['terms']} terms) on {g['set']}:", "",
+                  "| | BLEU | chrF | terms produced | term success | decode s |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name in ("without", "with"):
+            m = g[name]
+            rate = "-" if m.get("term_success") is None else f"{100 * m['term_success']:.1f}%"
+            lines.append(f"| {name} glossary | {m['bleu']:.2f} | {m['chrf']:.2f} | "
+                         f"{m['terms_produced']} of {m['term_occurrences']} | {rate} | {m['seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    p.add_argument("--sets", nargs="+", default=["test", "dev", "everyday"],
+                   choices=("test", "dev", "everyday"))  # fmt: skip
+    p.add_argument("--sentences", type=int, default=0, help="first N of test/dev (0 = all)")
+    p.add_argument("--glossary", help="a TSV glossary: measured with and without on the first of --sets")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache-dir", default=".cache/translate")
+    p.add_argument("--out", default="reports/measure_search.json")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    engine = load_engine("torch", args.checkpoint)
+    sets = load_sets(engine, args.sets, args.cache_dir, args.sentences)
+    base = SearchConfig()
+    report = {"checkpoint": args.checkpoint, "cpu": describe_cpu(), "threads": args.threads,
+              "sets": list(sets), "sizes": {k: len(v["src"]) for k, v in sets.items()},
+              "rows": []}  # fmt: skip
+    for text in args.settings:
+        search = parse_setting(text, base)
+        row = {"setting": text, "search": asdict(search), "sets": {}}
+        for name, data in sets.items():
+            row["sets"][name] = measure(engine, data, search)
+            m = row["sets"][name]
+            print(f"{text:40s} {name:9s} BLEU {m['bleu']:6.2f} repeating {100 * m['repeating']:5.1f}% "
+                  f"{m['seconds']:7.1f} s", flush=True)  # fmt: skip
+        report["rows"].append(row)
+    if args.glossary:
+        glossary = read_glossary(args.glossary)
+        name = next(iter(sets))
+        without = measure(engine, sets[name], base, glossary, enforce=False)
+        report["glossary"] = {"path": args.glossary, "terms": len(glossary), "set": name, "without": without,
+                              "with": measure(engine, sets[name], base, glossary)}  # fmt: skip
+        print(markdown(report).split("Glossary", 1)[1], flush=True)
+    out = Path(args.out)
+    write_json(out, report)
+    write_text(out.with_suffix(".md"), markdown(report))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
