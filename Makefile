@@ -21,7 +21,7 @@ OUT ?=
 TRAIN_OVERRIDES := $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
 EVAL_OVERRIDES := $(if $(CKPT),'checkpoints=[$(CKPT)]') $(if $(ENGINE),engine=$(ENGINE)) $(if $(QUANTIZE),quantize=$(QUANTIZE)) $(if $(GLOSSARY),glossary=$(GLOSSARY)) $(ARGS)
 
-.PHONY: setup venv test lint data train eval export compare serve bench clean
+.PHONY: setup venv test lint data train eval export import compare serve bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ eval: $(STAMP)
 export: $(STAMP)
 	$(PY) -m translate.export $(or $(CKPT),$(error make export needs CKPT=path/to/best.pt)) --format ct2 \
 		--quantization $(QUANT) -o $(or $(OUT),exports/ct2-$(QUANT)) $(ARGS)
+
+# make import SOURCE=Helsinki-NLP/opus-mt-es-en [OUT=checkpoints/opus-mt-es-en.pt]  (a hub id or a local directory)
+SOURCE ?=
+import: $(STAMP)
+	$(PY) -m translate.importer marian $(or $(SOURCE),$(error make import needs SOURCE=dir-or-hub-id)) \
+		-o $(or $(OUT),checkpoints/$(notdir $(SOURCE)).pt) $(ARGS)
 
 compare: $(STAMP)
 	$(PY) scripts/compare.py $(ARGS)

@@ -29,6 +29,15 @@ are SearchConfig's defaults (alpha, length limit, batch tokens) at each beam siz
 names the compute type CTranslate2 really ran (Translator.compute_type) where it differs from the export:
 int16 runs as int8 off Intel MKL (AMD and ARM CPUs), float16 as float32 on CPUs without float16 arithmetic
 (translate/engines/README.md, "What each quantization runs as").
+
+--marian [DIR]: the same comparison on an OPUS-MT-sized Marian model, with transformers' generate() as one
+more engine ("hf"): DIR is a transformers MarianMTModel directory, by default a random-weight one of
+OPUS-MT's size built once under --cache-dir (scripts/bench_marian.py). It is imported with
+`translate import marian` and exported to CTranslate2; every engine decodes to one fixed length
+(alpha 0, max_len_a 0, max_len_b --max-len-b), the settings generate() takes one to one. Defaults there:
+greedy and beam 4, 1 and 2 threads.
+
+    .venv/bin/python scripts/bench_decode.py --marian --sentences 100 --out reports/bench_marian.json
 """
 
 from __future__ import annotations
@@ -224,10 +233,15 @@ def worker(job_file: str) -> int:
     torch.set_num_threads(job["threads"])
     rss_start = peak_rss_mib()  # the interpreter, torch and translate imported
     data = json.loads(Path(job["data"]).read_text())
-    engine = load_engine(
-        job["engine"], job["path"], device="cpu", quantize=job["quantize"], threads=job["threads"]
-    )
-    search = SearchConfig(beam_size=job["beam"], max_tokens=job["max_tokens"])
+    if job["engine"] == "hf":  # transformers' generate(), --marian
+        from bench_marian import GenerateEngine
+
+        engine = GenerateEngine(job["path"], job["checkpoint"])
+    else:
+        engine = load_engine(
+            job["engine"], job["path"], device="cpu", quantize=job["quantize"], threads=job["threads"]
+        )
+    search = SearchConfig(beam_size=job["beam"], max_tokens=job["max_tokens"], **job["search"])
     engine.translate_ids(data["src_ids"][:8], search)  # warm-up
     seconds, hyps = timed(lambda: engine.translate_ids(data["src_ids"], search), job["repeats"])
     peak_rss = peak_rss_mib()
@@ -261,15 +275,17 @@ def worker(job_file: str) -> int:
 def run_engine(job: dict, tmp: Path) -> dict:
     job_file, job["result"] = tmp / "job.json", str(tmp / "result.json")
     job_file.write_text(json.dumps(job))
-    env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}"}
     done = subprocess.run([sys.executable, __file__, "--worker", str(job_file)], env=env, cwd=Path.cwd())
     if done.returncode != 0:
         raise SystemExit(f"bench_decode --engines: the {job['label']} worker failed (exit {done.returncode})")
     return json.loads(Path(job["result"]).read_text())
 
 
-def bench_engines(args) -> dict:
-    ckpt = engine_checkpoint(args)
+def bench_engines(args, ckpt: Path | None = None, extra: dict | None = None, search: dict | None = None):
+    """extra: more engines, {label: (path, quantize)}; search: SearchConfig fields all engines decode with."""
+    ckpt = ckpt or engine_checkpoint(args)
+    search = search or {}
     model, tok, c = load_model(ckpt, "cpu")
     wants_ct2 = any(e.startswith("ct2") for e in args.engine_list)  # RNNs: ours fp32 and dynamic int8 only
     if wants_ct2 and type(model).__name__ != "Transformer":
@@ -291,6 +307,7 @@ def bench_engines(args) -> dict:
         engines = {
             "torch": (ckpt, "none"),
             "torch-int8": (ckpt, "int8"),
+            **(extra or {}),
             **{k: (d, "none") for k, d in ct2_dirs.items()},
         }
         rows = []
@@ -310,6 +327,8 @@ def bench_engines(args) -> dict:
                         "data": str(tmp / "data.json"),
                         "repeats": args.repeats,
                         "max_tokens": args.max_tokens,
+                        "search": search,
+                        "checkpoint": str(ckpt),
                     }
                     r = run_engine(job, tmp)
                     ids = r.pop("ids")
@@ -343,7 +362,7 @@ def bench_engines(args) -> dict:
         "sentences": n,
         "repeats": args.repeats,
         "max_tokens": args.max_tokens,
-        "search": {k: v for k, v in vars(SearchConfig(max_tokens=args.max_tokens)).items()
+        "search": {k: v for k, v in vars(SearchConfig(max_tokens=args.max_tokens, **search)).items()
                    if k not in ("beam_size", "nbest")},  # fmt: skip
         "load_average": os.getloadavg(),
         "notes": notes,
@@ -375,7 +394,7 @@ def engines_markdown(report: dict) -> str:
         "| same output as ours fp32 | peak RSS MiB | model MiB |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {"torch": "ours fp32", "torch-int8": "ours dynamic int8"}
+    names = {"torch": "ours fp32", "torch-int8": "ours dynamic int8", "hf": "transformers generate()"}
     for r in report["rows"]:
         lines.append(
             f"| {r['threads']} | {r['search']} | {engine_name(r, names)} "
@@ -385,6 +404,38 @@ def engines_markdown(report: dict) -> str:
         )
     lines += ["", *[f"- {note}" for note in report["notes"]]]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def bench_marian_engines(args, p) -> int:
+    """--marian: ours fp32 and int8, generate(), CTranslate2 float32 and int8 on one Marian model."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_marian import build_opus_sized
+
+    from translate.importer import main as import_main
+
+    cache = Path(args.cache_dir) / "bench_marian"
+    if args.marian:
+        directory = Path(args.marian)
+    else:
+        bible = OmegaConf.load(ROOT / "conf/data/bible_es_en.yaml")
+        train = prepare_data(bible, args.cache_dir, splits=("train",)).datasets["train"]
+        directory = build_opus_sized(cache / "opus-sized", (list(train["src"]), list(train["tgt"])))
+    ckpt = cache / f"{directory.name}.pt"
+    if not ckpt.is_file() and import_main(["marian", str(directory), "-o", str(ckpt)]) != 0:
+        return 2
+    args.engine_list = ["torch", "torch-int8", "hf", "ct2-float32", "ct2-int8"]
+    if args.beams == p.get_default("beams"):
+        args.beams = [1, 4]
+    args.threads = args.threads or [1, 2]
+    search = {"alpha": 0.0, "max_len_a": 0.0, "max_len_b": args.max_len_b}
+    report = bench_engines(args, ckpt, {"hf": (directory, "none")}, search)
+    report["marian"] = str(directory)
+    out = Path(args.out if args.out != p.get_default("out") else "reports/bench_marian.json")
+    write_json(out, report)
+    table = engines_markdown(report)
+    write_text(out.with_suffix(".md"), table)
+    print("\n" + table + f"\nwritten: {out}, {out.with_suffix('.md')}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engines", nargs="*", dest="engine_list", default=None, metavar="ENGINE",
                    help=f"compare engines (default all: {' '.join(ENGINES)})")  # fmt: skip
     p.add_argument("--export-dir", help="--engines: keep the CTranslate2 exports here (default: a temp dir)")
+    p.add_argument("--marian", nargs="?", const="", default=None, metavar="DIR",
+                   help="compare engines on a Marian model (default: random, OPUS-MT-sized)")  # fmt: skip
+    p.add_argument("--max-len-b", type=int, default=32, help="--marian: the fixed output length limit")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--cache-dir", default=".cache/translate")
     p.add_argument(
@@ -414,6 +468,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         return worker(args.worker)
+    if args.marian is not None:
+        return bench_marian_engines(args, p)
     if args.engine_list is not None:
         args.engine_list = args.engine_list or list(ENGINES)
         unknown = sorted(set(args.engine_list) - set(ENGINES))

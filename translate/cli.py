@@ -9,6 +9,7 @@
   translate --glossary terms.tsv             each term (source<TAB>target) whose source occurs is produced
   translate --strategy sample --seed 3       a sample instead of the beam's best (the same on every run)
   translate export CKPT -o DIR               the export subcommand (translate/export.py)
+  translate import marian SOURCE -o CKPT     an OPUS-MT / Marian model as a checkpoint (translate/importer.py)
   translate serve --model name=ckpt.pt       the HTTP service and web page (translate/serve.py)
 
 One output line per input line (translate.data.lines holds the contract): lines end at "\n" only, a trailing
@@ -219,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         from translate.export import main as export_main
 
         return export_main(argv[1:])
+    if argv[:1] == ["import"]:  # `translate import marian SOURCE -o ckpt.pt`
+        from translate.importer import main as import_main
+
+        return import_main(argv[1:])
     if argv[:1] == ["serve"]:  # `translate serve ...`; `translate -- serve` translates the word
         from translate.serve import main as serve
 

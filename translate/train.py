@@ -1,9 +1,10 @@
 """`make train` = `python -m translate.train [overrides]`: the Hydra app.
 
-It composes conf/train.yaml, makes the paths it owns absolute (cache_dir, trainer.resume_from: relative to the
-launch directory), calls the loop (translate/training/loop.py) and turns the project's user-facing errors into
-one line on stderr and exit code 2. The data config's paths are kept as written, so a checkpoint's config
-stays portable; the data library resolves them (translate/data/corpus.py: resolve_path)."""
+It composes conf/train.yaml, makes the paths it owns absolute (cache_dir, trainer.resume_from,
+trainer.init_from: relative to the launch directory), calls the loop (translate/training/loop.py) and turns
+the project's user-facing errors into one line on stderr and exit code 2. The data config's paths are kept as
+written, so a checkpoint's config stays portable; the data library resolves them (translate/data/corpus.py:
+resolve_path)."""
 
 from translate import allocator
 
@@ -38,6 +39,8 @@ def main(cfg: DictConfig) -> None:
     cfg.cache_dir = to_absolute_path(cfg.cache_dir)
     if cfg.trainer.resume_from:
         cfg.trainer.resume_from = to_absolute_path(cfg.trainer.resume_from)
+    if cfg.trainer.init_from:
+        cfg.trainer.init_from = to_absolute_path(cfg.trainer.init_from)
     try:
         result = train(cfg, run_dir)
     except (DataError, CheckpointError, DeviceError, TrainingError, FileNotFoundError) as e:

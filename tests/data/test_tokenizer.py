@@ -103,3 +103,30 @@ def test_bad_settings_and_bad_state_are_data_errors(tmp_path):
         Tokenizer(b"definitely not a model proto")
     with pytest.raises(DataError, match="version"):
         Tokenizer.from_state_dict({"version": 99, "shared": True, "src_model": b"x"})
+
+
+def test_a_shared_vocabulary_numbers_two_models_and_is_checked(tmp_path):
+    """Tokenizer(src, tgt, vocab): Marian's layout (translate import marian); ids come from the vocabulary."""
+    src, tgt = corpus()
+    tok, _ = train_tokenizer(src, tgt, tok_cfg(joint=False), tmp_path)
+    state = tok.state_dict()
+    pieces = ["<pad>", "<unk>", "<s>", "</s>"]
+    for side, size in (("src", tok.src_vocab_size), ("tgt", tok.tgt_vocab_size)):
+        pieces += [p for p in (tok.id_to_piece(i, side) for i in range(4, size)) if p not in pieces]
+    shared = Tokenizer(state["src_model"], state["tgt_model"], pieces)
+    assert shared.shared_vocab and not shared.shared and shared.src_vocab_size == len(pieces)
+    ids = shared.encode(tgt[0], "tgt")
+    assert [shared.id_to_piece(i, "tgt") for i in ids] == tok.encode_pieces(tgt[0], "tgt")
+    assert shared.decode(ids, "tgt") == tgt[0]
+    assert shared.encode("creó ☃", "src")[-1] == UNK_ID  # a piece the vocabulary lacks
+    buf = io.BytesIO()
+    torch.save({"tokenizer": shared.state_dict()}, buf)
+    buf.seek(0)
+    again = Tokenizer.from_state_dict(torch.load(buf, weights_only=True)["tokenizer"])
+    assert again.fingerprint == shared.fingerprint != tok.fingerprint and again.encode(tgt[0], "tgt") == ids
+    with pytest.raises(DataError, match="ids 0-3"):
+        Tokenizer(state["src_model"], state["tgt_model"], pieces[1:])
+    with pytest.raises(DataError, match="more than once"):
+        Tokenizer(state["src_model"], state["tgt_model"], pieces + [pieces[5]])
+    with pytest.raises(DataError, match="'vocab' should be a list of str"):
+        Tokenizer.from_state_dict({**shared.state_dict(), "vocab": "abc"})

@@ -178,7 +178,7 @@ def test_unknown_options_fail_with_the_option_name():
     with pytest.raises(ValueError, match="model.positions"):
         Transformer(V, V, d_model=8, num_heads=2, positions="rotary")
     with pytest.raises(ValueError, match="model.activation"):
-        Transformer(V, V, d_model=8, num_heads=2, activation="swish")
+        Transformer(V, V, d_model=8, num_heads=2, activation="tanh")
 
 
 def test_transformer_ties_embeddings_as_configured():

@@ -3,6 +3,12 @@
 The serialized model protos travel inside checkpoints (state_dict() holds bytes), so `translate` needs no
 separate tokenizer file. Trained models are cached under cache_dir by a hash of the training text and the
 settings: a rerun with the same corpus and config loads the model instead of retraining it.
+
+A third kind holds two SentencePiece models that share one id space given by a vocabulary (`vocab`, the
+piece of every id), as Marian / OPUS-MT models do (source.spm, target.spm, vocab.json): each side cuts text
+into pieces with its own model and the vocabulary numbers them (a piece it lacks is UNK); the SentencePiece
+models' own ids are not used, so their special ids need not be ours. Like MarianTokenizer, it keeps a
+leading ">>xx<<" language token (multilingual OPUS-MT targets) whole before SentencePiece cuts the rest.
 """
 
 from __future__ import annotations
@@ -26,25 +32,41 @@ log = logging.getLogger(__name__)
 
 SIDES = ("src", "tgt")
 STATE_VERSION = 1
+SPECIAL_PIECES = (PAD_PIECE, UNK_PIECE, BOS_PIECE, EOS_PIECE)  # at PAD_ID, UNK_ID, BOS_ID, EOS_ID
 
 
 class Tokenizer:
-    """Wraps one joint (shared=True) or two per-language SentencePiece models with the fixed special ids."""
+    """Wraps one joint (shared=True) or two per-language SentencePiece models with the fixed special ids;
+    or, with `vocab`, two SentencePiece models numbered by one shared vocabulary (Marian's layout)."""
 
-    def __init__(self, src_model: bytes, tgt_model: bytes | None = None):
+    def __init__(self, src_model: bytes, tgt_model: bytes | None = None, vocab: Sequence[str] | None = None):
         self.shared = tgt_model is None
         self._protos = {"src": bytes(src_model), "tgt": bytes(src_model if tgt_model is None else tgt_model)}
-        self._procs = {"src": _processor(self._protos["src"])}
-        self._procs["tgt"] = self._procs["src"] if self.shared else _processor(self._protos["tgt"])
-        self.src_vocab_size = self._procs["src"].get_piece_size()
-        self.tgt_vocab_size = self._procs["tgt"].get_piece_size()
+        self.vocab = None if vocab is None else _checked_vocab(vocab)
+        fixed_ids = self.vocab is None  # with a vocabulary the SentencePiece ids are never used
+        self._procs = {"src": _processor(self._protos["src"], fixed_ids)}
+        self._procs["tgt"] = self._procs["src"] if self.shared else _processor(self._protos["tgt"], fixed_ids)
+        if self.vocab is not None:
+            self._ids = {piece: i for i, piece in enumerate(self.vocab)}
+            self.src_vocab_size = self.tgt_vocab_size = len(self.vocab)
+        else:
+            self.src_vocab_size = self._procs["src"].get_piece_size()
+            self.tgt_vocab_size = self._procs["tgt"].get_piece_size()
+
+    @property
+    def shared_vocab(self) -> bool:
+        """One id space for both sides (a joint model, or a shared vocabulary): the models may then tie the
+        source embedding to the target's."""
+        return self.shared or self.vocab is not None
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the model protos: keys the on-disk cache of encoded datasets."""
+        """Hash of the model protos (and the vocabulary): keys the on-disk cache of encoded datasets."""
         h = hashlib.sha256(b"joint" if self.shared else b"split")
         for side in SIDES:
             h.update(self._protos[side])
+        if self.vocab is not None:
+            h.update(b"\x00vocab\x00" + "\n".join(self.vocab).encode("utf-8"))
         return h.hexdigest()[:16]
 
     def _proc(self, side: str) -> spm.SentencePieceProcessor:
@@ -54,13 +76,21 @@ class Tokenizer:
 
     def encode(self, text: str, side: str) -> list[int]:
         """Subword ids of one sentence, without BOS/EOS (batching adds them)."""
+        if self.vocab is not None:
+            return [self._ids.get(p, UNK_ID) for p in self.encode_pieces(text, side)]
         return self._proc(side).encode(text, out_type=int)
 
     def encode_batch(self, texts: Sequence[str], side: str) -> list[list[int]]:
+        if self.vocab is not None:
+            return [self.encode(t, side) for t in texts]
         return self._proc(side).encode(list(texts), out_type=int)
 
     def encode_pieces(self, text: str, side: str) -> list[str]:
         """Piece strings (e.g. '▁the'): alignment plot labels, and where translate.service.segment cuts."""
+        if self.vocab is not None:  # MarianTokenizer.remove_language_code: a leading >>xx<< stays whole
+            end = text.find("<<") if text.startswith(">>") else -1
+            code, text = ([text[: end + 2]], text[end + 2 :]) if end != -1 else ([], text)
+            return code + self._proc(side).encode(text, out_type=str)
         return self._proc(side).encode(text, out_type=str)
 
     def decode(self, ids: Iterable[int], side: str) -> str:
@@ -72,20 +102,27 @@ class Tokenizer:
                 break
             if i not in (PAD_ID, BOS_ID):
                 kept.append(i)
+        if self.vocab is not None:
+            return self._proc(side).decode_pieces([self.vocab[i] for i in kept])
         return self._proc(side).decode(kept)
 
     def id_to_piece(self, i: int, side: str) -> str:
+        if self.vocab is not None:
+            self._proc(side)  # the same error for a wrong side
+            return self.vocab[int(i)]
         return self._proc(side).id_to_piece(int(i))
 
     def state_dict(self) -> dict:
         """Plain values only (str/int/bool/bytes): safe for torch.load(weights_only=True).
 
         A joint tokenizer stores no "tgt_model" key (an empty bytes object would pickle as a call to
-        `bytes`, which weights_only refuses).
+        `bytes`, which weights_only refuses); one with a shared vocabulary stores it as "vocab" (a str list).
         """
         d = {"version": STATE_VERSION, "shared": self.shared, "src_model": self._protos["src"]}
         if not self.shared:
             d["tgt_model"] = self._protos["tgt"]
+        if self.vocab is not None:
+            d["vocab"] = list(self.vocab)
         return d
 
     @classmethod
@@ -102,21 +139,37 @@ class Tokenizer:
             if not isinstance(d.get(key), bytes):
                 found = type(d.get(key)).__name__
                 raise DataError(f"tokenizer state: {key!r} should be bytes, found {found}")
-        return cls(d["src_model"], None if d["shared"] else d["tgt_model"])
+        vocab = d.get("vocab")
+        if vocab is not None and not (isinstance(vocab, list) and all(isinstance(p, str) for p in vocab)):
+            raise DataError(f"tokenizer state: 'vocab' should be a list of str, found {type(vocab).__name__}")
+        return cls(d["src_model"], None if d["shared"] else d["tgt_model"], vocab)
 
     def __repr__(self) -> str:
         kind = "joint" if self.shared else "per-language"
+        kind += "" if self.vocab is None else " with a shared vocabulary"
         return f"Tokenizer({kind}, src_vocab={self.src_vocab_size}, tgt_vocab={self.tgt_vocab_size})"
 
 
-def _processor(proto: bytes) -> spm.SentencePieceProcessor:
+def _checked_vocab(vocab: Sequence[str]) -> list[str]:
+    """The piece of every id: ours at the special ids, each piece once."""
+    vocab = list(vocab)
+    if tuple(vocab[: len(SPECIAL_PIECES)]) != SPECIAL_PIECES:
+        raise DataError(f"tokenizer vocabulary: ids 0-3 are {vocab[:4]}, expected {list(SPECIAL_PIECES)}")
+    if len(set(vocab)) != len(vocab):
+        seen: set[str] = set()
+        twice = next(p for p in vocab if p in seen or seen.add(p))
+        raise DataError(f"tokenizer vocabulary: piece {twice!r} appears more than once")
+    return vocab
+
+
+def _processor(proto: bytes, fixed_ids: bool = True) -> spm.SentencePieceProcessor:
     proc = spm.SentencePieceProcessor()
     try:
         proc.load_from_serialized_proto(proto)
     except (RuntimeError, OSError) as e:
         raise DataError(f"tokenizer: not a SentencePiece model ({e})") from None
     fixed = (proc.pad_id(), proc.unk_id(), proc.bos_id(), proc.eos_id())
-    if fixed != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+    if fixed_ids and fixed != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
         raise DataError(f"tokenizer: special ids (pad, unk, bos, eos) are {fixed}, expected (0, 1, 2, 3)")
     return proc
 

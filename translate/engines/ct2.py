@@ -58,9 +58,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from translate.data.tokenizer import Tokenizer
 from translate.data.vocab import BOS_PIECE, EOS_PIECE, PAD_PIECE
-from translate.engines.ct2_export import META_FILE, META_VERSION
+from translate.engines.ct2_export import META_FILE, META_VERSION, read_tokenizer
 from translate.engines.errors import EngineError
 from translate.search.beam import Hypothesis, length_penalty
 from translate.search.config import SearchConfig
@@ -162,8 +161,7 @@ class CT2Engine:
             raise EngineError("--engine ct2 needs ctranslate2: pip install -e '.[ct2]'") from None
         tok = meta["tokenizer"]
         try:
-            src = (self.path / tok["src"]).read_bytes()
-            self.tokenizer = Tokenizer(src, None if tok["shared"] else (self.path / tok["tgt"]).read_bytes())
+            self.tokenizer = read_tokenizer(self.path, tok)
             ct2_device = "cuda" if torch.device(device).type == "cuda" else "cpu"
             self.translator = ctranslate2.Translator(
                 str(self.path), device=ct2_device, intra_threads=threads or torch.get_num_threads(),

@@ -6,20 +6,25 @@ validate -> optimize(quantization) -> save), the way CTranslate2's own OpenNMT-p
 | ours (translate.models.transformer)         | TransformerSpec                                    |
 |---------------------------------------------|----------------------------------------------------|
 | norm_first false (post-norm) / true         | pre_norm False / True (+ encoder/decoder layer_norm)|
-| src/tgt ScaledEmbedding (times sqrt(E))     | embeddings, scale_embeddings=True                  |
-| sinusoid table / learned positions          | position_encodings.encodings (max_positions rows)  |
+| src/tgt ScaledEmbedding (times sqrt(E) or 1)| embeddings, scale_embeddings=True / False          |
+| sinusoid table (either layout) / learned    | position_encodings.encodings (max_positions rows)  |
 | q/k/v/out_proj of self-attention            | self_attention.linear[0] = fused QKV, linear[1]    |
 | q_proj / k,v_proj / out_proj of cross-attn  | attention.linear[0] / fused KV linear[1] / linear[2]|
 | norm1, norm2 (, norm3)                      | self_attention / (attention /) ffn layer_norm      |
-| ffn.linear1 / linear2, relu or gelu         | ffn.linear_0 / linear_1, Activation.RELU / GELU    |
-| output (tied to the target embedding or not)| decoder.projection                                 |
+| ffn.linear1 / linear2, relu, gelu or swish  | ffn.linear_0 / linear_1, Activation.RELU/GELU/SWISH|
+| output (tied or not; its bias if it has one)| decoder.projection (weight, bias)                  |
 | SentencePiece pieces, <pad> <unk> <s> </s>  | source/target vocabulary; add_source_eos=True      |
 
 Every weight of the checkpoint must land in the spec: a parameter with no place (a model feature the spec
 cannot hold) is refused with a one-line ExportError, as are RNN models (their int8 path is
 `translate --quantize int8`). The directory is written under a temporary name and renamed when complete.
-Beside CTranslate2's own files it holds the SentencePiece model(s) and translate.json (what `translate
+Beside CTranslate2's own files it holds the SentencePiece model(s) (and a shared vocabulary, for a
+tokenizer that has one) and translate.json (what `translate
 --engine ct2` and `make eval ENGINE=ct2` need: tokenizer files, data config, positions, provenance).
+
+The file keeps the chosen type; what runs depends on the CPU that loads it (cpu_compute_type, and
+CT2Engine.info["compute_type"] once loaded): int16 runs as int16 only on Intel CPUs (MKL), as int8 on AMD
+and ARM; float16 runs as float32 on every CPU; int8 is int8 weights with float32 activations everywhere.
 """
 
 from __future__ import annotations
@@ -39,6 +44,32 @@ QUANTIZATIONS = ("int8", "int8_float32", "int16", "float16", "float32")
 META_FILE = "translate.json"
 META_VERSION = 1
 JOINT_SPM, SRC_SPM, TGT_SPM = "sentencepiece.model", "source.spm.model", "target.spm.model"
+VOCAB_FILE = "tokenizer_vocab.json"  # a tokenizer with a shared vocabulary: the piece of every id, as a list
+
+
+def read_tokenizer(model_dir: Path, tok: dict):
+    """The Tokenizer an export holds (meta["tokenizer"] names its files); OSError/ValueError when unusable."""
+    from translate.data.tokenizer import Tokenizer
+
+    src = (model_dir / tok["src"]).read_bytes()
+    tgt = None if tok["shared"] else (model_dir / tok["tgt"]).read_bytes()
+    vocab = json.loads((model_dir / tok["vocab"]).read_text(encoding="utf-8")) if tok.get("vocab") else None
+    return Tokenizer(src, tgt, vocab)
+
+
+def cpu_compute_type(quantization: str) -> str:
+    """What CTranslate2 runs an export of this quantization as on this machine's CPU: its documented load-time
+    fallbacks ("Implicit type conversion on load") over ctranslate2.get_supported_compute_types("cpu").
+    int8 and int8_float32 run as int8_float32 everywhere; int16 only with Intel MKL (Intel CPUs, or
+    CT2_USE_MKL=1 on another x86 CPU), else as int8_float32 (AMD, ARM); float16 as float32 on CPUs."""
+    import ctranslate2
+
+    supported = set(ctranslate2.get_supported_compute_types("cpu"))
+    if quantization in ("int8", "int8_float32") or (quantization == "int16" and "int16" not in supported):
+        return "int8_float32"
+    if quantization == "float16" and "float16" not in supported:
+        return "float32"
+    return quantization
 
 
 class ExportError(ValueError):
@@ -75,7 +106,8 @@ def export_ct2(checkpoint: str | Path, out_dir: str | Path, quantization: str = 
         "model": name, "parameters": model.num_parameters(), "model_config": ckpt["model_config"],
         "data": (ckpt.get("config") or {}).get("data"), "max_positions": positions_rows(model),
         "tokenizer": {"shared": tokenizer.shared, "src": JOINT_SPM if tokenizer.shared else SRC_SPM,
-                      "tgt": JOINT_SPM if tokenizer.shared else TGT_SPM},
+                      "tgt": JOINT_SPM if tokenizer.shared else TGT_SPM,
+                      **({"vocab": VOCAB_FILE} if tokenizer.vocab is not None else {})},
     }  # fmt: skip
     state = tokenizer.state_dict()
 
@@ -86,6 +118,9 @@ def export_ct2(checkpoint: str | Path, out_dir: str | Path, quantization: str = 
         else:
             (tmp / SRC_SPM).write_bytes(state["src_model"])
             (tmp / TGT_SPM).write_bytes(state["tgt_model"])
+        if tokenizer.vocab is not None:  # the shared id space of two SentencePiece models (Marian)
+            text = json.dumps(tokenizer.vocab, ensure_ascii=False) + "\n"
+            (tmp / VOCAB_FILE).write_text(text, encoding="utf-8")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     return write_dir_atomic(out_dir, write)
@@ -97,7 +132,7 @@ def transformer_spec(model, checkpoint):
 
     activation = model.encoder_layers[0].ffn.activation
     acts = {torch.nn.functional.relu: common_spec.Activation.RELU, torch.nn.functional.gelu:
-            common_spec.Activation.GELU}  # fmt: skip
+            common_spec.Activation.GELU, torch.nn.functional.silu: common_spec.Activation.SWISH}  # fmt: skip
     if activation not in acts:
         raise ExportError(f"{checkpoint}: FFN activation {activation.__name__} has no CTranslate2 equivalent")
     pre_norm = model.encoder_layers[0].norm_first
@@ -111,7 +146,7 @@ def transformer_spec(model, checkpoint):
     enc, dec = spec.encoder, spec.decoder
     enc.embeddings[0].weight = w("src_embedding.weight")
     dec.embeddings.weight = w("tgt_embedding.weight")
-    enc.scale_embeddings = dec.scale_embeddings = True
+    enc.scale_embeddings = dec.scale_embeddings = model.src_embedding.scale != 1.0
     enc.position_encodings.encodings = position_table(model.src_positions, "src_positions", w)
     dec.position_encodings.encodings = position_table(model.tgt_positions, "tgt_positions", w)
     for i, layer in enumerate(enc.layer):
@@ -129,7 +164,7 @@ def transformer_spec(model, checkpoint):
     if pre_norm:
         set_norm(enc.layer_norm, w, "encoder_norm")
         set_norm(dec.layer_norm, w, "decoder_norm")
-    dec.projection.weight = w("output.weight")
+    set_linear(dec.projection, w, "output")
     w.check_all_used(checkpoint)
     return spec
 
@@ -190,12 +225,12 @@ def positions_rows(model) -> int:
 
 
 def position_table(module, name: str, w: Weights) -> np.ndarray:
-    """(P, E) encodings: the learned table, or our interleaved sinusoids (CTranslate2's own default table
-    concatenates sin and cos halves instead, so ours is always written out)."""
+    """(P, E) encodings: the learned table, or our sinusoids in their layout (always written out, so
+    CTranslate2's own default table is never assumed)."""
     if isinstance(module, LearnedPositions):
         return w(f"{name}.weight")
     assert isinstance(module, SinusoidalPositions)
-    return sinusoid_table(module.table.size(0), module.embed_dim).numpy()
+    return sinusoid_table(module.table.size(0), module.embed_dim, module.halves).numpy()
 
 
 def layer_norm_epsilon(model, checkpoint) -> float:

@@ -98,7 +98,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Se
         raise CheckpointError(f"{path}: unusable tokenizer state ({first_line(e)})") from e
     try:
         model = build_model(
-            ckpt["model_config"], tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared
+            ckpt["model_config"], tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared_vocab
         )
     except Exception as e:  # a constructor fed bad arguments may raise anything
         raise CheckpointError(f"{path}: cannot rebuild the model from model_config ({first_line(e)})") from e
@@ -210,4 +210,17 @@ def load_for_resume(path: Path) -> dict:
         missing.append("train_state")
     if missing:
         raise CheckpointError(f"{path}: cannot resume, checkpoint lacks {', '.join(missing)}")
+    return ckpt
+
+
+def load_for_init(path: str | Path) -> dict:
+    """The checkpoint a new run starts from (trainer.init_from): it must hold weights, model config and
+    tokenizer; nothing else of it is used."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint to start from (trainer.init_from)")
+    ckpt = load_checkpoint(path)
+    missing = [k for k in ("model", "model_config", "tokenizer") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: cannot start from it, checkpoint lacks {', '.join(missing)}")
     return ckpt

@@ -10,8 +10,9 @@ reorders never copy the source side, joining copies it once per sentence rather 
 the keys/values are read once per sentence at every step. Any other layout is served by gathering a copy.
 For serving, encode(src, paged=pool) keeps the self-attention keys/values in a PagedKVCache instead (blocks
 of a shared pool), and every row has its own position, so sentences can join a running batch.
-Embeddings are scaled by sqrt(E); with tie_embeddings the output projection shares the target embedding, and
-the source embedding too when the vocabulary is joint (section 3.4).
+Embeddings are scaled by sqrt(E) (unless scale_embeddings=False); with tie_embeddings the output projection
+shares the target embedding, and the source embedding too when the vocabulary is joint (section 3.4);
+output_bias adds a bias to it (Marian's final_logits_bias).
 
 Legend: B batch, S source length, T target length, E model dim, H heads, V target vocabulary.
 """
@@ -49,6 +50,8 @@ class Transformer(Seq2Seq):
         positions: str = "sinusoidal",
         max_positions: int = 1024,
         tie_embeddings: bool = True,
+        scale_embeddings: bool = True,
+        output_bias: bool = False,
         attention_backend: str = "auto",
     ):
         """The defaults are the paper's base model (section 3, table 3): d 512, ff 2048, 8 heads, 6+6 layers,
@@ -56,16 +59,22 @@ class Transformer(Seq2Seq):
         post-norm, sinusoids, embeddings tied; conf/model/*.yaml mark what they change ("paper: ...").
 
         norm_first: pre-norm (plus a final LayerNorm) instead of the paper's post-norm.
-        positions: "sinusoidal" (any length) or "learned" (up to max_positions).
+        positions: "sinusoidal" (any length), "sinusoidal_halves" (the same sines and cosines laid out as
+            [sines; cosines], Marian's layout) or "learned" (up to max_positions).
+        activation: relu (the paper), gelu or swish (SiLU, Marian).
+        scale_embeddings: multiply embeddings by sqrt(d_model) (the paper; Marian's scale_embedding).
+        output_bias: a bias on the output projection (Marian's final_logits_bias); the paper has none.
         attention_backend: auto | math | sdpa | triton (translate.attention.backend).
         """
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.num_heads = num_heads
         self.max_positions = max_positions if positions == "learned" else None  # None: any length
-        self.src_embedding = ScaledEmbedding(src_vocab_size, d_model)
+        self.src_embedding = ScaledEmbedding(src_vocab_size, d_model, scale_embeddings)
         share_src = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
-        self.tgt_embedding = self.src_embedding if share_src else ScaledEmbedding(tgt_vocab_size, d_model)
+        self.tgt_embedding = (
+            self.src_embedding if share_src else ScaledEmbedding(tgt_vocab_size, d_model, scale_embeddings)
+        )
         self.src_positions = build_positions(positions, d_model, max_positions)
         self.tgt_positions = build_positions(positions, d_model, max_positions)
         self.dropout = nn.Dropout(dropout)
@@ -78,7 +87,9 @@ class Transformer(Seq2Seq):
         )
         self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
-        self.output = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        self.output = nn.Linear(d_model, tgt_vocab_size, bias=output_bias)
+        if output_bias:
+            nn.init.zeros_(self.output.bias)
         if tie_embeddings:
             self.output.weight = self.tgt_embedding.weight
         else:

@@ -15,7 +15,7 @@ from torch import nn
 
 from translate.attention import KVCache, MultiHeadAttention
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "swish": F.silu}  # swish = SiLU, x * sigmoid(x) (Marian)
 
 
 class FeedForward(nn.Module):

@@ -1,5 +1,7 @@
 """Everything the training loop needs, built once: devices, data, model, optimizer, schedule, precision,
 attention backend, the resumed state, the logger; and the checkpoint a later set-up resumes from.
+trainer.init_from starts a new run from another checkpoint's weights, model config and tokenizer (a model
+imported with `translate import marian`, or any trained one): its checkpoints then resume like any run's.
 
 Exact resume: a checkpoint holds the weights, the optimizer, schedule and grad-scaler states, every RNG state
 and the TrainState (data position, best dev BLEU). Batches depend only on (seed, epoch) and validation leaves
@@ -26,7 +28,7 @@ from translate.data.pipeline import prepare_data
 from translate.data.tokenizer import Tokenizer
 from translate.files import write_text
 from translate.models.build import build_model
-from translate.models.checkpoint import CheckpointManager, load_for_resume, resume_path
+from translate.models.checkpoint import CheckpointManager, load_for_init, load_for_resume, resume_path
 from translate.training import distributed
 from translate.training.backend_choice import choose_attention_backend
 from translate.training.budget import Budget, parse_duration
@@ -89,10 +91,12 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     resume_file = resume_path(trainer.resume, trainer.resume_from, run_dir)
     fresh_auto = trainer.resume == "auto" and resume_file is None
     ckpt = load_for_resume(resume_file) if resume_file else None
+    init = load_for_init(trainer.init_from) if trainer.init_from and ckpt is None else None
     seed_everything(cfg.seed)
 
     # ---- data: rank 0 trains/caches the tokenizer and encodes; the other ranks then read the cache
-    tokenizer = Tokenizer.from_state_dict(ckpt["tokenizer"]) if ckpt is not None else None
+    source = ckpt if ckpt is not None else init  # a resumed or initialised run keeps that tokenizer
+    tokenizer = Tokenizer.from_state_dict(source["tokenizer"]) if source is not None else None
     if not info.is_main:
         distributed.barrier(info)
     data = prepare_data(cfg.data, cache_dir=cfg.cache_dir, splits=("train", "dev"), tokenizer=tokenizer)
@@ -108,10 +112,13 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
 
     # ---- model, optimizer, schedule, grad scaler (a resumed run rebuilds the checkpoint's model)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if ckpt is not None and ckpt["model_config"] != model_cfg:
-        log.warning("resuming with the checkpoint's model config; the given model config is ignored")
-        model_cfg = ckpt["model_config"]
-    model = build_model(model_cfg, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared)
+    if source is not None and source["model_config"] != model_cfg:
+        what = "resuming" if ckpt is not None else f"starting from {trainer.init_from}"
+        log.warning("%s with the checkpoint's model config; the given model config is ignored", what)
+        model_cfg = dict(source["model_config"])
+    model = build_model(model_cfg, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.shared_vocab)
+    if init is not None:
+        model.load_state_dict(init["model"])
     model.to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer)
@@ -167,6 +174,7 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         f"{model.describe()}; {len(train_set):,} training pairs, {budget.steps_per_epoch} steps/epoch on "
         f"{info.world_size} x {device}, precision {trainer.precision}"
         + (f"; resumed from {resume_file} at step {state.step}" if resume_file else "")
+        + (f"; weights, model config and tokenizer from {trainer.init_from}" if init is not None else "")
         + ("; trainer.resume=auto: no checkpoints/last.pt yet, started fresh" if fresh_auto else "")
     )
     return Run(
