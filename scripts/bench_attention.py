@@ -3,8 +3,13 @@
     .venv/bin/python scripts/bench_attention.py                     # -> reports/bench_attention.{json,md}
     .venv/bin/python scripts/bench_attention.py --lengths 64-2048 --backends math,sdpa --window 128
 
-Defaults: on the CPU math and sdpa, float32, lengths 64..1024; on CUDA math, sdpa and triton, float16,
-lengths 64..4096 and window rows (w = 256).
+Defaults: on the CPU math and sdpa, float32, lengths 64..1024; on CUDA math, sdpa, triton (ours),
+sdpa-flash and fa2, float16, lengths 64..4096 and window rows (w = 256).
+
+FlashAttention-2, twice: sdpa-flash is PyTorch's SDPA held to its FlashAttention-2 kernel
+(torch.nn.attention.sdpa_kernel(SDPBackend.FLASH_ATTENTION); no window: rows "unsupported"), fa2 is
+Dao-AILab's flash_attn.flash_attn_func where the flash-attn package is installed (rows "not installed"
+otherwise; window_size gives its sliding window). Both need CUDA and 16-bit inputs.
 
 Self-attention with T = S = length, batch/heads/head-dim as options; --causal (default) or --no-causal;
 --window W adds sliding-window rows (default 256 on CUDA, none on CPU). A backend that runs out of memory
@@ -117,23 +122,63 @@ def _peak_mib(fn, device: torch.device) -> float:
     return tracker.peak / MIB
 
 
+EXTERNAL = ("sdpa-flash", "fa2")  # FlashAttention-2 outside our attention core
+
+
+def external_attention(backend: str, causal: bool, window: int | None, device: torch.device, dtype):
+    """(q, k, v) (B,H,T,D) -> out for sdpa-flash or fa2, or the reason a cell cannot run ("unsupported",
+    "not installed")."""
+    if device.type != "cuda" or dtype == torch.float32:
+        return "unsupported"
+    if backend == "sdpa-flash":
+        if window is not None:
+            return "unsupported"
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        def sdpa_flash(q, k, v):
+            with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        return sdpa_flash
+    try:
+        from flash_attn import flash_attn_func
+    except ImportError:
+        return "not installed"
+    size = (-1, -1) if window is None else (window, 0 if causal else window)
+
+    def fa2(q, k, v):  # flash_attn takes (B,T,H,D)
+        out = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=causal,
+                              window_size=size)  # fmt: skip
+        return out.transpose(1, 2)
+
+    return fa2
+
+
 def measure(args, backend: str, length: int, window: int | None, device: torch.device) -> dict:
     """Time and memory of one (backend, mask, length) cell."""
     dtype = DTYPES[args.dtype]
     shape = (args.batch, args.heads, length, args.head_dim)  # (B,H,T,D), S = T
+    if backend in EXTERNAL:
+        attend = external_attention(backend, args.causal, window, device, dtype)
+        if isinstance(attend, str):
+            return dict(backend=backend, mask=_mask_name(args.causal, window), length=length, status=attend)
     q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
     grad_out = torch.randn(shape, device=device, dtype=dtype)
     call = dict(causal=args.causal, window=window, backend=backend)
+    if backend not in EXTERNAL:
+        def attend(q, k, v):
+            return scaled_dot_product(q, k, v, **call)[0]
 
     def forward():
         with torch.no_grad():
-            scaled_dot_product(q, k, v, **call)
+            attend(q, k, v)
 
     def forward_backward():
-        out, _ = scaled_dot_product(q, k, v, **call)
+        out = attend(q, k, v)
         torch.autograd.grad(out, (q, k, v), grad_out)
 
-    resolved = resolve_backend(backend, device, head_dim=args.head_dim, value_dim=args.head_dim, dtype=dtype)
+    resolved = backend if backend in EXTERNAL else resolve_backend(
+        backend, device, head_dim=args.head_dim, value_dim=args.head_dim, dtype=dtype)  # fmt: skip
     return dict(
         backend=backend,
         resolved=resolved,
@@ -209,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default float16 on CUDA")
-    parser.add_argument("--backends", default=None, help="comma list; default math,sdpa (+triton on CUDA)")
+    parser.add_argument("--backends", default=None,
+                        help="comma list; default math,sdpa (+triton,sdpa-flash,fa2 on CUDA)")  # fmt: skip
     parser.add_argument(
         "--lengths", type=parse_lengths, default=None, help="default 64-1024 CPU, 64-4096 CUDA"
     )
@@ -232,10 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: CUDA is not available")
     cuda = device.type == "cuda"
     args.dtype = args.dtype or ("float16" if cuda else "float32")
-    backends = (args.backends or ("math,sdpa,triton" if cuda else "math,sdpa")).split(",")
+    backends = (args.backends or ("math,sdpa,triton,sdpa-flash,fa2" if cuda else "math,sdpa")).split(",")
     for name in backends:
-        if name not in ("math", "sdpa", "triton", "auto"):
-            parser.error(f"--backends: unknown backend {name!r} (math, sdpa, triton, auto)")
+        if name not in ("math", "sdpa", "triton", "auto", *EXTERNAL):
+            parser.error(f"--backends: unknown backend {name!r} (math, sdpa, triton, auto, sdpa-flash, fa2)")
     lengths = args.lengths or parse_lengths("64-4096" if cuda else "64-1024")
     window = None if args.no_window else (args.window if args.window is not None else (256 if cuda else None))
     windows = [None] if window is None else [None, window]

@@ -441,6 +441,14 @@ def test_cli_export_then_translate_with_ct2(copy_checkpoint, tmp_path, capsys):
     out = tmp_path / "exports" / "ct2"
     assert main(["export", str(copy_checkpoint), "--quantization", "float32", "-o", str(out)]) == 0
     assert (out / "translate.json").is_file()
+    capsys.readouterr()
+    assert main(["export", str(copy_checkpoint), "--quantization", "int16", "-o", str(tmp_path / "i16")]) == 0
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    if "int16" in ct2.get_supported_compute_types("cpu"):  # Intel MKL: int16 runs as int16, nothing to say
+        assert said.endswith(f"(int16) from {copy_checkpoint}")
+    else:  # the export says what the file becomes on this CPU
+        assert said.endswith("; CTranslate2 runs it as int8_float32 on this CPU "
+                             "(see translate/engines/README.md)")  # fmt: skip
     assert main(["export", str(copy_checkpoint), "-o", str(out)]) == 2  # exists, no --force
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"translate export: error: {out}: already exists (use --force to replace it)"

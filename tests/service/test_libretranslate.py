@@ -239,6 +239,9 @@ def test_frontend_settings_have_libretranslates_fields(live):
 def test_no_cors_headers_by_default(live):
     status, headers, _ = raw(live.url, "/languages", None, {"Origin": "https://elsewhere.example"}, "GET")
     assert status == 200 and "access-control-allow-origin" not in {k.lower() for k in headers}
+    post = {"Origin": "https://elsewhere.example", "Content-Type": "application/json"}
+    body = json.dumps({"q": "Dios.", "source": "es", "target": "en"}).encode()
+    assert raw(live.url, "/translate", body, post)[0] == 403  # and another site's page cannot POST (guard.py)
 
 
 def test_cors_star_as_libretranslate_and_preflight(live):
@@ -250,6 +253,10 @@ def test_cors_star_as_libretranslate_and_preflight(live):
         status, headers, _ = raw(url, "/translate", None, preflight, "OPTIONS")
         assert status == 200 and "POST" in headers["access-control-allow-methods"]
         assert "content-type" in headers["access-control-allow-headers"].lower()
+        post = {"Origin": "https://elsewhere.example", "Content-Type": "application/json"}
+        body = json.dumps({"q": "Dios.", "source": "es", "target": "en"}).encode()
+        status, headers, out = raw(url, "/translate", body, post)  # the browser's request after the preflight
+        assert status == 200 and headers["access-control-allow-origin"] == "*" and "translatedText" in out
     with server(live, cors_origins=("https://mine.example",)) as url:
         status, _, _ = raw(url, "/translate", None, preflight, "OPTIONS")
         assert status == 400  # another origin's preflight is refused

@@ -257,19 +257,31 @@ def _bwd_dkv_kernel(WQ, UK, VW, VAL, DC, LSE, DELTA, DUK, DVAL, DVW, KLEN,
 def _blocks(T: int, block_dk: int, interpreted: bool) -> dict:
     """Tile sizes. Blocks of 16 queries (tl.dot's minimum) when T >= 16, single queries otherwise (decoding
     one step at a time, the RNNsearch case). On a GPU the (BT, BS, BA) tanh tile is 16 x 32 x 8 or
-    1 x 64 x 16 fp32 values, and BLOCK_S shrinks for large value dims so the (BS, Dk) tiles stay small.
+    1 x 64 x 16 fp32 values, and BLOCK_S shrinks for large value dims so the (BS, Dk) tiles stay small
+    (no spills on sm_80 or sm_90: tests/attention/test_triton_compile.py, scripts/compile_kernels.py).
     Under the interpreter 16-wide tiles, so tiny test shapes cross several blocks."""
     single = T < 16
     if interpreted:
         bt, bs, ba, warps, stages = (1 if single else 16), 16, 16, 4, 1
     elif single:
-        bs = max(16, min(64, 16384 // block_dk))                                 # (BS, Dk) <= 16K values
+        bs = max(16, min(64, 4096 // block_dk))                                  # (BS, Dk) <= 4K values
         bt, ba, warps, stages = 1, 16, (8 if block_dk >= 512 else 4), 2
-    elif block_dk >= 512:
+    elif block_dk >= 256:
         bt, bs, ba, warps, stages = 16, 16, 8, 8, 1
     else:
         bt, bs, ba, warps, stages = 16, 32, 8, 4, 2
     return dict(BLOCK_T=bt, BLOCK_S=bs, BLOCK_A=ba, USE_DOT=bt >= 16, num_warps=warps, num_stages=stages)
+
+
+def _bwd_blocks(cfg: dict, block_dk: int, dtype: torch.dtype, interpreted: bool) -> dict:
+    """The backward kernels' tiles: the forward's, without software pipelining (the fp32 read-modify-write
+    passes), dC . values in Dk chunks of BLOCK_DC. On a GPU with 16-query blocks: 16 keys, and 8 warps
+    (4 for 16-bit values up to Dk 128), where the forward's 32-key, 4-warp tile spills 200-500 B (fp32)
+    and 24-48 B (16-bit) at Dk 128 (scripts/compile_kernels.py)."""
+    cfg = dict(cfg, num_stages=1, BLOCK_DC=16 if interpreted else min(block_dk, 128))
+    if not interpreted and cfg["BLOCK_T"] >= 16:
+        cfg.update(BLOCK_S=16, num_warps=4 if dtype != torch.float32 and block_dk <= 128 else 8)
+    return cfg
 
 
 def _check(wq, uk, v_weight, values, key_lengths):
@@ -332,14 +344,13 @@ def additive_backward(dctx, wq, uk, v_weight, values, ctx, lse, key_lengths):
     B, T, A = wq.shape
     S, DK = values.shape[1], values.shape[2]
     klen, consts, cfg = _setup(wq, values, key_lengths)
+    cfg = _bwd_blocks(cfg, consts["BLOCK_DK"], values.dtype, _interpreted(wq))
     delta = torch.empty((B, T), device=wq.device, dtype=torch.float32)
     dwq = torch.zeros((B, T, A), device=wq.device, dtype=torch.float32)
     duk = torch.zeros((B, S, A), device=wq.device, dtype=torch.float32)
     n_sblocks = triton.cdiv(S, cfg["BLOCK_S"])
     dvw = torch.zeros((B * n_sblocks, A), device=wq.device, dtype=torch.float32)
     dval = torch.empty((B, S, DK), device=wq.device, dtype=values.dtype)
-    # No software pipelining across the fp32 read-modify-write passes; dC . values in Dk chunks.
-    cfg = dict(cfg, num_stages=1, BLOCK_DC=16 if _interpreted(wq) else min(consts["BLOCK_DK"], 128))
     _bwd_dwq_kernel[(triton.cdiv(T, cfg["BLOCK_T"]), B)](
         wq, uk, v_weight, values, ctx, dctx, lse, delta, dwq, klen, *wq.stride(), *uk.stride(),
         *v_weight.stride(), *values.stride(), *ctx.stride(), *dctx.stride(), T, S, A, DK, **consts, **cfg)

@@ -96,11 +96,14 @@ def paged_decode_attention(q: torch.Tensor, k_pool: torch.Tensor, v_pool: torch.
     if B == 0:
         return out
     grid = (B, H)
+    block_p, block_d = max(16, triton.next_power_of_2(P)), max(16, triton.next_power_of_2(D))
+    # The (BP, BD) key and value tiles live in registers: 8 warps from 8K values (64 x 128) up, where 4 warps
+    # spill (fp32, head dim 256, blocks of 64: 16-64 B on sm_80/sm_90; see triton_compile.py).
+    warps = 8 if block_p * block_d >= 8192 else 4
     _paged_decode_kernel[grid](
         q, k_pool, v_pool, out, tables, lengths,
         q.stride(0), q.stride(1), q.stride(3), *k_pool.stride(), *v_pool.stride(),
         out.stride(0), out.stride(1), out.stride(3), tables.stride(0), tables.stride(1),
-        P, D, scale * LOG2E,
-        BLOCK_P=max(16, triton.next_power_of_2(P)), BLOCK_D=max(16, triton.next_power_of_2(D)),
+        P, D, scale * LOG2E, BLOCK_P=block_p, BLOCK_D=block_d, num_warps=warps,
     )  # fmt: skip
     return out

@@ -21,6 +21,10 @@ cannot hold) is refused with a one-line ExportError, as are RNN models (their in
 Beside CTranslate2's own files it holds the SentencePiece model(s) (and a shared vocabulary, for a
 tokenizer that has one) and translate.json (what `translate
 --engine ct2` and `make eval ENGINE=ct2` need: tokenizer files, data config, positions, provenance).
+
+The file keeps the chosen type; what runs depends on the CPU that loads it (cpu_compute_type, and
+CT2Engine.info["compute_type"] once loaded): int16 runs as int16 only on Intel CPUs (MKL), as int8 on AMD
+and ARM; float16 runs as float32 on every CPU; int8 is int8 weights with float32 activations everywhere.
 """
 
 from __future__ import annotations
@@ -51,6 +55,21 @@ def read_tokenizer(model_dir: Path, tok: dict):
     tgt = None if tok["shared"] else (model_dir / tok["tgt"]).read_bytes()
     vocab = json.loads((model_dir / tok["vocab"]).read_text(encoding="utf-8")) if tok.get("vocab") else None
     return Tokenizer(src, tgt, vocab)
+
+
+def cpu_compute_type(quantization: str) -> str:
+    """What CTranslate2 runs an export of this quantization as on this machine's CPU: its documented load-time
+    fallbacks ("Implicit type conversion on load") over ctranslate2.get_supported_compute_types("cpu").
+    int8 and int8_float32 run as int8_float32 everywhere; int16 only with Intel MKL (Intel CPUs, or
+    CT2_USE_MKL=1 on another x86 CPU), else as int8_float32 (AMD, ARM); float16 as float32 on CPUs."""
+    import ctranslate2
+
+    supported = set(ctranslate2.get_supported_compute_types("cpu"))
+    if quantization in ("int8", "int8_float32") or (quantization == "int16" and "int16" not in supported):
+        return "int8_float32"
+    if quantization == "float16" and "float16" not in supported:
+        return "float32"
+    return quantization
 
 
 class ExportError(ValueError):
