@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from translate.attention.triton_compile import SETS, SHARED_LIMIT, problems  # noqa: E402
 from translate.files import write_json, write_text  # noqa: E402
