@@ -12,7 +12,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from translate.attention.backend import additive_attention
 from translate.attention.source_attention import SourceAttention
 
 
@@ -31,12 +30,4 @@ class AdditiveAttention(SourceAttention):
         return self.key_proj(keys)
 
     def attend(self, query, keys, projected, key_padding_mask, need_weights):
-        return additive_attention(
-            self.query_proj(query),  # (B,T,A)
-            projected,  # (B,S,A) = U h
-            self.v,
-            keys,
-            key_padding_mask=key_padding_mask,
-            backend=self.backend,
-            need_weights=need_weights,
-        )  # (B,T,Dk), (B,T,S) | None
+        return self.additive(query, keys, projected, key_padding_mask, need_weights)  # projected = U h

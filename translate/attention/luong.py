@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from translate.attention.backend import additive_attention, scaled_dot_product
+from translate.attention.backend import scaled_dot_product
 from translate.attention.source_attention import SourceAttention
 
 SCORES = ("dot", "general", "concat")
@@ -53,16 +53,8 @@ class LuongAttention(SourceAttention):
         return None if self.score == "dot" else self.key_proj(keys)
 
     def attend(self, query, keys, projected, key_padding_mask, need_weights):
-        if self.score == "concat":  # Bahdanau's score v^T tanh(W_1 q + W_2 h) without U's bias: the core's
-            return additive_attention(  # additive form, as AdditiveAttention calls it
-                self.query_proj(query),  # (B,T,A)
-                projected,  # (B,S,A) = W_2 h
-                self.v,
-                keys,
-                key_padding_mask=key_padding_mask,
-                backend=self.backend,
-                need_weights=need_weights,
-            )  # (B,T,Dk), (B,T,S) | None
+        if self.score == "concat":  # Bahdanau's score v^T tanh(W_1 q + W_2 h) without U's bias
+            return self.additive(query, keys, projected, key_padding_mask, need_weights)  # projected = W_2 h
         scored_keys = keys if projected is None else projected  # (B,S,Dq)
         context, weights = scaled_dot_product(
             query[:, None],  # (B,1,T,Dq): one head

@@ -12,7 +12,7 @@ import abc
 
 from torch import Tensor, nn
 
-from translate.attention.backend import BACKENDS
+from translate.attention.backend import BACKENDS, additive_attention
 
 
 class SourceAttention(nn.Module, abc.ABC):
@@ -32,6 +32,22 @@ class SourceAttention(nn.Module, abc.ABC):
         need_weights: bool,
     ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
         """query (B,T,Dq) -> (context (B,T,Dk), weights (B,T,S) | None)."""
+
+    def additive(
+        self, query: Tensor, keys: Tensor, projected: Tensor, key_padding_mask: Tensor | None,
+        need_weights: bool,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """The additive score v^T tanh(W q + projected) through the core (Bahdanau's, and Luong's concat):
+        for a subclass with `query_proj` (W) and `v`; query (B,T,Dq), projected (B,S,A) -> as attend()."""
+        return additive_attention(
+            self.query_proj(query),  # (B,T,A)
+            projected,  # (B,S,A)
+            self.v,
+            keys,
+            key_padding_mask=key_padding_mask,
+            backend=self.backend,
+            need_weights=need_weights,
+        )  # (B,T,Dk), (B,T,S) | None
 
     def forward(
         self,
