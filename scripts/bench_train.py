@@ -320,7 +320,7 @@ def run_one(name: str, precision: str, alloc: str, settings: list, profile: Path
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"alloc": alloc}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=f"transformer/math,transformer/sdpa,{REFERENCE},rnnsearch,rnnencdec",
                    help="conf/model names (<name>/<backend>); nn_transformer: reference")  # fmt: skip
@@ -340,6 +340,31 @@ def main(argv=None) -> int:
                    "timed steps, <model>_<precision>_<allocator>.txt (slows what it profiles)")  # fmt: skip
     p.add_argument("--json", type=Path, default=Path("bench_train.json"))
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model:precision, print JSON
+    return p
+
+
+def against_reference(rows: list[dict]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """-> (per precision our fastest Transformer row (any allocator), per precision its ratio over
+    torch.nn.Transformer on the same allocator)."""
+    ours: dict[str, dict] = {}
+    ref: dict[str, dict] = {}
+    for r in rows:
+        if family(r["model"]) == "transformer" and "error" not in r:
+            best = ours.get(r["precision"])
+            if best is None or r["tgt_tokens_per_s"] > best["tgt_tokens_per_s"]:
+                ours[r["precision"]] = r
+    for prec, best in ours.items():
+        same = [r for r in rows if r["model"] == REFERENCE and "error" not in r and r["precision"] == prec
+                and r["alloc"] == best["alloc"]]  # fmt: skip
+        if same:
+            ref[prec] = max(same, key=rate)
+    comparison = {prec: {"ours": ours[prec]["model"], "ratio": rate(ours[prec]) / rate(ref[prec])}
+                  for prec in ours if prec in ref}  # fmt: skip
+    return ours, comparison
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -383,23 +408,7 @@ def main(argv=None) -> int:
                     rows.append(row)
                     print(f"{name} {precision} {alloc}: {row.get('tgt_tokens_per_s', row.get('error'))}",
                           file=sys.stderr)  # fmt: skip
-    ours: dict[str, dict] = {}  # per precision: our fastest Transformer backend (any allocator)
-    ref: dict[str, dict] = {}  # torch.nn.Transformer on the same allocator as that row
-    for r in rows:
-        if family(r["model"]) == "transformer" and "error" not in r:
-            best = ours.get(r["precision"])
-            if best is None or r["tgt_tokens_per_s"] > best["tgt_tokens_per_s"]:
-                ours[r["precision"]] = r
-    for prec, best in ours.items():
-        same = [r for r in rows if r["model"] == REFERENCE and "error" not in r and r["precision"] == prec
-                and r["alloc"] == best["alloc"]]  # fmt: skip
-        if same:
-            ref[prec] = max(same, key=rate)
-    comparison = {
-        prec: {"ours": ours[prec]["model"], "ratio": rate(ours[prec]) / rate(ref[prec])}
-        for prec in ours
-        if prec in ref
-    }
+    ours, comparison = against_reference(rows)
     report = {
         "settings": {k: v for k, v in vars(args).items() if k not in ("one", "json")} | {
             "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor()

@@ -128,35 +128,13 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     requested = trainer.precision
     trainer.precision, precision_reason = resolve_precision(requested, device, model)  # saved as resolved
     autocast = autocast_for(trainer.precision, device)
-    backend, backend_reason, verdict = "", "", None
-    if model_cfg.get("attention_backend") == "auto":
-        cache_file = Path(cfg.cache_dir) / "attention_backend.json"
-        backend, backend_reason = choose_attention_backend(
-            model, trainer.precision, autocast, device, trainer.max_tokens // 2, cache_file
-        )
-        if backend != "auto":  # measured (CPU): what inference on this machine may pin again
-            verdict = {"backend": backend, "machine": machine_id(), "precision": trainer.precision}
+    backend, backend_reason, verdict = attention_backend(model, model_cfg, trainer, autocast, device,
+                                                         Path(cfg.cache_dir))  # fmt: skip
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
     flops_per_token, peak = utilisation_basis(model_cfg, train_set, tokenizer.tgt_vocab_size, trainer, device)
 
-    state = TrainState()
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        state = TrainState.from_checkpoint(ckpt)
-        set_rng_state(ckpt["rng"])
-
-    # ---- data parallel and compile wrap the same module; checkpoints always save `model` itself
-    train_model = model
-    if info.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if trainer.compile:
-        train_model = torch.compile(train_model)
+    state = restore(ckpt, model, optimizer, scheduler, scaler) if ckpt is not None else TrainState()
+    train_model = wrap(model, info, trainer.compile)
 
     # ---- the run directory (rank 0) and the first lines of the log
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
@@ -188,6 +166,42 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
         ckpts=ckpts, logger=logger, state=state, flops_per_token=flops_per_token, peak=peak,
         backend_verdict=verdict,
     )  # fmt: skip
+
+
+def attention_backend(model, model_cfg: dict, trainer: DictConfig, autocast, device: torch.device,
+                      cache_dir: Path) -> tuple[str, str, dict | None]:  # fmt: skip
+    """model.attention_backend=auto: the backend measured fastest for this model's step on this CPU, pinned on
+    the model -> (backend, reason, the verdict checkpoints record for inference); ("", "", None) otherwise."""
+    if model_cfg.get("attention_backend") != "auto":
+        return "", "", None
+    backend, reason = choose_attention_backend(model, trainer.precision, autocast, device,
+                                               trainer.max_tokens // 2, cache_dir / "attention_backend.json")
+    if backend == "auto":  # not measured (CUDA, or no dot-product attention): per call
+        return backend, reason, None
+    return backend, reason, {"backend": backend, "machine": machine_id(), "precision": trainer.precision}
+
+
+def restore(ckpt: dict, model, optimizer, scheduler, scaler) -> TrainState:
+    """A resumed run: every state the checkpoint holds back in place -> the loop's TrainState."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    return TrainState.from_checkpoint(ckpt)
+
+
+def wrap(model: torch.nn.Module, info: distributed.DistInfo, compile: bool) -> torch.nn.Module:
+    """What the loop trains: DistributedDataParallel and/or torch.compile around the same module (checkpoints
+    always save `model` itself)."""
+    train_model = model
+    if info.enabled:
+        device = info.device
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return torch.compile(train_model) if compile else train_model
 
 
 def utilisation_basis(model_cfg: dict, train_set: datasets.Dataset, vocab: int, trainer: DictConfig,
