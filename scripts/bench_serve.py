@@ -126,6 +126,15 @@ def start_server(args, flags: list[str]) -> tuple[subprocess.Popen, str]:
     raise SystemExit("bench_serve: the server did not start within 120 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (the server drains), then kill after 60 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def run_cell(args, label: str, flags: list[str], clients: int, verses: list[str]) -> dict:
     proc, url = start_server(args, flags)
     try:
@@ -160,11 +169,7 @@ def run_cell(args, label: str, flags: list[str], clients: int, verses: list[str]
             t.join()
         rss = peak_rss_mib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     done = [r for r in records if r[2] == 200 and r[1] <= stop_at]
     lat = [1000 * (r[1] - r[0]) for r in done]
     return {
@@ -376,11 +381,7 @@ def soak_run(args, verses: list[str], seconds: float, hostile_share: float) -> d
             t.join(ServerConfig.timeout + 10)
         final = metrics(url)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     minute = [m for t, m in rss if 60 <= t <= 120]
     last = [m for t, m in rss if t >= rss[-1][0] - 60]
     return {"seconds": seconds, "clients": args.soak_clients, "hostile_share": hostile_share,
