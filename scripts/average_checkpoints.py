@@ -16,16 +16,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from omegaconf import OmegaConf  # noqa: E402
-
 from translate.models.checkpoint import (  # noqa: E402
     CheckpointError,
     CheckpointManager,
     load_checkpoint,
     save_checkpoint,
 )
+from translate.training.config import TrainerConfig  # noqa: E402
 
-KEEP_LAST = OmegaConf.load(ROOT / "conf" / "train.yaml").trainer.keep_last  # the step files a run keeps
+KEEP_LAST = TrainerConfig.keep_last  # the step files a run keeps (trainer.keep_last)
 
 
 def checkpoint_dir(path: Path) -> Path:

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from translate.models.checkpoint import CheckpointManager
 
@@ -50,8 +49,8 @@ def test_too_few_checkpoints_is_a_one_line_error(avg, tmp_path, capsys):
     assert not (tmp_path / "a.pt").exists()
 
 
-def test_by_default_it_averages_every_step_checkpoint_a_default_run_keeps(avg, tmp_path, capsys):
-    keep_last = OmegaConf.load(ROOT / "conf/train.yaml").trainer.keep_last
+def test_by_default_it_averages_every_step_file_a_default_run_keeps(avg, tmp_path, capsys, compose_train):
+    keep_last = compose_train([]).trainer.keep_last
     write_run(tmp_path, list(range(1, keep_last + 4)), keep_last=keep_last)  # the trainer's default
     assert avg.main([str(tmp_path)]) == 0, capsys.readouterr().err
     out = torch.load(tmp_path / f"checkpoints/avg{keep_last}.pt", weights_only=True)
