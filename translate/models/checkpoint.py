@@ -6,6 +6,10 @@ also holds the optimizer, schedule and grad-scaler states, every RNG state, the 
 resolved config and the dev metrics, enough to resume exactly. Everything is tensors, numbers, strings, lists
 and dicts, so `torch.load(weights_only=True)` reads it (no pickled objects).
 
+The layout is 0.1.0's, the one released (train_state for the loop, LambdaLR schedule states); nothing reads
+an earlier one: resuming a file without train_state is refused by name (load_for_resume), and inference
+needs only model, model_config and tokenizer, which every layout has.
+
 Files under <run dir>/checkpoints/ (CheckpointManager): last.pt (newest), best.pt (best dev BLEU), step-<N>.pt
 (the last trainer.keep_last kept, for scripts/average_checkpoints.py). Every file is written atomically
 (translate.files), so a crash never leaves half a checkpoint under any of these names.
