@@ -70,7 +70,7 @@ def evaluate_one(path: str | Path, label: str, s: EvalSettings, out_dir: Path) -
     write_lines(out_dir / hyp_file, texts)
     chosen = [i for i in s.alignments if 0 <= i < len(sources)]
     pictures = []
-    if s.engine == "torch":  # the weights come from our model's attention (CTranslate2's are not drawn)
+    if engine.model is not None:  # the weights come from our model's attention (an Engine without one: none)
         pictures = draw_alignments(
             engine.model, tokenizer, [sources[i] for i in chosen], [best_ids[i] for i in chosen],
             out_dir / "alignments", label,
