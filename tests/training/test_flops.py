@@ -65,6 +65,9 @@ def test_share_note_divides_the_achieved_rate_by_the_peak():
     note = share_note(2000.0, 50e6, peak)  # 2,000 tok/s x 50 MFLOP = 100 GFLOP/s: half of 200
     expected = "2,000 target tok/s x 50 MFLOP = 100 GFLOP/s, 50% of the measured matmul peak 200 GFLOP/s"
     assert note.startswith(expected)
+    assert "busy" not in note
+    over = share_note(6000.0, 50e6, peak)  # 300 GFLOP/s against a 200 GFLOP/s peak: the peak was disturbed
+    assert "150% of the measured matmul peak" in over and over.endswith("timed while the machine was busy")
 
 
 def test_a_cpu_transformer_run_logs_its_flops_peak_and_share_once(smoke_cfg, tmp_path, capsys):
