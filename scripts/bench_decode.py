@@ -419,12 +419,17 @@ def bench_marian_engines(args, p) -> int:
     search = {"alpha": 0.0, "max_len_a": 0.0, "max_len_b": args.max_len_b}
     report = bench_engines(args, ckpt, {"hf": (directory, "none")}, search)
     report["marian"] = str(directory)
-    out = Path(args.out if args.out != p.get_default("out") else "reports/bench_marian.json")
+    write_engines_report(report, Path(args.out if args.out != p.get_default("out")
+                                      else "reports/bench_marian.json"))  # fmt: skip
+    return 0
+
+
+def write_engines_report(report: dict, out: Path) -> None:
+    """The engines comparison as JSON at `out` and a Markdown table beside it (printed too)."""
     write_json(out, report)
     table = engines_markdown(report)
     write_text(out.with_suffix(".md"), table)
     print("\n" + table + f"\nwritten: {out}, {out.with_suffix('.md')}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -468,11 +473,8 @@ def main(argv=None) -> int:
         if "torch" not in args.engine_list:
             p.error("--engines: include torch (ours fp32): the BLEU diff and same-output columns use it")
         report = bench_engines(args)
-        out = Path(args.out if args.out != p.get_default("out") else "reports/bench_engines.json")
-        write_json(out, report)
-        table = engines_markdown(report)
-        write_text(out.with_suffix(".md"), table)
-        print("\n" + table + f"\nwritten: {out}, {out.with_suffix('.md')}")
+        write_engines_report(report, Path(args.out if args.out != p.get_default("out")
+                                          else "reports/bench_engines.json"))  # fmt: skip
         return 0
     if args.threads:
         torch.set_num_threads(args.threads[0])
