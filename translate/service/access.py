@@ -25,7 +25,7 @@ from pathlib import Path
 from starlette.requests import Request
 
 from translate.service.config import ServerConfig
-from translate.service.requests import ApiError
+from translate.service.requests import ApiError, string
 
 WINDOW = 60.0  # seconds: req_limit is per minute
 
@@ -95,11 +95,11 @@ class Access:
         """Let a request in or raise ApiError (400 no key, 403 wrong key, 413 batch, 429 slow down);
         -> the char limit for its text. cost: what it counts against req_limit (default: a batch its
         length, else 1; a file its bytes / char_limit, as LibreTranslate)."""
-        config, key = self.config, fields.get("api_key") or None
+        config, key = self.config, string(fields, "api_key") or None
         limits = KeyLimits()
         if self.keys is not None:
             if key is not None:
-                if not isinstance(key, str) or key not in self.keys:
+                if key not in self.keys:
                     raise ApiError(403, "Invalid API key")
                 limits = self.keys[key]
             elif config.require_api_key:
