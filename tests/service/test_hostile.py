@@ -26,6 +26,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from tests.service.live import TINY_SEARCH, Endless, call, free_socket  # noqa: E402
 from translate.service import ServerConfig, Translator  # noqa: E402
+from translate.service.requests import REQUEST_FIELDS  # noqa: E402
 
 ALLOWED = {200, 400, 413, 503, 504}
 CONFIG = ServerConfig(char_limit=300, max_body_bytes=20_000, max_queue=64, timeout=20.0, read_timeout=2.0,
@@ -330,7 +331,7 @@ JSON = st.recursive(
     max_leaves=6,
 )  # fmt: skip
 FIELDS = ["q", "source", "target", "format", "alternatives", "model", "beam", "nbest", "alpha", "alignment",
-          "api_key", "other"]  # fmt: skip
+          "api_key", "glossary", "other", *REQUEST_FIELDS]  # fmt: skip
 HOSTILE_TEXT = [b'{"q": "Dios", "alpha": NaN}', b'{"q": "Dios", "beam": -Infinity}', b"{" * 50, b"\x00\xff",
                 b'{"q": "' + b"\\ud800" * 10 + b'"}', b'{"q": "Dios", "nbest": 1e400}']  # fmt: skip
 
@@ -343,7 +344,7 @@ def well_formed(path: str, status: int, out) -> bool:
     return isinstance(out, dict) and {"model", "search", "translations", "timing"} <= set(out)
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(
     path=st.sampled_from(["/translate", "/v1/translate"]),
     body=st.one_of(

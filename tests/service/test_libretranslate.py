@@ -262,3 +262,22 @@ def test_cors_star_as_libretranslate_and_preflight(live):
         assert status == 400  # another origin's preflight is refused
         headers = raw(url, "/languages", None, {"Origin": "https://mine.example"}, "GET")[1]
         assert headers["access-control-allow-origin"] == "https://mine.example"
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/detect", {"q": None}), ("/detect", {"q": {"a": 1}}), ("/detect", {"q": 1e308}),
+    ("/detect", {"q": [["nested"]]}), ("/detect", {"q": "x" * 5000}), ("/detect", {"q": [SPANISH] * 500}),
+    ("/detect", {"q": SPANISH, "api_key": ["k"]}), ("/detect", {"q": True}),
+    ("/translate", {"q": SPANISH, "source": ["es"], "target": "en"}),
+    ("/translate", {"q": SPANISH, "source": "es", "target": None, "format": 5}),
+    ("/translate", {"q": SPANISH, "source": "es", "target": "en", "glossary": {"Dios": 5}}),
+    ("/translate", {"q": SPANISH, "source": "es", "target": "en", "glossary": "not json"}),
+    ("/translate_file", {"source": "es", "target": "en"}),
+])  # fmt: skip
+def test_hostile_detect_translate_and_file_fields_are_4xx_and_harm_no_later_request(live, path, body):
+    status, _, out = call(live.url, path, body)
+    assert 400 <= status < 500 and isinstance(out, dict) and set(out) == {"error"}, (status, out)
+    status, _, out = call(live.url, "/detect", {"q": SPANISH})
+    assert status == 200 and out[0]["language"] == "es"
+    status, _, out = call(live.url, "/translate", {"q": SPANISH, "source": "es", "target": "en"})
+    assert status == 200 and out["translatedText"] == offline(live, SPANISH)
