@@ -389,7 +389,9 @@ def main(argv=None) -> int:
     flops = transformer_flops_per_target_token(model_cfg, args.vocab, args.src_len, args.tgt_len)
     rows_per_step = max(args.batch_tokens // args.tgt_len, 1) * args.tgt_len
     shapes = linear_shapes(model_cfg, args.vocab)
-    peaks = {prec: matmul_peak(shapes, prec, rows=rows_per_step, device=args.device) for prec in precisions}
+    # each product timed for at least 50 ms: a peak timed in a moment of contention reads low
+    peaks = {prec: matmul_peak(shapes, prec, rows=rows_per_step, device=args.device, min_s=0.05)
+             for prec in precisions}
     for prec, peak in peaks.items():
         print(f"matmul peak {prec}: {peak.describe()}", file=sys.stderr)
     rows = []

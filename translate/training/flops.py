@@ -80,7 +80,7 @@ class Peak:
 
 
 def matmul_peak(shapes: Mapping[tuple[int, int], int], precision: str, rows: int = 3000, repeats: int = 3,
-                device: str | torch.device = "cpu", min_s: float = 0.05) -> Peak:  # fmt: skip
+                device: str | torch.device = "cpu", min_s: float = 0.02) -> Peak:  # fmt: skip
     """Time (rows, in) @ (in, out), (rows, out) @ (out, in) and (out, rows) @ (rows, in) for each shape in
     `precision`: the best of at least `repeats` calls (and of as many as fit in `min_s`) after a warm-up, so a
     call slowed by another process does not count. The mix weights each product by its count in `shapes`."""
