@@ -4,15 +4,19 @@ term success rate and BLEU with the glossary against without. The glossary is us
 reference: per sentence, the terms whose source side the source holds and whose target side the reference
 holds are enforced and scored (a term the reference translates otherwise would cost BLEU for no reason).
 
-    .venv/bin/python scripts/measure_search.py --checkpoint runs/<run>/checkpoints/best.pt
-        # -> reports/measure_search.{json,md}: every setting of --settings on test, dev and everyday
+    .venv/bin/python scripts/measure_search.py --checkpoint runs/<run>/checkpoints/best.pt --sets dev everyday
+        # -> reports/measure_search.{json,md}: the repetition grid (SETTINGS) on dev and everyday, and the
+        #    setting the rule (choose) picks from dev; reports/measure_search_hypotheses.json: every output
+    .venv/bin/python scripts/measure_search.py --checkpoint ... --settings off default --sets test everyday
+        # no repetition control against the defaults (SearchConfig()) on the test verses
     .venv/bin/python scripts/measure_search.py --checkpoint ... --glossary reports/glossary.tsv --sets test
         # adds a glossary row: term success, BLEU, decode time (see scripts/build_glossary.py)
 
-A setting is a comma-separated list of SearchConfig overrides ("no_repeat_ngram_size=3,repeat_guard=3");
-"default" is SearchConfig() itself. Repeating outputs: translate.metrics.terms.repetition_rate (a word or a
-pair of words 3+ times in a row, or a character 4+ times). Times are one run each, on whatever else the
-machine runs (stated in the report with the CPU).
+A setting is a comma-separated list of SearchConfig overrides ("no_repeat_ngram_size=3,repeat_guard=3") of the
+defaults; "default" is SearchConfig() itself, "off" the defaults with every repetition control off (and
+"off,beam_size=1" that with one change). Repeating outputs: translate.metrics.terms.repetition_rate (a word or
+a pair of words 3+ times in a row, or a character 4+ times). Times are one run each, on whatever else the
+machine runs (stated in the report with the CPU): compare them within one run only.
 """
 
 from __future__ import annotations
@@ -36,29 +40,30 @@ from translate.machine import describe_cpu  # noqa: E402
 from translate.metrics.bleu import corpus_scores  # noqa: E402
 from translate.metrics.terms import has_word, repetition_rate, term_success  # noqa: E402
 from translate.search import SearchConfig  # noqa: E402
+from translate.search.config import REPETITION_OFF  # noqa: E402
 from translate.search.glossary import Glossary, read_glossary  # noqa: E402
 
 EVERYDAY = ROOT / "data" / "everyday" / "es_en.tsv"
+OFF = REPETITION_OFF  # the setting "off"
+# The repetition grid (no_repeat_ngram_size 0/3/4 x repetition_penalty 1.0/1.1/1.2 x repeat_guard off/3), the
+# single controls first, so an interrupted run (the report is rewritten after each setting) has them.
 SETTINGS = (
-    "default",
-    "strategy=greedy",
-    "repeat_guard=3",
-    "repeat_guard=4",
-    "no_repeat_ngram_size=3",
-    "no_repeat_ngram_size=4",
-    "repetition_penalty=1.1",
+    "off", "repeat_guard=3", "no_repeat_ngram_size=4", "no_repeat_ngram_size=3", "repetition_penalty=1.1",
     "repetition_penalty=1.2",
-    "no_repeat_ngram_size=4,repeat_guard=3",
-)
+    *(",".join(f"{k}={v}" for k, v in zip(OFF, (n, p, g)) if v != OFF[k])
+      for n in (0, 3, 4) for p in (1.0, 1.1, 1.2) for g in (0, 3)
+      if sum((n != 0, p != 1.0, g != 0)) >= 2),
+)  # fmt: skip
+BLEU_MARGIN = 0.2  # choose(): settings within this much dev BLEU of the best are candidates
 
 
 def parse_setting(text: str, base: SearchConfig) -> SearchConfig:
-    """"a=1,b=x" -> base with those fields (typed by SearchConfig's field types)."""
-    if text == "default":
-        return base
+    """"a=1,b=x" -> base with those fields (typed by SearchConfig's field types); "default" is base itself,
+    "off" base with every repetition control off, "off,a=1" that with a=1."""
+    parts = [p for p in text.split(",") if p not in ("default", "off")]
     kinds = {f.name: type(getattr(base, f.name)) for f in fields(SearchConfig)}
-    changes = {}
-    for part in text.split(","):
+    changes = dict(OFF) if "off" in text.split(",") else {}
+    for part in parts:
         name, _, value = part.partition("=")
         if name not in kinds or not value:
             raise SystemExit(f"--settings {text!r}: {name!r} is not a SearchConfig field=value")
@@ -67,6 +72,20 @@ def parse_setting(text: str, base: SearchConfig) -> SearchConfig:
         return replace(base, **changes)
     except ValueError as e:
         raise SystemExit(f"--settings {text!r}: {e}") from None
+
+
+def choose(rows: list[dict], on: str = "dev", margin: float = BLEU_MARGIN) -> dict | None:
+    """The rule the defaults are chosen by: of the settings whose BLEU on `on` is within `margin` of the best
+    there, the one with the fewest repeating outputs; a tie goes to the higher BLEU, then to the faster."""
+    scored = [r for r in rows if on in r["sets"]]
+    if not scored:
+        return None
+    best = max(r["sets"][on]["bleu"] for r in scored)
+    near = [r for r in scored if r["sets"][on]["bleu"] >= best - margin]
+    pick = min(near, key=lambda r: (r["sets"][on]["repeating"], -r["sets"][on]["bleu"],
+                                    r["sets"][on]["seconds"]))  # fmt: skip
+    return {"setting": pick["setting"], "set": on, "margin": margin, "best_bleu": best,
+            "candidates": [r["setting"] for r in near]}  # fmt: skip
 
 
 def everyday(tokenizer) -> dict:
@@ -112,7 +131,7 @@ def measure(engine, data: dict, search: SearchConfig, glossary=None, enforce: bo
     texts = [engine.tokenizer.decode(h[0].tokens, "tgt") for h in hyps]
     scores = corpus_scores(texts, data["tgt"])
     row = {"bleu": scores["bleu"], "chrf": scores["chrf"], "repeating": repetition_rate(texts),
-           "seconds": seconds, "sentences": len(texts)}  # fmt: skip
+           "seconds": seconds, "sentences": len(texts), "hypotheses": texts}  # fmt: skip
     if glossary:
         hits, total = term_success(glossary.terms, data["src"], texts, data["tgt"])
         row.update(terms_produced=hits, term_occurrences=total, term_success=hits / total if total else None)
@@ -132,6 +151,12 @@ def markdown(report: dict) -> str:
             rep = 100 * m["repeating"]
             cells.append(f"{m['bleu']:.2f} | {m['chrf']:.2f} | {rep:.1f}% | {m['seconds']:.1f}")
         lines.append(f"| {r['setting']} | " + " | ".join(cells) + " |")
+    if report.get("choice"):
+        c = report["choice"]
+        lines += ["", f"Chosen by the rule (the fewest repeating {c['set']} outputs of the settings within "
+                  f"{c['margin']} {c['set']} BLEU of the best, {c['best_bleu']:.2f}; ties: higher BLEU, then "
+                  f"faster): `{c['setting']}`; candidates: "
+                  + ", ".join(f"`{s}`" for s in c["candidates"]) + "."]
     if report.get("glossary"):
         g = report["glossary"]
         lines += ["", f"Glossary `{g['path']}` ({g['terms']} terms) on {g['set']}:", "",
@@ -168,27 +193,39 @@ def main(argv=None) -> int:
     report = {"checkpoint": args.checkpoint, "cpu": describe_cpu(), "threads": args.threads,
               "sets": list(sets), "sizes": {k: len(v["src"]) for k, v in sets.items()},
               "rows": []}  # fmt: skip
+    out = Path(args.out)
+    hyps_out = out.with_name(out.stem + "_hypotheses.json")
+    hypotheses: dict[str, dict[str, list[str]]] = {}
     for text in args.settings:
         search = parse_setting(text, base)
         row = {"setting": text, "search": asdict(search), "sets": {}}
+        hypotheses[text] = {}
         for name, data in sets.items():
-            row["sets"][name] = measure(engine, data, search)
-            m = row["sets"][name]
+            row["sets"][name] = m = measure(engine, data, search)
+            hypotheses[text][name] = m.pop("hypotheses")
             print(f"{text:40s} {name:9s} BLEU {m['bleu']:6.2f} repeating {100 * m['repeating']:5.1f}% "
                   f"{m['seconds']:7.1f} s", flush=True)  # fmt: skip
         report["rows"].append(row)
+        report["choice"] = choose(report["rows"])
+        write_report(out, report, hypotheses)  # after every setting: an interrupted run keeps its rows
     if args.glossary:
         glossary = read_glossary(args.glossary)
         name = next(iter(sets))
         without = measure(engine, sets[name], base, glossary, enforce=False)
         report["glossary"] = {"path": args.glossary, "terms": len(glossary), "set": name, "without": without,
                               "with": measure(engine, sets[name], base, glossary)}  # fmt: skip
+        for m in (report["glossary"]["without"], report["glossary"]["with"]):
+            m.pop("hypotheses")
         print(markdown(report).split("Glossary", 1)[1], flush=True)
-    out = Path(args.out)
+    write_report(out, report, hypotheses)
+    print(f"wrote {out}, {out.with_suffix('.md')} and {hyps_out}")
+    return 0
+
+
+def write_report(out: Path, report: dict, hypotheses: dict) -> None:
     write_json(out, report)
     write_text(out.with_suffix(".md"), markdown(report))
-    print(f"wrote {out} and {out.with_suffix('.md')}")
-    return 0
+    write_json(out.with_name(out.stem + "_hypotheses.json"), hypotheses)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from translate.data.vocab import BOS_ID, EOS_ID
 from translate.search import SearchConfig, SearchError, beam_search, greedy_search, length_penalty
 from translate.search.beam import best_possible, can_stop, force_eos_at_limit, update_finished
+from translate.search.config import REPETITION_OFF
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,8 +69,9 @@ LIMIT = 6
 
 
 def to_limit(**changes) -> SearchConfig:
-    """Search settings with the length limit LIMIT whatever the source length."""
-    return SearchConfig(max_len_a=0.0, max_len_b=LIMIT, **changes)
+    """Plain search settings (no repetition control: the script's best, 4 4 4 4 4, is a run the default
+    repeat_guard would end) with the length limit LIMIT whatever the source length."""
+    return SearchConfig(max_len_a=0.0, max_len_b=LIMIT, **REPETITION_OFF, **changes)
 
 
 @pytest.mark.parametrize("beam_size", [1, 2, 3, 8])
@@ -139,8 +141,10 @@ def test_nan_logits_are_a_clear_error():
     src = torch.tensor([[4, EOS_ID], [5, EOS_ID], [4, EOS_ID]])
     with pytest.raises(SearchError, match="sentence 1: no hypothesis with a finite score"):
         beam_search(Broken(), src, SearchConfig(beam_size=2, max_len_a=0.0, max_len_b=3))
-    hyps = beam_search(Broken(), src[::2], SearchConfig(beam_size=2, max_len_b=3))
+    hyps = beam_search(Broken(), src[::2], SearchConfig(beam_size=2, max_len_b=3, **REPETITION_OFF))
     assert [h[0].tokens for h in hyps] == [[4] * 5] * 2
+    guarded = beam_search(Broken(), src[::2], SearchConfig(beam_size=2, max_len_b=3))  # repeat_guard 3
+    assert [h[0].tokens for h in guarded] == [[]] * 2  # 4 4 4 can only end, and scores below the empty one
 
 
 def test_the_length_penalty_cannot_overflow():

@@ -1,12 +1,15 @@
 """Repetition controls: no_repeat_ngram_size, repetition_penalty (CTranslate2's meanings) and repeat_guard, as
 functions on logits and inside every strategy."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from tests.search.test_search import SRC, ToySeq2Seq
 from translate.data.vocab import EOS_ID
 from translate.search import SearchConfig, beam_search, greedy_search, sample
+from translate.search.config import REPETITION_OFF
 from translate.search.repetition import block_ngrams, control_repetition, end_repeats, repeated_tail
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -67,9 +70,10 @@ def test_every_strategy_obeys_the_controls(strategy):
     """A toy model that loops (a long limit) repeats without the controls and never with them."""
     model = ToySeq2Seq(sharpness=3.0, seed=5)
     base = dict(strategy=strategy, nbest=1, beam_size=3, max_len_a=0.0, max_len_b=30, seed=1)
+    base.update(REPETITION_OFF)  # "free" is plain search
 
     def run(**kw):
-        search = SearchConfig(**base, **kw)
+        search = SearchConfig(**{**base, **kw})
         if strategy == "beam":
             return [h[0].tokens for h in beam_search(model, SRC, search)]
         return (greedy_search if strategy == "greedy" else sample)(model, SRC, search)
@@ -85,9 +89,23 @@ def test_every_strategy_obeys_the_controls(strategy):
 
 def test_repetition_penalty_changes_choices_towards_unseen_tokens():
     model = ToySeq2Seq(sharpness=3.0, seed=5)
-    base = dict(strategy="greedy", nbest=1, max_len_a=0.0, max_len_b=30)
+    base = dict(strategy="greedy", nbest=1, max_len_a=0.0, max_len_b=30, **REPETITION_OFF)
     free = greedy_search(model, SRC, SearchConfig(**base))
-    penalized = greedy_search(model, SRC, SearchConfig(**base, repetition_penalty=5.0))
+    penalized = greedy_search(model, SRC, SearchConfig(**{**base, "repetition_penalty": 5.0}))
     distinct = lambda outs: sum(len(set(t)) / max(len(t), 1) for t in outs)  # noqa: E731
     assert penalized != free
     assert distinct(penalized) > distinct(free)
+
+
+def test_the_defaults_end_a_loop_at_three_copies():
+    """SearchConfig()'s repeat_guard (3, chosen on the default model's dev set) is on in every strategy: the
+    looping toy model's outputs stop at their third copy, and differ from plain search."""
+    model = ToySeq2Seq(sharpness=3.0, seed=5)
+    limits = dict(max_len_a=0.0, max_len_b=30)
+    assert SearchConfig().repeat_guard == 3 and SearchConfig().repetition
+    for strategy, nbest in (("greedy", 1), ("beam", 1)):
+        search = SearchConfig(strategy=strategy, nbest=nbest, beam_size=3, **limits)
+        plain = dataclasses.replace(search, **REPETITION_OFF)
+        out, free = ([h[0].tokens for h in beam_search(model, SRC, s)] if strategy == "beam"
+                     else greedy_search(model, SRC, s) for s in (search, plain))  # fmt: skip
+        assert out != free and not any(has_run(t[:-1], 3) for t in out)

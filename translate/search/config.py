@@ -26,6 +26,9 @@ TOPK_MAX = 1_000_000  # sampling_topk: at least any vocabulary
 TEMPERATURE_MAX = 100.0
 PENALTY_MAX = 100.0
 SEED_MAX = 2**63 - 1
+# Every repetition control switched off (plain search: what a reference such as an exhaustive enumeration,
+# transformers' generate() or CTranslate2's beam search computes): SearchConfig(**REPETITION_OFF, ...).
+REPETITION_OFF = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "repeat_guard": 0}
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class SearchConfig:
     no_repeat_ngram_size n > 0 forbids any n-gram of the target twice; repetition_penalty p > 1 divides the
     positive logits (multiplies the negative ones) of every token generated so far. repeat_guard R > 0 (ours)
     ends a hypothesis (forces EOS) once it holds R copies in a row of one token or of one n-gram of up to
-    GUARD_NGRAM tokens.
+    GUARD_NGRAM tokens. The defaults (repeat_guard 3, the other two off) are the setting chosen on the default
+    model's dev set by scripts/measure_search.py's rule (translate/search/README.md#repetition-controls).
     """
 
     strategy: str = "beam"  # beam | greedy | sample
@@ -56,7 +60,7 @@ class SearchConfig:
     seed: int = 0  # sample: a sentence's draws depend on this seed and its source only (reproducible)
     no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size; 0 = off
     repetition_penalty: float = 1.0  # > 1 penalises tokens already generated; 1 = off
-    repeat_guard: int = 0  # end a hypothesis at this many copies in a row of a token or n-gram; 0 = off
+    repeat_guard: int = 3  # end a hypothesis at this many copies in a row of a token or n-gram; 0 = off
 
     def __post_init__(self) -> None:
         """Errors start with the field's name, so each entry point can name its own option. Every field is
