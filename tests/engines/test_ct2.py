@@ -35,6 +35,7 @@ from translate.engines.ct2_export import ExportError, export_ct2, transformer_sp
 from translate.models.build import build_model
 from translate.models.checkpoint import load_checkpoint, save_checkpoint
 from translate.search import Hypothesis, SearchConfig, length_penalty, pad_sources, translate_ids
+from translate.search.config import REPETITION_OFF
 from translate.search.stepper import bos, mask_specials
 
 ct2 = pytest.importorskip("ctranslate2")
@@ -249,7 +250,8 @@ def test_trained_model_beam4_nbest_lists(copy_checkpoint, tmp_path, alpha, nbest
     exported = export_ct2(copy_checkpoint, tmp_path / "ct2", "float32")
     theirs = load_engine("ct2", exported, ct2_stopping="exact")
     rows = copy_rows(24, seed=1000)
-    beam = SearchConfig(beam_size=4, nbest=nbest, alpha=alpha, max_len_a=2.0, max_len_b=6)
+    beam = SearchConfig(beam_size=4, nbest=nbest, alpha=alpha, max_len_a=2.0, max_len_b=6,
+                          **REPETITION_OFF)  # CTranslate2 has no repeat_guard in beam search
     mine, found = translate_ids(ours.model, rows, beam), theirs.translate_ids(rows, beam)
     compared = 0
     for row, a, b in zip(rows, mine, found):

@@ -21,6 +21,7 @@ from translate.importer import main as import_main
 from translate.models.checkpoint import load_model
 from translate.models.marian import MarianImportError, id_map, import_marian, marian_to_ours, read_json
 from translate.search import SearchConfig
+from translate.search.config import REPETITION_OFF
 from translate.search.dataset import translate_ids
 from translate.search.stepper import mask_specials
 
@@ -119,7 +120,8 @@ def test_greedy_and_beam_equal_generate_on_50_sentences(marian):
     src_ids = [tokenizer.encode(s, "src") for s in sources]
     assert [ours_of(tok(s)["input_ids"][:-1], to_ours) for s in sources] == src_ids
 
-    greedy = SearchConfig(beam_size=1, max_len_a=0, max_len_b=LIMIT)
+    # generate() has no repetition control (the random model repeats "▁"): ours runs without them too
+    greedy = SearchConfig(beam_size=1, max_len_a=0, max_len_b=LIMIT, **REPETITION_OFF)
     theirs, _ = generate(hf, tok, sources, beam=1)
     ours = [h[0].tokens for h in translate_ids(model, src_ids, greedy)]
     assert ours == [ours_of(t, to_ours) for t in theirs]
@@ -129,8 +131,8 @@ def test_greedy_and_beam_equal_generate_on_50_sentences(marian):
     beam = 4
     theirs, scores = generate(hf, tok, sources, beam=beam, returns=beam)
     ours = translate_ids(model, src_ids, SearchConfig(beam_size=beam, nbest=beam, alpha=0.0, max_len_a=0,
-                                                      max_len_b=LIMIT))  # fmt: skip
-    one = SearchConfig(beam_size=beam, alpha=0.0, max_len_a=0, max_len_b=LIMIT)
+                                                      max_len_b=LIMIT, **REPETITION_OFF))  # fmt: skip
+    one = SearchConfig(beam_size=beam, alpha=0.0, max_len_a=0, max_len_b=LIMIT, **REPETITION_OFF)
     best = translate_ids(model, src_ids, one)
     ended_early = 0
     for i, hyps in enumerate(ours):
