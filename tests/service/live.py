@@ -24,10 +24,11 @@ import torch
 
 from translate.data.vocab import EOS_ID
 from translate.search import SearchConfig
+from translate.search.config import REPETITION_OFF
 from translate.service import Languages, ServerConfig, Translator
 
 TINY_SEARCH = SearchConfig(beam_size=3, max_len_a=0.0, max_len_b=6)
-SLOW_SEARCH = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=400)
+SLOW_SEARCH = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=400, **REPETITION_OFF)  # loops to its limit
 
 
 class Endless:

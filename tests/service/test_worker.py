@@ -8,6 +8,7 @@ import torch
 from tests.service.live import Endless
 from translate.models.transformer import Transformer
 from translate.search import SearchConfig, translate_ids
+from translate.search.config import REPETITION_OFF
 from translate.service import ServerConfig
 from translate.service.worker import DeadlineExceeded, DecodingFailed, QueueFull, RequestRejected, Worker
 
@@ -49,7 +50,7 @@ def test_every_scheduler_answers_each_job_with_the_offline_translations(model, s
 
 
 def test_deadline_cancel_and_queue_limit(model):
-    slow = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=3000)
+    slow = SearchConfig(beam_size=1, max_len_a=0.0, max_len_b=3000, **REPETITION_OFF)  # loops to its limit
     worker = Worker(Endless(model), ServerConfig(max_queue=4, timeout=0.3)).start()
     try:
         late = worker.submit(units(1, 0), slow, timeout=0.3)
@@ -116,8 +117,8 @@ def test_a_poisoned_request_fails_alone_and_the_batch_beside_it_goes_on(model, k
     the running batch) fails with DecodingFailed; the requests running beside it get exactly the answers they
     get alone, and the worker goes on."""
     endless = Endless(model)  # every sentence runs to its limit: the good ones are still running
-    long = SearchConfig(beam_size=2, nbest=2, max_len_a=0.0, max_len_b=30)
-    other = SearchConfig(beam_size=2, nbest=2, alpha=1.5, max_len_a=0.0, max_len_b=20)  # same shape
+    long = SearchConfig(beam_size=2, nbest=2, max_len_a=0.0, max_len_b=30, **REPETITION_OFF)  # to the limit
+    other = SearchConfig(beam_size=2, nbest=2, alpha=1.5, max_len_a=0.0, max_len_b=20, **REPETITION_OFF)
     worker = Worker(endless, ServerConfig(kv_cache=kv, block_size=4)).start()
     try:
         good = [worker.submit(units(2, seed), long if seed % 2 else other, timeout=30) for seed in range(6)]
