@@ -45,15 +45,14 @@ from translate.search.glossary import Glossary, read_glossary  # noqa: E402
 
 EVERYDAY = ROOT / "data" / "everyday" / "es_en.tsv"
 OFF = REPETITION_OFF  # the setting "off"
-# The repetition grid (no_repeat_ngram_size 0/3/4 x repetition_penalty 1.0/1.1/1.2 x repeat_guard off/3), the
-# single controls first, so an interrupted run (the report is rewritten after each setting) has them.
-SETTINGS = (
-    "off", "repeat_guard=3", "no_repeat_ngram_size=4", "no_repeat_ngram_size=3", "repetition_penalty=1.1",
-    "repetition_penalty=1.2",
-    *(",".join(f"{k}={v}" for k, v in zip(OFF, (n, p, g)) if v != OFF[k])
-      for n in (0, 3, 4) for p in (1.0, 1.1, 1.2) for g in (0, 3)
-      if sum((n != 0, p != 1.0, g != 0)) >= 2),
-)  # fmt: skip
+# The repetition grid: no_repeat_ngram_size 0/3/4 x repetition_penalty 1.0/1.1/1.2 x repeat_guard off/3, each
+# setting from "off" (so it names every control it turns on), the single controls first: an interrupted run
+# (the report is rewritten after each setting) has them.
+GRID = [(n, p, g) for n in (0, 3, 4) for p in (1.0, 1.1, 1.2) for g in (0, 3)]
+SETTINGS = tuple(
+    ",".join(["off", *(f"{k}={v}" for k, v in zip(OFF, c) if v != OFF[k])])
+    for c in sorted(GRID, key=lambda c: (c[0] != 0) + (c[1] != 1.0) + (c[2] != 0))
+)
 BLEU_MARGIN = 0.2  # choose(): settings within this much dev BLEU of the best are candidates
 
 
