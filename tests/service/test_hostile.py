@@ -357,9 +357,12 @@ def test_slow_and_idle_connections_are_closed_and_bounded(served_ckpt):
     try:
         partial = b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
         no_body = b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{"
-        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
-        socks[0].sendall(partial)
-        socks[1].sendall(no_body)  # socks[2] and socks[3] send nothing at all
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
+        waiting.sendall(no_body)
+        assert call(url, "/health")[0] == 200  # its request has begun (and is within the limit: 2 open)
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        socks[0].sendall(partial)  # socks[1] and socks[2] send nothing at all
+        socks.append(waiting)
         deadline = time.monotonic() + 10
         while (status := call(url, "/health"))[0] != 503:  # the fifth, once the server has accepted all four
             assert status[0] == 200 and time.monotonic() < deadline, status
@@ -382,14 +385,14 @@ def test_slow_and_idle_connections_are_closed_and_bounded(served_ckpt):
 
 
 def test_bytes_that_are_not_http_get_a_json_400(served_ckpt):
-    """What h11 cannot parse (a broken request line, a header over 16 KB) is a JSON 400 like every other
-    refusal (uvicorn's own is plain text), and the server answers the next request."""
+    """What h11 cannot parse (a broken request line, 16 KB of headers without their end, two Content-Lengths)
+    is a JSON 400 like every other refusal (uvicorn's own is plain text); the server answers the next one."""
     tr = Translator.load(served_ckpt)
     server, url = serve(build(tr, tr.model), CONFIG)
     port = url.rsplit(":", 1)[1]
     try:
         for data in (b"\x00\x01 nonsense\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
-                     + b"a" * 20_000 + b"\r\n\r\n", b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     + b"a" * 20_000, b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      b"Content-Length: 5\r\nContent-Length: 7\r\n\r\n{}"):  # fmt: skip
             status, _, out = raw_request(port, data)
             assert status == 400 and "not a valid HTTP/1.1 request" in out["error"], out

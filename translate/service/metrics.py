@@ -51,8 +51,8 @@ def prometheus_text(served: dict, counters: Counters) -> str:
     lines += ["# HELP translate_client_disconnects_total Requests whose client left before the answer.",
               "# TYPE translate_client_disconnects_total counter",
               f"translate_client_disconnects_total {counters.disconnects}",
-              "# HELP translate_abandoned_work_total Requests whose alignment work stopped early (client gone "
-              "or deadline passed), counted once its thread ended.",
+              "# HELP translate_abandoned_work_total Requests whose alignment work stopped early (client "
+              "gone or deadline passed), counted once its thread ended.",
               "# TYPE translate_abandoned_work_total counter",
               f"translate_abandoned_work_total {counters.abandoned_work}"]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -274,8 +274,8 @@ def request_glossary(fields: dict) -> Glossary | None:
         try:
             value = parse_json(value)
         except ApiError as e:
-            raise ApiError(400, 'glossary must be an object {"source": "target"} (JSON): '
-                                + e.message.replace("request body is not valid JSON", "not valid JSON")) from None
+            why = e.message.replace("request body is not valid JSON", "not valid JSON")
+            raise ApiError(400, f'glossary must be an object {{"source": "target"}} (JSON): {why}') from None
     try:
         return glossary_from_value(value)
     except GlossaryError as e:
