@@ -139,8 +139,8 @@ def test_attention_mask_none_when_nothing_masked_and_bad_inputs_rejected():
 
 def test_gradcheck_biased_form_with_padding_causal_window():
     q, k, v = _qkv(b=2, h=2, t=3, s=5, d=4, grad=True)
-    mask = torch.tensor([[False, False, False, True, True], [False, True, True, True, True]])
-    for causal, window in [(False, None), (True, None), (True, 1)]:
+    mask = torch.tensor([[False, False, False, True, True], [False, False, False, False, True]])
+    for causal, window in [(False, None), (True, None), (True, 2)]:  # every query row sees a key
         bias = attention_bias(attention_mask(3, 5, mask, causal, window), torch.float64)
         expected = scaled_dot_product_math(q, k, v, mask, causal, window)[0]
         torch.testing.assert_close(scaled_dot_product_biased(q, k, v, bias), expected)
