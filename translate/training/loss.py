@@ -13,8 +13,9 @@ Why a hand-written backward: the (B*T, V) tensors are the largest of a step (3,0
 default batch). Autograd's backward through log-softmax, gather and mean materialises four of them (the mean's
 and the gather's gradients, their sum, log-softmax's) plus the cast back to bf16; the gradient is simply
 softmax - smoothed target, so `label_smoothed_loss` writes it straight from the saved log-probabilities
-(exp, minus the gold share, times the incoming gradient, in place, then one cast to the logits' dtype). `label_smoothed_loss_reference` is
-the same loss through autograd; the tests compare the two, values and gradients.
+(exp, minus the gold share, times the incoming gradient, in place, then one cast to the logits' dtype).
+`label_smoothed_loss_reference` is the same loss through autograd; the tests compare the two, values and
+gradients.
 
 Legend: N = B*T target positions, V target vocabulary.
 """
