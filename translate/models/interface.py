@@ -131,7 +131,7 @@ class Seq2Seq(nn.Module, abc.ABC):
         return (0, 0)
 
     def flops_per_target_token(self, src_len: float, tgt_len: float) -> float | None:
-        """Forward + backward FLOPs per target token of a src_len / tgt_len sentence pair (2 per multiply-add);
+        """Forward + backward FLOPs per target token of a src_len / tgt_len pair (2 per multiply-add);
         None: this model does not count them (training then logs no utilisation)."""
         return None
 

@@ -68,7 +68,7 @@ class Run:
     ckpts: CheckpointManager
     logger: RunLogger
     state: TrainState
-    flops_per_token: float = 0.0  # forward + backward FLOPs per target token (the model counts them); 0: not counted
+    flops_per_token: float = 0.0  # forward + backward FLOPs per target token (the model's count); 0: none
     peak: Peak | None = None  # the matmul peak measured at the model's shapes (CPU Transformer runs)
     backend_verdict: dict | None = None  # the measured attention backend, saved for inference (backend.py)
 
