@@ -118,4 +118,3 @@ def test_a_model_without_a_declared_count_gets_no_utilisation_and_the_reason():
         assert why.startswith(f"not counted: {type(model).__name__} declares no flops_per_target_token")
     transformer = build_model(model_config(d_model=16, ffn_dim=32, num_heads=2), 20, 20, True)
     assert utilisation_basis(transformer, None, trainer, torch.device("cuda")) == (0.0, None, "")
-
