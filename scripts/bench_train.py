@@ -22,8 +22,9 @@ side: each measurement's subprocess gets that allocator's environment, and with 
 reversed every other round. Each row says which allocator the subprocess really ran on
 (translate/allocator.py: describe), its minor page faults and system time per timed step, and its peak RSS.
 
-Utilisation: the Transformer's FLOPs per target token, counted from its config (translate/training/flops.py),
-times tokens/s, against the matmul peak measured in this run at the model's shapes in each precision.
+Utilisation: the Transformer's FLOPs per target token, as the model counts them
+(Transformer.flops_per_target_token), times tokens/s, against the matmul peak measured in this run at the
+model's shapes (Transformer.linear_shapes) in each precision.
 
 Writes JSON (--json) and prints markdown tables.
 """
@@ -54,11 +55,7 @@ from torch import nn  # noqa: E402
 from translate.data.vocab import BOS_ID, PAD_ID  # noqa: E402
 from translate.files import write_text  # noqa: E402
 from translate.machine import ISA_LIMITS  # noqa: E402
-from translate.training.flops import (  # noqa: E402
-    linear_shapes,
-    matmul_peak,
-    transformer_flops_per_target_token,
-)
+from translate.training.flops import matmul_peak  # noqa: E402
 from translate.training.loss import label_smoothed_loss  # noqa: E402
 
 REFERENCE = "nn_transformer"
@@ -137,18 +134,6 @@ def build(name: str, vocab: int) -> nn.Module:
         return TorchTransformer(vocab, cfg.d_model, cfg.num_heads, cfg.encoder_layers, cfg.decoder_layers,
                                 cfg.ffn_dim, cfg.dropout)  # fmt: skip
     return build_model(cfg, vocab, vocab, True)
-
-
-def transformer_config() -> dict:
-    """conf/model/transformer.yaml composed as training does: what the FLOPs are counted from."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from translate.training.config import register_with_hydra
-
-    register_with_hydra()  # conf/train.yaml's schema
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose("train", overrides=["model=transformer"]).model, resolve=True)
 
 
 def measure(name: str, precision: str, args) -> dict:
@@ -405,10 +390,10 @@ def main(argv=None) -> int:
         p.error(f"--allocators: unknown {', '.join(unknown)} (choose from {', '.join(ALLOCATORS)})")
     print(f"allocator (this process): {allocator.describe()}", file=sys.stderr)
     models, precisions = args.models.split(","), args.precisions.split(",")
-    model_cfg = transformer_config()
-    flops = transformer_flops_per_target_token(model_cfg, args.vocab, args.src_len, args.tgt_len)
+    counting = build("transformer", args.vocab)  # conf/model/transformer.yaml, as training builds it
+    flops = counting.flops_per_target_token(args.src_len, args.tgt_len)  # the model counts its own FLOPs
     rows_per_step = max(args.batch_tokens // args.tgt_len, 1) * args.tgt_len
-    shapes = linear_shapes(model_cfg, args.vocab)
+    shapes = counting.linear_shapes()
     # each product timed for at least 50 ms: a peak timed in a moment of contention reads low
     peaks = {prec: matmul_peak(shapes, prec, rows=rows_per_step, device=args.device, min_s=0.05)
              for prec in precisions}

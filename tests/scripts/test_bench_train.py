@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from translate import allocator
-from translate.training.flops import transformer_flops_per_target_token
+from translate.models.build import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,9 +32,9 @@ def test_allocators_side_by_side_with_the_share_of_the_measured_peak(tmp_path):
         assert rows["mimalloc"]["allocator"] == "mimalloc (purge delay off)"
     tc = rows["tcmalloc"]
     assert "error" in tc or tc["allocator"].startswith("system")  # preloaded by hand, not by translate
-    # utilisation: the FLOPs are the config's count at these lengths, the share is rate x FLOPs / peak
+    # utilisation: the FLOPs are the model's own count at these lengths, the share is rate x FLOPs / peak
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/transformer.yaml"))
-    assert report["flops_per_target_token"] == transformer_flops_per_target_token(cfg, 64, 6, 4)
+    assert report["flops_per_target_token"] == build_model(cfg, 64, 64, True).flops_per_target_token(6, 4)
     peak = report["matmul_peaks"]["fp32"]["gflops"]
     assert peak > 0 and report["matmul_peaks"]["fp32"]["rows"] == 24
     for alloc in ("system", "mimalloc"):
