@@ -14,15 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from translate.models.checkpoint import (  # noqa: E402
+from translate.models.checkpoint import (
     CheckpointError,
     CheckpointManager,
     load_checkpoint,
     save_checkpoint,
 )
-from translate.training.config import TrainerConfig  # noqa: E402
+from translate.training.config import TrainerConfig
 
 KEEP_LAST = TrainerConfig.keep_last  # the step files a run keeps (trainer.keep_last)
 

@@ -403,8 +403,7 @@ def engines_markdown(report: dict) -> str:
 
 def bench_marian_engines(args, p) -> int:
     """--marian: ours fp32 and int8, generate(), CTranslate2 float32 and int8 on one Marian model."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from bench_marian import build_opus_sized
+    from bench_marian import build_opus_sized  # beside this script: scripts/ is sys.path[0] when it runs
 
     from translate.importer import main as import_main
 

@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from translate.files import write_json, write_text
 
-from translate.files import write_json, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LANGS = ["en", "es", "fr", "it", "pt"]
 

@@ -22,8 +22,9 @@ side: each measurement's subprocess gets that allocator's environment, and with 
 reversed every other round. Each row says which allocator the subprocess really ran on
 (translate/allocator.py: describe), its minor page faults and system time per timed step, and its peak RSS.
 
-Utilisation: the Transformer's FLOPs per target token, counted from its config (translate/training/flops.py),
-times tokens/s, against the matmul peak measured in this run at the model's shapes in each precision.
+Utilisation: the Transformer's FLOPs per target token, as the model counts them
+(Transformer.flops_per_target_token), times tokens/s, against the matmul peak measured in this run at the
+model's shapes (Transformer.linear_shapes) in each precision.
 
 Writes JSON (--json) and prints markdown tables.
 """
@@ -54,11 +55,7 @@ from torch import nn  # noqa: E402
 from translate.data.vocab import BOS_ID, PAD_ID  # noqa: E402
 from translate.files import write_text  # noqa: E402
 from translate.machine import ISA_LIMITS  # noqa: E402
-from translate.training.flops import (  # noqa: E402
-    linear_shapes,
-    matmul_peak,
-    transformer_flops_per_target_token,
-)
+from translate.training.flops import matmul_peak  # noqa: E402
 from translate.training.loss import label_smoothed_loss  # noqa: E402
 
 REFERENCE = "nn_transformer"
@@ -137,18 +134,6 @@ def build(name: str, vocab: int) -> nn.Module:
         return TorchTransformer(vocab, cfg.d_model, cfg.num_heads, cfg.encoder_layers, cfg.decoder_layers,
                                 cfg.ffn_dim, cfg.dropout)  # fmt: skip
     return build_model(cfg, vocab, vocab, True)
-
-
-def transformer_config() -> dict:
-    """conf/model/transformer.yaml composed as training does: what the FLOPs are counted from."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from translate.training.config import register_with_hydra
-
-    register_with_hydra()  # conf/train.yaml's schema
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose("train", overrides=["model=transformer"]).model, resolve=True)
 
 
 def measure(name: str, precision: str, args) -> dict:
@@ -335,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--allocators", default="default",
                    help=f"comma-separated, side by side: {', '.join(ALLOCATORS)} (default: this process's)")
-    p.add_argument("--rounds", type=int, default=1, help="repeat everything; odd rounds in reverse order")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat everything; odd rounds run the models and allocators in reverse order")
     p.add_argument("--profile", type=Path, help="a directory: torch.profiler tables of each measurement's "
                    "timed steps, <model>_<precision>_<allocator>.txt (slows what it profiles)")  # fmt: skip
     p.add_argument("--json", type=Path, default=Path("bench_train.json"))
@@ -343,23 +329,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def fused_optimizer(name: str) -> bool:
+    return "fused" in name.split("+")[1:]
+
+
 def against_reference(rows: list[dict]) -> tuple[dict[str, dict], dict[str, dict]]:
-    """-> (per precision our fastest Transformer row (any allocator), per precision its ratio over
-    torch.nn.Transformer on the same allocator)."""
+    """-> (per precision our fastest Transformer row (any allocator, any round), per precision its ratio over
+    the fastest torch.nn.Transformer row on the same allocator with the same optimizer (`+fused` or not), and
+    the same ratio within each round)."""
     ours: dict[str, dict] = {}
-    ref: dict[str, dict] = {}
     for r in rows:
         if family(r["model"]) == "transformer" and "error" not in r:
             best = ours.get(r["precision"])
             if best is None or r["tgt_tokens_per_s"] > best["tgt_tokens_per_s"]:
                 ours[r["precision"]] = r
+
+    def reference_rows(best: dict) -> list[dict]:
+        return [r for r in rows if family(r["model"]) == REFERENCE and "error" not in r
+                and r["precision"] == best["precision"] and r["alloc"] == best["alloc"]
+                and fused_optimizer(r["model"]) == fused_optimizer(best["model"])]  # fmt: skip
+
+    comparison = {}
     for prec, best in ours.items():
-        same = [r for r in rows if r["model"] == REFERENCE and "error" not in r and r["precision"] == prec
-                and r["alloc"] == best["alloc"]]  # fmt: skip
-        if same:
-            ref[prec] = max(same, key=rate)
-    comparison = {prec: {"ours": ours[prec]["model"], "ratio": rate(ours[prec]) / rate(ref[prec])}
-                  for prec in ours if prec in ref}  # fmt: skip
+        same = reference_rows(best)
+        if not same:
+            continue
+        ref = max(same, key=rate)
+        per_round = []
+        for round_ in sorted({r["round"] for r in same}):
+            mine = [r for r in rows if r["model"] == best["model"] and r["precision"] == prec
+                    and r["alloc"] == best["alloc"] and r.get("round") == round_
+                    and "error" not in r]  # fmt: skip
+            theirs = [r for r in same if r["round"] == round_]
+            if mine and theirs:
+                per_round.append(rate(mine[0]) / rate(theirs[0]))
+        comparison[prec] = {"ours": best["model"], "reference": ref["model"], "ratio": rate(best) / rate(ref),
+                            "ratio_per_round": per_round}  # fmt: skip
     return ours, comparison
 
 
@@ -385,10 +390,10 @@ def main(argv=None) -> int:
         p.error(f"--allocators: unknown {', '.join(unknown)} (choose from {', '.join(ALLOCATORS)})")
     print(f"allocator (this process): {allocator.describe()}", file=sys.stderr)
     models, precisions = args.models.split(","), args.precisions.split(",")
-    model_cfg = transformer_config()
-    flops = transformer_flops_per_target_token(model_cfg, args.vocab, args.src_len, args.tgt_len)
+    counting = build("transformer", args.vocab)  # conf/model/transformer.yaml, as training builds it
+    flops = counting.flops_per_target_token(args.src_len, args.tgt_len)  # the model counts its own FLOPs
     rows_per_step = max(args.batch_tokens // args.tgt_len, 1) * args.tgt_len
-    shapes = linear_shapes(model_cfg, args.vocab)
+    shapes = counting.linear_shapes()
     # each product timed for at least 50 ms: a peak timed in a moment of contention reads low
     peaks = {prec: matmul_peak(shapes, prec, rows=rows_per_step, device=args.device, min_s=0.05)
              for prec in precisions}
@@ -398,9 +403,9 @@ def main(argv=None) -> int:
     settings = ["--batch-tokens", args.batch_tokens, "--src-len", args.src_len, "--tgt-len", args.tgt_len,
                 "--vocab", args.vocab, "--steps", args.steps, "--warmup", args.warmup,
                 "--device", args.device, "--threads", args.threads]  # fmt: skip
-    for round_ in range(args.rounds):
+    for round_ in range(args.rounds):  # odd rounds run models and allocators in reverse order
         order = allocs if round_ % 2 == 0 else allocs[::-1]
-        for name in models:
+        for name in models if round_ % 2 == 0 else models[::-1]:
             for precision in precisions:
                 for alloc in order:
                     row = run_one(name, precision, alloc, settings, args.profile) | {"round": round_}
@@ -430,7 +435,9 @@ def main(argv=None) -> int:
     print(table(rows))
     for prec, c in comparison.items():
         verdict = f"goal {NN_GOAL}x met" if c["ratio"] >= NN_GOAL else f"below the {NN_GOAL}x goal"
-        print(f"ours ({c['ours']}) / torch.nn.Transformer ({prec}): {c['ratio']:.2f}x ({verdict})")
+        rounds = " / ".join(f"{x:.2f}x" for x in c["ratio_per_round"])
+        print(f"ours ({c['ours']}) / torch.nn.Transformer ({c['reference']}, {prec}): {c['ratio']:.2f}x "
+              f"({verdict}; per round: {rounds})")  # fmt: skip
     for prec, best in ours.items():
         goal = GOALS.get(prec)
         if goal is not None and "share" in best:

@@ -20,11 +20,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from bible_clean import casing_table, clean_verse, fix_opening_capitals, strip_subscription  # noqa: E402
-from bible_split import Pair, Split, n_words, split_by_chapter  # noqa: E402
+from bible_clean import casing_table, clean_verse, fix_opening_capitals, strip_subscription
+from bible_split import Pair, Split, n_words, split_by_chapter
 from tqdm import tqdm
 
-from translate.files import write_bytes  # noqa: E402
+from translate.files import write_bytes
 
 SOURCE_MODULE = "spaRV1909eb"  # Debian sword-text-sparv: Reina-Valera 1909, KJV versification
 TARGET_MODULE = "engWEB2015eb"  # Debian sword-text-web: World English Bible, NRSVA versification

@@ -20,9 +20,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from translate.files import write_text
 
-from translate.files import write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WORD = re.compile(r"\w+(?:['’]\w+)?")
 

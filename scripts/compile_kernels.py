@@ -19,10 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from translate.attention.triton_compile import SETS, SHARED_LIMIT, problems
+from translate.files import write_json, write_text
 
-from translate.attention.triton_compile import SETS, SHARED_LIMIT, problems  # noqa: E402
-from translate.files import write_json, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(set_name: str, targets: list[int]) -> dict:

@@ -30,9 +30,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from translate.files import write_json, write_text
 
-from translate.files import write_json, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 KERNEL_TESTS = [f"tests/attention/test_triton_{k}.py" for k in ("flash", "additive", "paged", "compile")]
 TRAIN_OVERRIDES = ["device=cuda", "trainer.precision=auto", "trainer.max_time=3m",

@@ -11,6 +11,7 @@ import torch
 from translate.attention import backend as backend_module
 from translate.attention.backend import additive_attention, resolve_backend, scaled_dot_product
 from translate.attention.functional import scaled_dot_product_math
+from translate.attention.masks import attention_mask
 
 # (B, H, T, S, D, padded lengths or None, causal, window): padding, causal, odd lengths, one-token queries.
 CASES = [
@@ -225,3 +226,48 @@ def test_a_measured_verdict_is_pinned_only_where_it_holds():
         assert why in apply_verdict(m, verdict, "cpu") and m[0].backend == "auto"
     m = model()
     assert "cuda" in apply_verdict(m, here, "cuda") and m[0].backend == "auto"
+
+
+def _grads_of(out, inputs):
+    return torch.autograd.grad(out.float().square().sum(), inputs)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_math_under_autograd_runs_the_biased_form_within_the_references_own_error(case, dtype, monkeypatch):
+    """Training runs scaled_dot_product_biased (one additive bias, one baddbmm): against the float64 reference
+    its output and gradients are within twice the error of the reference run at the same dtype."""
+    *shape, causal, window = case
+    q, k, v, mask = _inputs(*shape, dtype=torch.float64)
+    ref_out = scaled_dot_product_math(q, k, v, mask, causal, window)[0]
+    ref_grads = _grads_of(ref_out, (q, k, v))
+    low = [t.detach().to(dtype).requires_grad_(True) for t in (q, k, v)]
+    same_dtype = scaled_dot_product_math(*low, mask, causal, window)[0]
+    same_grads = _grads_of(same_dtype, low)
+    calls = []
+    real = backend_module.scaled_dot_product_biased
+    monkeypatch.setattr(backend_module, "scaled_dot_product_biased", lambda *a: calls.append(1) or real(*a))
+    out = scaled_dot_product(*low, key_padding_mask=mask, causal=causal, window=window, backend="math")[0]
+    grads = _grads_of(out, low)
+    allowed = attention_mask(shape[2], shape[3], mask, causal and shape[2] > 1, window)
+    serves = allowed is None or bool(allowed.any(-1).all())  # a row that sees no key goes to the reference
+    assert calls == ([1] if serves else []) and out.dtype == dtype
+    atol = 1e-5 if dtype == torch.float32 else 1e-2
+    for got, own, ref in zip((out, *grads), (same_dtype, *same_grads), (ref_out, *ref_grads)):
+        own_error = (own.double() - ref).abs().max()
+        assert (got.double() - ref).abs().max() <= 2 * own_error + atol * max(1.0, ref.abs().max())
+
+
+def test_math_without_autograd_or_with_an_empty_row_runs_the_reference(monkeypatch):
+    calls = []
+    real = backend_module.scaled_dot_product_biased
+    monkeypatch.setattr(backend_module, "scaled_dot_product_biased", lambda *a: calls.append(1) or real(*a))
+    q, k, v, mask = _inputs(2, 2, 3, 4, 8, [4, 2])
+    with torch.no_grad():
+        scaled_dot_product(q, k, v, key_padding_mask=mask, backend="math")
+    scaled_dot_product(q, k, v, key_padding_mask=mask, backend="math", need_weights=True)
+    empty = torch.tensor([[False] * 4, [True] * 4])  # sentence 1 has no key: the reference zeroes it
+    out = scaled_dot_product(q, k, v, key_padding_mask=empty, backend="math")[0]
+    assert calls == [] and (out[1] == 0).all() and torch.isfinite(out).all()
+    scaled_dot_product(q, k, v, key_padding_mask=mask, backend="math")
+    assert calls == [1]

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from translate.attention.functional import additive_math, masked_softmax, scaled_dot_product_math
+from translate.attention.functional import (
+    additive_math,
+    attention_bias,
+    masked_softmax,
+    scaled_dot_product_biased,
+    scaled_dot_product_math,
+)
 from translate.attention.masks import attention_mask, lengths_from_padding_mask
 
 
@@ -129,3 +135,14 @@ def test_attention_mask_none_when_nothing_masked_and_bad_inputs_rejected():
         scaled_dot_product_math(q, k, v, key_padding_mask=torch.zeros(2, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="window"):
         scaled_dot_product_math(q, k, v, window=-1)
+
+
+def test_gradcheck_biased_form_with_padding_causal_window():
+    q, k, v = _qkv(b=2, h=2, t=3, s=5, d=4, grad=True)
+    mask = torch.tensor([[False, False, False, True, True], [False, False, False, False, True]])
+    for causal, window in [(False, None), (True, None), (True, 2)]:  # every query row sees a key
+        bias = attention_bias(attention_mask(3, 5, mask, causal, window), torch.float64)
+        expected = scaled_dot_product_math(q, k, v, mask, causal, window)[0]
+        torch.testing.assert_close(scaled_dot_product_biased(q, k, v, bias), expected)
+        fn = lambda a, b, c, bias=bias: scaled_dot_product_biased(a, b, c, bias)
+        assert torch.autograd.gradcheck(fn, (q, k, v), fast_mode=True)

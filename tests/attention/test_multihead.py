@@ -86,3 +86,21 @@ def test_bad_arguments_are_rejected():
         MultiHeadAttention(E, H, backend="flash")
     with pytest.raises(ValueError, match="window"):
         MultiHeadAttention(E, H, window=-2)
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_training_projects_qkv_together_with_the_same_outputs_and_gradients(cross):
+    """In training q, k, v come from one matmul over the stacked weights: the same as eval's three."""
+    mha = MultiHeadAttention(E, H, backend="math")
+    x, memory = torch.randn(2, 5, E), (torch.randn(2, 7, E) if cross else None)
+    results = []
+    for train in (True, False):
+        mha.train(train)
+        mha.zero_grad()
+        out = mha(x, memory, causal=not cross)[0]
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in mha.parameters()]))
+    (out_t, grads_t), (out_e, grads_e) = results
+    torch.testing.assert_close(out_t, out_e, atol=1e-5, rtol=1e-4)
+    for name_grad, g_t, g_e in zip(mha.named_parameters(), grads_t, grads_e):
+        torch.testing.assert_close(g_t, g_e, atol=1e-5, rtol=1e-4, msg=name_grad[0])

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.conftest import TINY_MODELS
 from translate.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from translate.engines import EngineError, load_engine
 from translate.models.quantize import quantize_dynamic_int8
@@ -10,7 +11,6 @@ from translate.models.transformer import Transformer
 from translate.search import SearchConfig, decode
 from translate.search.shortlist import Shortlist, ShortlistError, learn_shortlist, load_shortlist
 from translate.search.stepper import Stepper
-from tests.conftest import TINY_MODELS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 V = 40
@@ -69,9 +69,12 @@ def whole(shortlist_ids) -> Shortlist:
     return Shortlist(torch.full((V, 1), -1, dtype=torch.long), torch.tensor(shortlist_ids), V)
 
 
+SEARCHES = [SearchConfig(beam_size=3, max_len_b=8), SearchConfig(beam_size=1, max_len_b=8),
+            SearchConfig(strategy="sample", seed=3, max_len_b=8)]  # beam, greedy, sampling
+
+
 @pytest.mark.parametrize("quantized", [False, True])
-@pytest.mark.parametrize("search", [SearchConfig(beam_size=3, max_len_b=8), SearchConfig(beam_size=1, max_len_b=8),
-                                    SearchConfig(strategy="sample", seed=3, max_len_b=8)])  # fmt: skip
+@pytest.mark.parametrize("search", SEARCHES)
 def test_decoding_stays_inside_the_shortlist_and_equals_the_full_one_when_it_holds_all(search, quantized):
     model = tiny_transformer()
     if quantized:

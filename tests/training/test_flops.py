@@ -1,4 +1,5 @@
-"""translate/training/flops.py: FLOPs per target token counted from the config, the matmul peak, the share."""
+"""translate/training/flops.py and the models' declared count: FLOPs per target token as the model counts them
+(Seq2Seq.flops_per_target_token, linear_shapes), the matmul peak, the share, and a model that counts none."""
 
 from pathlib import Path
 
@@ -8,14 +9,8 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from translate.models.build import build_model
-from translate.training.flops import (
-    Peak,
-    counts_flops,
-    linear_shapes,
-    matmul_peak,
-    share_note,
-    transformer_flops_per_target_token,
-)
+from translate.models.interface import Seq2Seq
+from translate.training.flops import Peak, matmul_peak, share_note
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -37,16 +32,20 @@ def test_the_count_equals_what_pytorch_counts_for_a_forward_and_backward_pass(sr
     with FlopCounterMode(display=False) as counter:
         logits = model(src, tgt_in)  # (B,T,V)
         logits.float().sum().backward()
-    counted = transformer_flops_per_target_token(cfg, vocab, src_len, tgt_len) * batch * tgt_len
+    counted = model.flops_per_target_token(src_len, tgt_len) * batch * tgt_len
     assert counter.get_total_flops() == pytest.approx(counted, rel=1e-12)
+    linears = {}  # every nn.Linear the pair passes through, by (out, in): what linear_shapes declares
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            key = (module.out_features, module.in_features)
+            linears[key] = linears.get(key, 0) + 1
+    assert model.linear_shapes() == linears
 
 
 def test_the_default_model_is_about_46_mflop_per_target_token():
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF / "model/transformer.yaml"))
-    assert counts_flops(cfg) and not counts_flops({"_target_": "translate.models.rnn_search.RNNsearch"})
-    assert transformer_flops_per_target_token(cfg, 8000, 40, 40) / 1e6 == pytest.approx(46.4, abs=0.05)
-    shapes = linear_shapes(cfg, 8000)
-    assert shapes == {(256, 256): 36, (1024, 256): 6, (256, 1024): 6, (8000, 256): 1}
+    model = build_model(model_config(), 8000, 8000, True)
+    assert model.flops_per_target_token(40, 40) / 1e6 == pytest.approx(46.4, abs=0.05)
+    assert model.linear_shapes() == {(256, 256): 36, (1024, 256): 6, (256, 1024): 6, (8000, 256): 1}
 
 
 def test_matmul_peak_is_the_step_mix_of_the_products_it_timed():
@@ -90,10 +89,32 @@ def test_a_cpu_transformer_run_logs_its_flops_peak_and_share_once(smoke_cfg, tmp
     assert peak > 0 and share == pytest.approx(100 * gflops / peak, abs=1.5)
 
 
-def test_no_count_for_rnn_models_nor_on_cuda():
+class Uncounted(Seq2Seq):
+    """A model that implements the required interface and declares no FLOP count (Seq2Seq's None)."""
+
+    src_vocab_size = tgt_vocab_size = 10
+
+    def forward(self, src, tgt_in):
+        return torch.zeros(*tgt_in.shape, 10)
+
+    def encode(self, src, paged=None):
+        return {}
+
+    def step(self, tokens, state):
+        return torch.zeros(tokens.shape[0], 10), state
+
+    def attention_weights(self, src, tgt_in):
+        return {}
+
+
+def test_a_model_without_a_declared_count_gets_no_utilisation_and_the_reason():
     from translate.training.setup import utilisation_basis
 
-    rnn = {"_target_": "translate.models.rnn_search.RNNsearch"}
     trainer = OmegaConf.create({"precision": "fp32", "max_tokens": 64})
-    assert utilisation_basis(rnn, None, 100, trainer, torch.device("cpu")) == (0.0, None)
-    assert utilisation_basis(model_config(), None, 100, trainer, torch.device("cuda")) == (0.0, None)
+    rnn = build_model(OmegaConf.to_container(OmegaConf.load(CONF / "model/rnnsearch.yaml")), 20, 20, True)
+    for model in (Uncounted(), rnn):
+        flops, peak, why = utilisation_basis(model, None, trainer, torch.device("cpu"))
+        assert (flops, peak) == (0.0, None)
+        assert why.startswith(f"not counted: {type(model).__name__} declares no flops_per_target_token")
+    transformer = build_model(model_config(d_model=16, ffn_dim=32, num_heads=2), 20, 20, True)
+    assert utilisation_basis(transformer, None, trainer, torch.device("cuda")) == (0.0, None, "")

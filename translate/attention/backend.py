@@ -1,7 +1,8 @@
 """Choosing the attention backend, in one function, and the two dispatchers every module calls.
 
 Legend: B batch, H heads, T queries, S keys, D head dim, A additive hidden dim, Dk value dim.
-Backends: "math" (functional.py, the reference), "sdpa" (torch.nn.functional.scaled_dot_product_attention),
+Backends: "math" (functional.py: the reference; under autograd its one-bias form, scaled_dot_product_biased,
+unless weights are asked for or a query row sees no key), "sdpa" (F.scaled_dot_product_attention),
 "triton" (our fused kernels, triton_flash.py / triton_additive.py), "auto". A fast path that cannot serve a
 call falls back and says why, once, in the log. Triton is imported only when it is chosen, so the CPU default
 path never imports it.
@@ -26,7 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from translate.attention.functional import additive_math, scaled_dot_product_math
+from translate.attention.functional import (
+    additive_math,
+    attention_bias,
+    scaled_dot_product_biased,
+    scaled_dot_product_math,
+)
 from translate.attention.masks import (
     attention_mask,
     check_key_padding_mask,
@@ -216,6 +222,11 @@ def scaled_dot_product(
     facts.update(head_dim=head_dim, value_dim=v.shape[-1])
     resolved, lengths = resolve_with_lengths(backend, q.device, key_padding_mask, **facts)
     if resolved == "math":
+        if _under_autograd(q, k, v) and not need_weights:  # training: the same maths in fewer passes
+            allowed = attention_mask(queries, keys, key_padding_mask, causal, window, device=q.device)
+            if allowed is None or bool(allowed.any(dim=-1).all()):  # every query sees a key
+                bias = attention_bias(allowed, q.dtype)  # (B|1,1,T|1,S), built once for all heads
+                return scaled_dot_product_biased(q, k, v, bias, dropout_p, scale), None
         out, weights = scaled_dot_product_math(q, k, v, key_padding_mask, causal, window, dropout_p, scale)
         return out, (weights if need_weights else None)
     if resolved == "sdpa":
@@ -224,6 +235,11 @@ def scaled_dot_product(
 
     scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
     return flash_attention(q, k, v, lengths, causal, window, scale), None
+
+
+def _under_autograd(*tensors: Tensor) -> bool:
+    """Training: autograd records this call. Inference (no_grad, decoding) keeps the reference."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _sdpa(q, k, v, key_padding_mask, causal, window, dropout_p, scale) -> Tensor:

@@ -59,6 +59,52 @@ def scaled_dot_product_math(
     return out, weights
 
 
+def attention_bias(allowed: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """allowed (B|1, 1, T|1, S) bool -> the same mask as an additive bias: 0 where allowed, -inf elsewhere."""
+    if allowed is None:
+        return None
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return bias.masked_fill_(~allowed, float("-inf"))
+
+
+def scaled_dot_product_biased(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    bias: Tensor | None = None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> Tensor:
+    """scaled_dot_product_math's output, in fewer passes over the (B,H,T,S) scores -> out (B,H,T,Dv).
+
+    The mask comes as an additive bias (B|1, 1, T|1, S) (attention_bias), so the scale, the mask and q k^T
+    are one baddbmm; the softmax runs in the scores' dtype (PyTorch accumulates bf16 and fp16 in fp32) and
+    no weights are kept or returned. Every query row must see at least one key: a row that sees none would
+    be NaN here, so the dispatcher sends such calls to scaled_dot_product_math.
+    """
+    batch, heads, queries, head_dim = q.shape
+    keys, value_dim = k.shape[-2], v.shape[-1]
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
+    q3 = q.reshape(batch * heads, queries, head_dim)  # (B*H,T,D)
+    k3 = k.reshape(batch * heads, keys, head_dim)  # (B*H,S,D)
+    v3 = v.reshape(batch * heads, keys, value_dim)  # (B*H,S,Dv)
+    if bias is None:
+        bias3, beta = q3.new_zeros(1, 1, 1), 0.0  # beta 0: baddbmm ignores it
+    else:
+        rows = bias.shape[-2]
+        if bias.shape[0] == 1:  # one mask for every sentence (causal, window): broadcast over B*H
+            bias3 = bias.reshape(1, rows, keys)  # (1, T|1, S)
+        else:  # per sentence (padding): one copy per head, (B*H, T|1, S), small next to the scores
+            bias3 = bias.expand(batch, heads, rows, keys).reshape(batch * heads, rows, keys)
+        beta = 1.0
+    scores = torch.baddbmm(bias3, q3, k3.transpose(1, 2), beta=beta, alpha=scale)  # (B*H,T,D) x (B*H,D,S)
+    weights = torch.softmax(scores, dim=-1)  # (B*H,T,S)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    out = torch.bmm(weights.to(v3.dtype), v3)  # (B*H,T,S) x (B*H,S,Dv) -> (B*H,T,Dv)
+    return out.view(batch, heads, queries, value_dim)
+
+
 def additive_math(
     wq: Tensor,
     uk: Tensor,

@@ -10,6 +10,10 @@ with the answer of a model that lacks them, and a model that has one overrides i
   max_positions              -> the positions one sequence may take; None = any length
   ct2_spec                   -> the CTranslate2 model spec the architecture maps onto (engines/ct2_export.py);
                                None: it cannot be exported
+  flops_per_target_token(S, T) -> forward + backward matmul FLOPs per target token of an S/T sentence pair
+  linear_shapes()            -> {(out, in): count} of the Linear products one pair passes through; with the
+                               count, training logs its share of the measured matmul peak
+                               (training/flops.py); None for both: not counted
 Search, the service and the export read these, never the class: a new model class that implements the
 required methods gets greedy, beam, sampling and continuous batching, and the paged cache and the export
 where it declares them.
@@ -131,6 +135,16 @@ class Seq2Seq(nn.Module, abc.ABC):
     def restrict_output(self, state: State, vocab: torch.Tensor) -> State | None:
         """The state with the output projection cut to the target ids `vocab` (Vs,): step() then returns
         logits (B, Vs) in vocab's order. None: this model cannot (the search then refuses a shortlist)."""
+        return None
+
+    def flops_per_target_token(self, src_len: float, tgt_len: float) -> float | None:
+        """Forward + backward FLOPs per target token of a src_len / tgt_len pair (2 per multiply-add);
+        None: this model does not count them (training then logs no utilisation)."""
+        return None
+
+    def linear_shapes(self) -> dict[tuple[int, int], int] | None:
+        """(out, in) -> how many Linear products of that shape one sentence pair passes through: what the
+        matmul peak is timed at (training/flops.py); None with flops_per_target_token."""
         return None
 
     def check_paged(self, paged: BlockPool | None) -> None:

@@ -72,6 +72,7 @@ class Transformer(Seq2Seq):
         super().__init__()
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.num_heads = num_heads
+        self.d_model, self.ffn_dim = d_model, ffn_dim
         self.max_positions = max_positions if positions == "learned" else None  # None: any length
         self.src_embedding = ScaledEmbedding(src_vocab_size, d_model, scale_embeddings)
         share_src = tie_embeddings and shared_vocab and src_vocab_size == tgt_vocab_size
@@ -202,6 +203,33 @@ class Transformer(Seq2Seq):
         weight = self.tgt_embedding.weight  # float, also when dynamic int8 has quantized the Linears
         return BlockPool(len(self.decoder_layers), attn.num_heads, attn.head_dim, block_size, num_blocks,
                          weight.dtype, weight.device)  # fmt: skip
+
+    def flops_per_target_token(self, src_len: float, tgt_len: float) -> float:
+        """Counted as 2 FLOPs per multiply-add, backward = 2 x forward (the gradients of the inputs and of the
+        weights are one matmul each of the forward's size); embeddings, softmax, norms and the optimizer are
+        not counted. For S source and T target tokens, d = d_model, f = ffn_dim, V = target vocabulary:
+
+            encoder, per layer and source token:  2 (4 d^2 + 2 d f) + 4 S d   q k v o, FFN; scores and sum
+            decoder, per layer and target token:  2 (6 d^2 + 2 d f) + 4 T d + 4 S d   self q k v o, cross q o
+                     per layer and source token:  2 (2 d^2)                   the cross keys and values
+            output, per target token:             2 d V
+
+        -> 3 x (forward FLOPs of one pair) / T. The attention products count every key (the causal half is
+        computed and masked, not skipped). The default model (d 256, f 1024, 3+3 layers, 8k vocabulary) at
+        S = T = 40: 46.4 MFLOP."""
+        d, f, v = self.d_model, self.ffn_dim, self.tgt_vocab_size
+        s, t = float(src_len), float(tgt_len)
+        encoder = len(self.encoder_layers) * s * (2 * (4 * d * d + 2 * d * f) + 4 * s * d)
+        decoder_per_tgt = 2 * (6 * d * d + 2 * d * f) + 4 * t * d + 4 * s * d
+        decoder = len(self.decoder_layers) * (t * decoder_per_tgt + s * 2 * 2 * d * d)
+        return 3.0 * (encoder + decoder + t * 2 * d * v) / t
+
+    def linear_shapes(self) -> dict[tuple[int, int], int]:
+        """Per encoder layer q k v o and the FFN's two; per decoder layer self q k v o, cross q k v o and the
+        FFN's two; the output projection once."""
+        d, f = self.d_model, self.ffn_dim
+        enc, dec = len(self.encoder_layers), len(self.decoder_layers)
+        return {(d, d): 4 * enc + 8 * dec, (f, d): enc + dec, (d, f): enc + dec, (self.tgt_vocab_size, d): 1}
 
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-attention of every decoder layer: {"layer0": (B,H,T,S), ...}."""

@@ -1,23 +1,12 @@
-"""How far training is from the machine's own peak: the Transformer's FLOPs per target token, counted from its
-config, against the matmul speed measured here at the model's own shapes.
-
-Counting (2 FLOPs per multiply-add; backward = 2x forward: the gradients of the inputs and of the weights are
-one matmul each of the forward's size; embeddings, softmax, norms and the optimizer are not counted), for
-S source and T target tokens per sentence, d = d_model, f = ffn_dim, V = target vocabulary, per layer:
-
-    encoder, per source token:   2 (4 d^2 + 2 d f)                  projections q k v o, FFN
-                                 + 4 S d                            scores and weighted sum (all S keys)
-    decoder, per target token:   2 (6 d^2 + 2 d f) + 4 T d + 4 S d  self q k v o, cross q o, FFN; attention
-             per source token:   2 (2 d^2)                          the cross-attention's keys and values
-    output, per target token:    2 d V
-
-flops_per_target_token = 3 * (forward FLOPs of one sentence) / T. For the default model (d 256, f 1024, 3+3
-layers, 8k vocabulary) at S = T = 40 that is 46.4 MFLOP. The attention products count every key (the causal
-half is computed and masked, not skipped).
+"""How far training is from the machine's own peak: the model's FLOPs per target token, which the model counts
+itself (Seq2Seq.flops_per_target_token, the Transformer's formula in translate/models/transformer.py), against
+the matmul speed measured here at the model's own shapes (Seq2Seq.linear_shapes).
 
 The peak is the step's own mix: every Linear product of a step (forward, gradient of the input, gradient of
 the weight) at `rows` tokens, each timed here in the training precision on the threads training uses, and
-the mix's FLOPs divided by its time. `share = achieved FLOP/s / peak`.
+the mix's FLOPs divided by its time. `share = achieved FLOP/s / peak`. A model that declares no count (its
+flops_per_target_token() is None: the RNNs, whose step is not matmul-bound in the same way) gets no
+utilisation figure, and training logs why (training/setup.py's utilisation_basis).
 """
 
 from __future__ import annotations
@@ -28,39 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-TRANSFORMER = "translate.models.transformer.Transformer"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def counts_flops(model_cfg: Mapping) -> bool:
-    """FLOPs are counted for the Transformer only (the RNNs' step is not matmul-bound in the same way)."""
-    return model_cfg.get("_target_") == TRANSFORMER
-
-
-def transformer_flops_per_target_token(
-    model_cfg: Mapping, vocab: int, src_len: float, tgt_len: float
-) -> float:
-    """Forward + backward FLOPs per target token of a sentence pair of src_len / tgt_len tokens."""
-    d, f = model_cfg["d_model"], model_cfg["ffn_dim"]
-    s, t = float(src_len), float(tgt_len)
-    encoder = model_cfg["encoder_layers"] * s * (2 * (4 * d * d + 2 * d * f) + 4 * s * d)
-    decoder_per_tgt = 2 * (6 * d * d + 2 * d * f) + 4 * t * d + 4 * s * d
-    decoder = model_cfg["decoder_layers"] * (t * decoder_per_tgt + s * 2 * 2 * d * d)
-    output = t * 2 * d * vocab
-    return 3.0 * (encoder + decoder + output) / t
-
-
-def linear_shapes(model_cfg: Mapping, vocab: int) -> dict[tuple[int, int], int]:
-    """(out, in) -> how many Linear layers of that shape one sentence pair passes through (the output layer
-    and the cross-attention's keys/values included)."""
-    d, f = model_cfg["d_model"], model_cfg["ffn_dim"]
-    layers = model_cfg["encoder_layers"] + model_cfg["decoder_layers"]
-    return {
-        (d, d): 4 * model_cfg["encoder_layers"] + 8 * model_cfg["decoder_layers"],
-        (f, d): layers,
-        (d, f): layers,
-        (vocab, d): 1,
-    }
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,11 @@ from translate.data.tokenizer import Tokenizer
 from translate.files import write_text
 from translate.models.build import build_model
 from translate.models.checkpoint import CheckpointManager, load_for_init, load_for_resume, resume_path
+from translate.models.interface import Seq2Seq
 from translate.training import distributed
 from translate.training.backend_choice import choose_attention_backend
 from translate.training.budget import Budget, parse_duration
-from translate.training.flops import (
-    Peak,
-    counts_flops,
-    linear_shapes,
-    matmul_peak,
-    transformer_flops_per_target_token,
-)
+from translate.training.flops import Peak, matmul_peak
 from translate.training.optim import ReduceOnPlateau
 from translate.training.precision import autocast_for, cpu_threads_note, resolve_precision
 from translate.training.progress import RunLogger
@@ -73,7 +68,7 @@ class Run:
     ckpts: CheckpointManager
     logger: RunLogger
     state: TrainState
-    flops_per_token: float = 0.0  # forward + backward FLOPs per target token (flops.py); 0: not counted
+    flops_per_token: float = 0.0  # forward + backward FLOPs per target token (the model's count); 0: none
     peak: Peak | None = None  # the matmul peak measured at the model's shapes (CPU Transformer runs)
     backend_verdict: dict | None = None  # the measured attention backend, saved for inference (backend.py)
 
@@ -131,7 +126,7 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     backend, backend_reason, verdict = attention_backend(model, model_cfg, trainer, autocast, device,
                                                          Path(cfg.cache_dir))  # fmt: skip
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
-    flops_per_token, peak = utilisation_basis(model_cfg, train_set, tokenizer.tgt_vocab_size, trainer, device)
+    flops_per_token, peak, not_counted = utilisation_basis(model, train_set, trainer, device)
 
     state = restore(ckpt, model, optimizer, scheduler, scaler) if ckpt is not None else TrainState()
     train_model = wrap(model, info, trainer.compile)
@@ -152,6 +147,8 @@ def set_up(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo, start: fl
     if peak is not None:
         logger.message(f"FLOPs: {flops_per_token / 1e6:.3g} MFLOP per target token (at the corpus' mean "
                        f"lengths); matmul peak {peak.describe()}")  # fmt: skip
+    elif not_counted:
+        logger.message(f"FLOPs: {not_counted}")
     logger.message(
         f"{model.describe()}; {len(train_set):,} training pairs, {budget.steps_per_epoch} steps/epoch on "
         f"{info.world_size} x {device}, precision {trainer.precision}"
@@ -204,18 +201,25 @@ def wrap(model: torch.nn.Module, info: distributed.DistInfo, compile: bool) -> t
     return torch.compile(train_model) if compile else train_model
 
 
-def utilisation_basis(model_cfg: dict, train_set: datasets.Dataset, vocab: int, trainer: DictConfig,
-                      device: torch.device) -> tuple[float, Peak | None]:  # fmt: skip
-    """(FLOPs per target token at the corpus' mean lengths, the matmul peak at the model's shapes) for a
-    Transformer on the CPU; (0, None) otherwise. Measuring the peak takes about a second."""
-    if not counts_flops(model_cfg) or device.type != "cpu" or len(train_set) == 0:
-        return 0.0, None
+def utilisation_basis(model: Seq2Seq, train_set: datasets.Dataset, trainer: DictConfig,
+                      device: torch.device) -> tuple[float, Peak | None, str]:  # fmt: skip
+    """(FLOPs per target token at the corpus' mean lengths, the matmul peak at the model's shapes, "") as the
+    model declares them (Seq2Seq.flops_per_target_token, linear_shapes), on the CPU; (0, None, why) for a
+    model that declares no count; (0, None, "") on another device or without data. The peak takes ~1 s."""
+    if device.type != "cpu":
+        return 0.0, None, ""
+    shapes = model.linear_shapes()
+    if shapes is None or model.flops_per_target_token(1, 1) is None:
+        return 0.0, None, (f"not counted: {type(model).__name__} declares no flops_per_target_token / "
+                           "linear_shapes (Seq2Seq's None), so no utilisation is logged")  # fmt: skip
+    if len(train_set) == 0:
+        return 0.0, None, ""
     table = train_set.with_format("arrow")[:]
     src_len = pc.mean(pc.list_value_length(table.column("src_ids"))).as_py() + 1  # + EOS
     tgt_len = pc.mean(pc.list_value_length(table.column("tgt_ids"))).as_py() + 1  # + EOS: tgt_out's tokens
-    flops = transformer_flops_per_target_token(model_cfg, vocab, src_len, tgt_len)
-    peak = matmul_peak(linear_shapes(model_cfg, vocab), trainer.precision, rows=trainer.max_tokens, repeats=2)
-    return flops, peak
+    flops = model.flops_per_target_token(src_len, tgt_len)
+    peak = matmul_peak(shapes, trainer.precision, rows=trainer.max_tokens, repeats=2)
+    return flops, peak, ""
 
 
 def write_checkpoint(run: Run, is_best: bool, metrics: dict) -> None:
