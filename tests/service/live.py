@@ -1,7 +1,7 @@
 """A live `translate serve` app on 127.0.0.1 (uvicorn in a thread, a free port) over a tiny checkpoint.
 
 A pytest plugin (tests/conftest.py loads it): the fixtures served_ckpt and live, and the helpers the
-server and browser tests import (call, start, stop).
+server and browser tests import (call, metric, start, stop).
 
 Three served models share the checkpoint: "tiny" (es -> en, short outputs), "slow" (es -> en, greedy, never
 ending before 400 tokens: a request that stays in the batch long enough to be cancelled) and "fr" (claims
@@ -98,6 +98,13 @@ def call(url: str, path: str, body=None, *, raw: bytes | None = None, content_ty
         return status, headers, json.loads(text)
     except json.JSONDecodeError:
         return status, headers, text
+
+
+def metric(url: str, name: str, model: str | None = None) -> float:
+    """One value of the server's /metrics (the line `name{model="..."} value`, or `name value`)."""
+    _, _, text = call(url, "/metrics")
+    label = f'{{model="{model}"}}' if model else ""
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + label + " ")))
 
 
 @pytest.fixture(scope="session")

@@ -164,6 +164,55 @@ def test_refusals_are_400s_with_a_reason(live, name, data, words_):
     assert status == 400 and words_ in out["error"]
 
 
+def bloated(document: bytes, part: str, padding: int) -> bytes:
+    """The zip `document` with `padding` spaces after the root element of its XML `part` (still valid XML):
+    ~40 KB packed per 40 MB unpacked, written in 1 MB pieces."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(document)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != part:
+                dst.writestr(info, src.read(info.filename))
+                continue
+            with dst.open(part, "w") as f:
+                f.write(src.read(part))
+                for _ in range(padding // 1_000_000):
+                    f.write(b" " * 1_000_000)
+    return out.getvalue()
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(live):
+    """A .docx and an .odt whose document XML unpacks to 40 MB (trailing whitespace: valid XML) from under
+    200 KB: a 400 naming the unpacked size (read from the zip's directory); the server answers the next."""
+    docx = pytest.importorskip("docx")
+    pytest.importorskip("odf")
+    from odf import text
+    from odf.opendocument import OpenDocumentText
+
+    from translate.service.documents import MAX_UNZIPPED_BYTES
+
+    d = docx.Document()
+    d.add_paragraph("Dios es amor.")
+    plain_docx = io.BytesIO()
+    d.save(plain_docx)
+    o = OpenDocumentText()
+    p = text.P()
+    p.addText("Dios es amor.")
+    o.text.addElement(p)
+    plain_odt = io.BytesIO()
+    o.save(plain_odt)
+    for name, document, part in (("bomba.docx", plain_docx, "word/document.xml"),
+                                 ("bomba.odt", plain_odt, "content.xml")):  # fmt: skip
+        bomb = bloated(document.getvalue(), part, 40_000_000)
+        assert len(bomb) < 200_000 and MAX_UNZIPPED_BYTES < 40_000_000
+        status, out = upload(live.url, name, bomb)
+        assert status == 400 and "unpacks to" in out["error"], out
+        assert f"more than this server reads ({MAX_UNZIPPED_BYTES})" in out["error"]
+    status, _ = upload(live.url, "bien.txt", b"Dios es amor.")
+    assert status == 200
+
+
 def test_too_big_and_missing_file(live):
     with server(live, max_file_bytes=100) as url:
         status, out = upload(url, "grande.txt", b"Dios es amor. " * 20)

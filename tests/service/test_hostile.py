@@ -24,7 +24,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip ins
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.service.live import TINY_SEARCH, Endless, call, free_socket  # noqa: E402
+from tests.service.live import TINY_SEARCH, Endless, call, free_socket, metric  # noqa: E402
 from translate.service import ServerConfig, Translator  # noqa: E402
 from translate.service.requests import REQUEST_FIELDS  # noqa: E402
 
@@ -139,6 +139,12 @@ def post(url: str, path: str, body, **kwargs):
          "alignment must be true or false"),
         ("/v1/translate", b'{"q": "Dios", "nbest": 3, "beam": 2}', "application/json",
          "nbest must be between"),
+        ("/v1/translate", b"q=Dios&glossary=" + b"[" * 5000, "application/x-www-form-urlencoded",
+         "glossary must be an object"),
+        ("/translate", b"q=Dios&source=es&target=en&glossary=" + b"9" * 5000,
+         "application/x-www-form-urlencoded", "glossary must be an object"),
+        ("/v1/translate", b'{"q": "Dios", "strategy": ["beam"]}', "application/json",
+         "strategy must be a string, got ['beam']"),
     ],
 )  # fmt: skip
 def test_malformed_requests_are_400s_naming_the_field(hostile, caplog, path, raw, content_type, words):
@@ -207,6 +213,80 @@ def test_alignment_size_is_bounded_before_decoding(hostile):
     assert post(url, "/v1/translate", {"q": text, "beam": 8, "nbest": 8})[0] == 200  # without: translated
 
 
+class Gate:
+    """The wrapped model, except that attention_weights (one hypothesis' alignment) counts its calls, says it
+    was entered and waits until `opened` is set (at most 30 s): an alignment that takes as long as a test
+    needs. Everything else is the wrapped model's."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+        self.entered, self.opened = threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def attention_weights(self, src, tgt):
+        self.calls += 1
+        self.entered.set()
+        self.opened.wait(30)
+        return self.model.attention_weights(src, tgt)
+
+
+class GatedTranslator(Translator):
+    """A Translator whose alignments come from a Gate (the worker decodes with the real model)."""
+
+    def __init__(self, translator: Translator, gate: Gate):
+        super().__init__(translator.engine, langs=translator.langs)
+        self.gate = gate
+
+    @property
+    def model(self):
+        return self.gate
+
+
+def test_a_client_that_leaves_mid_alignment_stops_its_work(served_ckpt):
+    """A real client asks for the alignments of 2 sentences x 2 hypotheses and closes its socket while the
+    first is computed: the server sees it leave, the alignment thread stops before the next hypothesis (1
+    attention pass of 4) and ends, and the next request gets the answer decoded and aligned offline."""
+    from translate.service.alignment import alignment_json
+
+    tr = Translator.load(served_ckpt)
+    gate = Gate(tr.model)
+    server, url = serve(build(GatedTranslator(tr, gate), tr.model), CONFIG)
+    port = int(url.rsplit(":", 1)[1])
+    body = {"q": "Dios es amor. La luz es buena.", "alignment": True, "beam": 3, "nbest": 2}
+    data = json.dumps(body).encode()
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(data), data))  # fmt: skip
+        assert gate.entered.wait(30), "the alignment did not start"
+        sock.close()
+        deadline = time.monotonic() + 20
+        while metric(url, "translate_client_disconnects_total") < 1:
+            assert time.monotonic() < deadline, "the server did not see its client leave"
+            time.sleep(0.02)
+        assert metric(url, "translate_abandoned_work_total") == 0  # the thread is still in the first one
+        gate.opened.set()  # the first alignment ends; the thread sees the stop before the second
+        while metric(url, "translate_abandoned_work_total") < 1:
+            assert time.monotonic() < deadline, "the alignment thread did not end"
+            time.sleep(0.02)
+        assert gate.calls == 1
+        status, _, out = post(url, "/v1/translate", body)
+        units = tr.plan([body["q"]]).units
+        hyps = tr.engine.translate_ids(units, replace(TINY_SEARCH, beam_size=3, nbest=2))
+        assert status == 200 and gate.calls == 1 + sum(len(h) for h in hyps) == 5
+        got = out["translations"]["units"]
+        assert [[h["text"] for h in u["hypotheses"]] for u in got] == [[tr.detokenize(h) for h in nb]
+                                                                       for nb in hyps]  # fmt: skip
+        assert [[h["alignment"] for h in u["hypotheses"]] for u in got] == [
+            [alignment_json(tr, ids, h.tokens) for h in nb] for ids, nb in zip(units, hyps)]
+    finally:
+        gate.opened.set()
+        server.should_exit = True
+        server.thread.join(30)
+
+
 def test_alignment_work_stops_when_asked():
     import threading as th
 
@@ -268,19 +348,28 @@ def content_length(reply: bytes) -> int:
 
 def test_slow_and_idle_connections_are_closed_and_bounded(served_ckpt):
     """Partial headers, headers without their body, an idle connection: each gets a 408 and is closed after
-    read_timeout; while max_connections are held a request gets 503, and once they are closed it is served."""
+    read_timeout; while max_connections are held a request gets a JSON 503 with Retry-After (not uvicorn's
+    plain text), and once they are closed it is served."""
     tr = Translator.load(served_ckpt)
-    config = replace(CONFIG, read_timeout=0.5, max_connections=4)  # uvicorn: 503 once 4 are open
+    config = replace(CONFIG, read_timeout=0.5, max_connections=4)
     server, url = serve(build(tr, tr.model, config), config)
     port = int(url.rsplit(":", 1)[1])
     try:
         partial = b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
         no_body = b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{"
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
+        waiting.sendall(no_body)
+        assert call(url, "/health")[0] == 200  # its request has begun (and is within the limit: 2 open)
         socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
-        socks[0].sendall(partial)
-        socks[1].sendall(no_body)  # socks[2] sends nothing at all
-        time.sleep(0.1)
-        assert call(url, "/health")[0] == 503  # with this one, four are open
+        socks[0].sendall(partial)  # socks[1] and socks[2] send nothing at all
+        socks.append(waiting)
+        deadline = time.monotonic() + 10
+        while (status := call(url, "/health"))[0] != 503:  # the fifth, once the server has accepted all four
+            assert status[0] == 200 and time.monotonic() < deadline, status
+        _, headers, out = status
+        assert headers["content-type"] == "application/json" and int(headers["retry-after"]) >= 1
+        assert set(out) == {"error"} and "over this server's limit of 4 (--max-connections)" in out["error"]
+        assert headers["x-content-type-options"] == "nosniff"
         t0 = time.monotonic()
         for sock in socks:
             reply = b""
@@ -289,6 +378,24 @@ def test_slow_and_idle_connections_are_closed_and_bounded(served_ckpt):
             assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in reply
             sock.close()
         assert time.monotonic() - t0 < 5
+        assert call(url, "/health")[0] == 200
+    finally:
+        server.should_exit = True
+        server.thread.join(30)
+
+
+def test_bytes_that_are_not_http_get_a_json_400(served_ckpt):
+    """What h11 cannot parse (a broken request line, 16 KB of headers without their end, two Content-Lengths)
+    is a JSON 400 like every other refusal (uvicorn's own is plain text); the server answers the next one."""
+    tr = Translator.load(served_ckpt)
+    server, url = serve(build(tr, tr.model), CONFIG)
+    port = url.rsplit(":", 1)[1]
+    try:
+        for data in (b"\x00\x01 nonsense\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+                     + b"a" * 20_000, b"POST /v1/translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Length: 5\r\nContent-Length: 7\r\n\r\n{}"):  # fmt: skip
+            status, _, out = raw_request(port, data)
+            assert status == 400 and "not a valid HTTP/1.1 request" in out["error"], out
         assert call(url, "/health")[0] == 200
     finally:
         server.should_exit = True

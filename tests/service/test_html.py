@@ -207,3 +207,23 @@ def test_a_whole_page_keeps_its_structure_and_what_must_not_be_translated(live):
     assert words(code.get_text().replace("dios --es amor", "")) == want
     assert [words(li.get_text()) for li in soup.find_all("li")] == [
         words(offline(live, "El agua")), words(offline(live, "La tierra"))]
+
+
+def test_markup_nested_too_deep_is_a_400_naming_the_depth(live):
+    """1,600 nested elements (4,800 characters of text, 8,000 of a file) would exhaust Python's recursion in
+    the walk over units: a 400 naming the depth, for a request and for a file alike, then the next answer."""
+    from tests.service.test_documents import upload
+    from tests.service.test_libretranslate import server
+    from translate.service.html import MAX_DEPTH
+
+    deep = "<b>" * 1600 + "Dios es amor."
+    with server(live, char_limit=6000) as url:
+        body = {"q": deep, "source": "es", "target": "en", "format": "html"}
+        status, _, out = call(url, "/translate", body)
+        assert status == 400, out
+        assert f"nested 1600 deep, more than this server reads ({MAX_DEPTH})" in out["error"]
+        assert call(url, "/translate", {**body, "q": "<b>" * MAX_DEPTH + "Dios es amor."})[0] == 200
+    status, out = upload(live.url, "hondo.html", ("<div>" * 1600 + "Dios es amor.").encode())
+    assert status == 400 and "nested 1600 deep" in out["error"]
+    assert call(live.url, "/translate", {"q": "<p>Dios es amor.</p>", "source": "es", "target": "en",
+                                         "format": "html"})[0] == 200  # fmt: skip

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
-from tests.service.live import TINY_SEARCH, call, start, stop  # noqa: E402
+from tests.service.live import TINY_SEARCH, call, metric, start, stop  # noqa: E402
 from translate.search import SearchConfig  # noqa: E402
 from translate.service import ServerConfig  # noqa: E402
 
@@ -29,12 +29,6 @@ def offline(live, text: str, search: SearchConfig = TINY_SEARCH) -> list[str]:
     """What the server must answer: the Translator on the same text, decoded offline (translate_ids)."""
     lines = live.translator.translate(text.split("\n"), search)
     return ["\n".join(line[i] for line in lines) for i in range(search.nbest)]
-
-
-def metric(url: str, name: str, model: str | None = None) -> float:
-    _, _, text = call(url, "/metrics")
-    label = f'{{model="{model}"}}' if model else ""
-    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + label + " ")))
 
 
 def test_libretranslate_client(live):

@@ -42,7 +42,7 @@ class ServerConfig:
     # target at its length limit, checked before decoding; more -> 413 (about 7 bytes of JSON a weight)
     max_alignment_cells: int = 1_000_000
     read_timeout: float = 10.0  # seconds to receive a request's headers and body; then 408 and closed
-    max_connections: int = 100  # open connections; past it a request gets 503 (uvicorn's limit_concurrency)
+    max_connections: int = 100  # open connections or requests in flight; more: a JSON 503 (service/guard.py)
     drain_seconds: float = 1.0  # after SIGTERM, /health says "draining" this long before the listener closes
     allowed_hosts: tuple[str, ...] = ()  # Host names besides the loopback ones ("*": any; service/guard.py)
     # LibreTranslate's access rules, all off by default (translate/service/access.py)

@@ -99,7 +99,8 @@ async def run(
 
 async def work(request: Request, fn: Callable[[threading.Event], object], deadline: float, timeout: float):
     """fn(stop) in a thread; `stop` is set when the client leaves (499) or `deadline` passes (504), and fn
-    is expected to return soon after (raising anything: its result is dropped)."""
+    is expected to return soon after (raising anything: its result is dropped; counters.abandoned_work counts
+    it once the thread has ended)."""
     stop = threading.Event()
     task = asyncio.ensure_future(asyncio.to_thread(fn, stop))
     gone = asyncio.ensure_future(disconnected(request))
@@ -111,9 +112,16 @@ async def work(request: Request, fn: Callable[[threading.Event], object], deadli
     if task.done():
         return task.result()
     stop.set()
-    task.add_done_callback(lambda t: t.exception())  # the thread ends at its next check; nothing to raise
+    counters = state_of(request).counters
+
+    def ended(t: asyncio.Future) -> None:  # the thread ended at its next check: counted, nothing to raise
+        if not t.cancelled():
+            t.exception()
+        counters.abandoned_work += 1
+
+    task.add_done_callback(ended)
     if gone.done() and not gone.cancelled():
-        state_of(request).counters.disconnects += 1
+        counters.disconnects += 1
         raise ApiError(499, "client closed the request")
     raise ApiError(504, f"not translated within {timeout:g} s")
 

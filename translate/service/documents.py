@@ -13,7 +13,10 @@
 
 A paragraph becomes <p><span data-k="0">run text</span>...</p>, goes through the HTML path (one call for all
 paragraphs of a file) and comes back as its runs' new texts in their new order. A file that cannot be read
-is a DocumentError (the server's 400, naming the format and the reason).
+is a DocumentError (the server's 400, naming the format and the reason); so is a .docx or .odt whose parts
+unpack to more than MAX_UNZIPPED_BYTES (a zip bomb: a 2 MB upload could otherwise unpack to gigabytes),
+checked from the zip's directory before anything is unpacked (zipfile never unpacks more than a part
+declares).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from collections.abc import Awaitable, Callable
 from html import escape
 
 FORMATS = (".txt", ".html", ".htm", ".srt", ".docx", ".odt")
+# a .docx/.odt whose parts unpack to more is refused; a document's XML packs about 5-10x, so a 2 MB upload of
+# text unpacks to some 10-20 MB
+MAX_UNZIPPED_BYTES = 32_000_000
 
 # texts -> translations, for plain text (one str a text) and for HTML fragments
 Translate = Callable[[list[str]], Awaitable[list[str]]]
@@ -41,14 +47,28 @@ async def translate_document(ext: str, data: bytes, text: Translate, html: Trans
     if ext == ".srt":
         return await _srt(data, text)
     if ext == ".docx":
+        _check_unzipped(data, ext)
         return await _docx(data, html)
     if ext == ".odt":
+        _check_unzipped(data, ext)
         return await _odt(data, html)
     raise DocumentError(unsupported(ext))
 
 
 def unsupported(ext: str) -> str:
     return f"file format not supported: {ext or 'no extension'} (supported: {', '.join(FORMATS)})"
+
+
+def _check_unzipped(data: bytes, ext: str) -> None:
+    """Refuse (DocumentError) a zip that is not one, or whose parts declare more than MAX_UNZIPPED_BYTES."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            size = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, ValueError) as e:
+        raise DocumentError(f"corrupt {ext} file: {e}") from None
+    if size > MAX_UNZIPPED_BYTES:
+        raise DocumentError(f"the {ext} file unpacks to {size} bytes, more than this server reads "
+                            f"({MAX_UNZIPPED_BYTES})")  # fmt: skip
 
 
 def _utf8(data: bytes, ext: str) -> str:

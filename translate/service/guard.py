@@ -13,6 +13,9 @@ before any handler and each exception no handler turned into an answer:
            no-preflight form or text/plain POST. Clients that are not browsers (Mastodon, SearXNG, scripts)
            send no Origin and are not affected. Without --cors-origins no CORS headers are sent, so no other
            origin can read an answer either.
+  capacity past --max-connections open connections or requests in flight (counted by server.BoundedH11, in
+           scope["extensions"][CONNECTIONS]) a request is a 503 with Retry-After (the models' backlog over
+           their measured sentences/s, as for a full queue) and the connection is closed.
   headers  every response: X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer, and a
            Content-Security-Policy that allows only the page's own files (default-src 'self',
            frame-ancestors 'none': no framing, no inline script).
@@ -31,6 +34,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+CONNECTIONS = "translate.connections"  # scope["extensions"] key: (connections or requests held, the limit)
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -82,6 +86,14 @@ class Guard:
             self.count(scope, 403)
             await respond(guarded_send, 403, refusal)
             return
+        held, limit = (scope.get("extensions") or {}).get(CONNECTIONS, (0, 0))
+        if limit and held > limit:
+            self.count(scope, 503)
+            await respond(guarded_send, 503, f"{held} connections or requests open, over this server's limit "
+                                             f"of {limit} (--max-connections); retry later",
+                          [(b"retry-after", str(self.retry_after(scope)).encode()),
+                           (b"connection", b"close")])  # fmt: skip
+            return
         try:
             await self.app(scope, receive, guarded_send)
         except Exception as e:
@@ -111,15 +123,26 @@ class Guard:
 
     @staticmethod
     def count(scope: Scope, status: int) -> None:
-        app = scope.get("app")
-        state = getattr(getattr(app, "state", None), "service", None)
+        state = service_state(scope)
         if state is not None:
             state.counters.count(status)
 
+    @staticmethod
+    def retry_after(scope: Scope) -> int:
+        """Seconds until the busiest model's backlog (waiting and running sentences) is likely done."""
+        state = service_state(scope)
+        workers = [s.worker for s in state.served.values()] if state is not None else []
+        return max((w.retry_after(w.queue_depth + w.active) for w in workers), default=1)
 
-async def respond(send: Send, status: int, message: str) -> None:
+
+def service_state(scope: Scope):
+    """The app's State (app.state.service), or None outside the translate app."""
+    return getattr(getattr(scope.get("app"), "state", None), "service", None)
+
+
+async def respond(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+                            (b"content-length", str(len(body)).encode()), *headers]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

@@ -24,6 +24,9 @@ order and all whitespace kept as written), then:
             round(t * S / T) of S: the diagonal, which keeps every element in place for languages with
             similar word order.
 
+Markup nested deeper than MAX_DEPTH (200) elements is refused with a 400 naming its depth (the walk over
+units recurses once per level).
+
 Entities are decoded by the parser and written back by BeautifulSoup's minimal formatter (&amp; &lt; &gt;
 escaped, other characters as UTF-8). Alternatives are not given for HTML (as LibreTranslate).
 """
@@ -43,6 +46,7 @@ from bs4.element import CData, Declaration, Doctype, ProcessingInstruction
 from bs4.formatter import HTMLFormatter
 
 from translate.service.alignment import alignment_json, word_weights
+from translate.service.requests import ApiError
 
 BLOCK = {"address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
          "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4",
@@ -51,6 +55,7 @@ BLOCK = {"address", "article", "aside", "blockquote", "body", "caption", "dd", "
          "ul"}  # fmt: skip
 KEEP = {"script", "style", "code", "pre", "kbd", "samp", "var", "textarea", "svg", "math", "template"}
 KEEP_BLOCK = {"script", "style", "pre", "textarea", "template"}  # the others are inline: kept inside a unit
+MAX_DEPTH = 200  # elements nested deeper are refused (a 400): the walk over units recurses once per level
 OPAQUE_CLASSES = {"mention", "hashtag", "h-card"}
 SPECIAL = (Comment, CData, Declaration, Doctype, ProcessingInstruction)
 URL = re.compile(r"^(https?://|www\.)\S+$")
@@ -84,6 +89,16 @@ def write(soup: BeautifulSoup) -> str:
     for d in soup.find_all(string=lambda s: isinstance(s, Doctype)):  # BeautifulSoup adds a newline
         out = out.replace(f"<!DOCTYPE {d}>\n", f"<!DOCTYPE {d}>", 1)
     return out
+
+
+def depth(root: Tag) -> int:
+    """How deep elements nest under root (without recursion: any depth)."""
+    deepest, stack = 0, [(root, 0)]
+    while stack:
+        el, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((c, d + 1) for c in el.children if isinstance(c, Tag))
+    return deepest
 
 
 def kept(el: Tag) -> bool:
@@ -382,6 +397,11 @@ async def translate_html(state, s, texts: list[str], search, request) -> list[li
     from translate.service.dispatch import run
 
     soups = [parse(t) for t in texts]
+    for i, soup in enumerate(soups):
+        if (d := depth(soup)) > MAX_DEPTH:
+            where = f"q[{i}]" if len(texts) > 1 else "q"
+            raise ApiError(400, f"{where}: HTML elements nested {d} deep, more than this server reads "
+                                f"({MAX_DEPTH})")  # fmt: skip
     units = [u for soup in soups for u in units_of(soup)]
     if units:
         plans, hyps, _ = await run(state, s, [u.text for u in units], search, request)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 class Counters:
     responses: Counter = field(default_factory=Counter)  # status code -> count
     disconnects: int = 0
+    abandoned_work: int = 0  # requests whose alignment thread was stopped (client gone, deadline) and ended
     draining: bool = False
 
     def count(self, status: int) -> None:
@@ -49,5 +50,9 @@ def prometheus_text(served: dict, counters: Counters) -> str:
     lines += [f'translate_responses_total{{code="{c}"}} {n}' for c, n in sorted(counters.responses.items())]
     lines += ["# HELP translate_client_disconnects_total Requests whose client left before the answer.",
               "# TYPE translate_client_disconnects_total counter",
-              f"translate_client_disconnects_total {counters.disconnects}"]  # fmt: skip
+              f"translate_client_disconnects_total {counters.disconnects}",
+              "# HELP translate_abandoned_work_total Requests whose alignment work stopped early (client "
+              "gone or deadline passed), counted once its thread ended.",
+              "# TYPE translate_abandoned_work_total counter",
+              f"translate_abandoned_work_total {counters.abandoned_work}"]  # fmt: skip
     return "\n".join(lines) + "\n"

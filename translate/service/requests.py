@@ -255,7 +255,7 @@ def request_search(fields: dict, base: SearchConfig, max_beam: int) -> SearchCon
             kind = type(default)
             if kind is str:
                 if not isinstance(fields[name], str):
-                    raise ApiError(400, f"{name} must be a string, got {fields[name]!r}")
+                    raise ApiError(400, f"{name} must be a string, got {_shown(fields[name])}")
                 changes[name] = fields[name]
             else:
                 read = integer if kind is int else number
@@ -270,11 +270,12 @@ def request_glossary(fields: dict) -> Glossary | None:
     value = fields.get("glossary")
     if value is None or value == {} or value == []:
         return None
-    if isinstance(value, str):  # a form field: JSON text
+    if isinstance(value, str):  # a form field: JSON text, read as strictly as a JSON body
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ApiError(400, 'glossary must be an object {"source": "target"} (JSON)') from None
+            value = parse_json(value)
+        except ApiError as e:
+            why = e.message.replace("request body is not valid JSON", "not valid JSON")
+            raise ApiError(400, f'glossary must be an object {{"source": "target"}} (JSON): {why}') from None
     try:
         return glossary_from_value(value)
     except GlossaryError as e:
