@@ -228,7 +228,8 @@ def worker(job_file: str) -> int:
         engine = GenerateEngine(job["path"], job["checkpoint"])
     else:
         engine = load_engine(
-            job["engine"], job["path"], device="cpu", quantize=job["quantize"], threads=job["threads"]
+            job["engine"], job["path"], device="cpu", quantize=job["quantize"], threads=job["threads"],
+            shortlist=job.get("shortlist"),
         )
     search = SearchConfig(beam_size=job["beam"], batch_tokens=job["batch_tokens"], **job["search"])
     engine.translate_ids(data["src_ids"][:8], search)  # warm-up
@@ -296,6 +297,8 @@ def bench_engines(args, ckpt: Path | None = None, extra: dict | None = None, sea
         engines = {
             "torch": (ckpt, "none"),
             "torch-int8": (ckpt, "int8"),
+            **{f"{label}-shortlist": (ckpt, q) for label, q in (("torch", "none"), ("torch-int8", "int8"))
+               if args.shortlist},  # the same engines over a vocabulary shortlist
             **(extra or {}),
             **{k: (d, "none") for k, d in ct2_dirs.items()},
         }
@@ -318,6 +321,7 @@ def bench_engines(args, ckpt: Path | None = None, extra: dict | None = None, sea
                         "batch_tokens": args.batch_tokens,
                         "search": search,
                         "checkpoint": str(ckpt),
+                        "shortlist": args.shortlist if label.endswith("-shortlist") else None,
                     }
                     r = run_engine(job, tmp)
                     ids = r.pop("ids")
@@ -383,7 +387,9 @@ def engines_markdown(report: dict) -> str:
         "| same output as ours fp32 | peak RSS MiB | model MiB |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {"torch": "ours fp32", "torch-int8": "ours dynamic int8", "hf": "transformers generate()"}
+    names = {"torch": "ours fp32", "torch-int8": "ours dynamic int8", "hf": "transformers generate()",
+             "torch-shortlist": "ours fp32 + shortlist",
+             "torch-int8-shortlist": "ours dynamic int8 + shortlist"}
     for r in report["rows"]:
         lines.append(
             f"| {r['threads']} | {r['search']} | {engine_name(r, names)} "
@@ -446,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engines", nargs="*", dest="engine_list", default=None, metavar="ENGINE",
                    help=f"compare engines (default all: {' '.join(ENGINES)})")  # fmt: skip
     p.add_argument("--export-dir", help="--engines: keep the CTranslate2 exports here (default: a temp dir)")
+    p.add_argument("--shortlist", metavar="FILE",
+                   help="--engines: ours fp32 and int8 once more over this vocabulary shortlist")  # fmt: skip
     p.add_argument("--marian", nargs="?", const="", default=None, metavar="DIR",
                    help="compare engines on a Marian model (default: random, OPUS-MT-sized)")  # fmt: skip
     p.add_argument("--max-len-b", type=int, default=32, help="--marian: the fixed output length limit")
@@ -471,6 +479,8 @@ def main(argv=None) -> int:
             p.error(f"--engines: unknown {' '.join(unknown)} (choose from {' '.join(ENGINES)})")
         if "torch" not in args.engine_list:
             p.error("--engines: include torch (ours fp32): the BLEU diff and same-output columns use it")
+        if args.shortlist:  # ours fp32 and int8 a second time, over the shortlist
+            args.engine_list += [f"{e}-shortlist" for e in ("torch", "torch-int8") if e in args.engine_list]
         report = bench_engines(args)
         write_engines_report(report, Path(args.out if args.out != p.get_default("out")
                                           else "reports/bench_engines.json"))  # fmt: skip

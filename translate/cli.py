@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glossary", metavar="TSV",
                    help="source<TAB>target terms produced wherever the source term occurs (beam search, "
                         "--engine torch)")  # fmt: skip
+    p.add_argument("--shortlist", metavar="FILE",
+                   help="--engine torch: decode over each batch's candidate target pieces only (a vocabulary "
+                        "shortlist from scripts/build_shortlist.py; faster, may change outputs)")  # fmt: skip
     return p
 
 
@@ -91,7 +94,8 @@ class LineTranslator:
         path = args.model_dir if args.engine == "ct2" else args.checkpoint or str(newest_best_checkpoint())
         device = engine_device(args.device, args.quantize)
         engine = load_engine(
-            args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping
+            args.engine, path, device=device, quantize=args.quantize, ct2_stopping=args.ct2_stopping,
+            shortlist=args.shortlist,
         )
         self.service = Translator(engine, ServiceConfig(args.max_src_len))
         self.args, self.search = args, search_from_args(args)

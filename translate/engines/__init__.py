@@ -32,19 +32,23 @@ def engine_device(name="auto", quantize: str = "none"):
 
 def load_engine(
     engine: str, path, *, device="cpu", quantize: str = "none", threads: int = 0,
-    ct2_stopping: str = CT2_STOPPING[0],
+    ct2_stopping: str = CT2_STOPPING[0], shortlist=None,
 ) -> Engine:  # fmt: skip
     """`engine` torch: `path` is a checkpoint; ct2: an exported model directory (stopping: CT2_STOPPING).
 
-    device: a torch.device or its name (translate.device.resolve_device turns "auto" into one)."""
+    device: a torch.device or its name (translate.device.resolve_device turns "auto" into one); shortlist: a
+    vocabulary shortlist file for the torch engine (scripts/build_shortlist.py)."""
     if engine == "torch":
         from translate.engines.pytorch import TorchEngine
 
-        return TorchEngine(path, device=device, quantize=quantize)
+        return TorchEngine(path, device=device, quantize=quantize, shortlist=shortlist)
     if engine == "ct2":
         if quantize != "none":
             raise EngineError("--quantize applies to --engine torch; a ct2 model is quantized when exported "
                               "(translate export --quantization)")  # fmt: skip
+        if shortlist:
+            raise EngineError("--shortlist applies to --engine torch (CTranslate2's own vocabulary map, "
+                              "use_vmap, is not exported)")  # fmt: skip
         from translate.engines.ct2 import CT2Engine
 
         return CT2Engine(path, device=device, threads=threads, stopping=ct2_stopping)

@@ -5,6 +5,8 @@ with the answer of a model that lacks them, and a model that has one overrides i
   new_block_pool(block_size) -> a BlockPool, or None: no self-attention cache to page (continuous batching
                                then keeps each row's state as it is); with a pool, encode(src, paged=pool)
   kv_memory(state)           -> the self-attention cache's (allocated, used) bytes; (0, 0) without one
+  restrict_output(state, vocab) -> the state whose step() returns logits over the target ids `vocab` (Vs,)
+                               only (a vocabulary shortlist, search/shortlist.py), or None: it cannot
   max_positions              -> the positions one sequence may take; None = any length
   ct2_spec                   -> the CTranslate2 model spec the architecture maps onto (engines/ct2_export.py);
                                None: it cannot be exported
@@ -129,6 +131,11 @@ class Seq2Seq(nn.Module, abc.ABC):
     def kv_memory(self, state: State) -> tuple[int, int]:
         """(bytes allocated, bytes used) by the self-attention cache of a decoding state; (0, 0): none."""
         return (0, 0)
+
+    def restrict_output(self, state: State, vocab: torch.Tensor) -> State | None:
+        """The state with the output projection cut to the target ids `vocab` (Vs,): step() then returns
+        logits (B, Vs) in vocab's order. None: this model cannot (the search then refuses a shortlist)."""
+        return None
 
     def flops_per_target_token(self, src_len: float, tgt_len: float) -> float | None:
         """Forward + backward FLOPs per target token of a src_len / tgt_len pair (2 per multiply-add);

@@ -24,6 +24,16 @@ def quantize_dynamic_int8(model: Seq2Seq) -> Seq2Seq:
     return torch.ao.quantization.quantize_dynamic(model.eval(), set(QUANTIZED), dtype=torch.qint8)
 
 
+def float_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight (out, in), bias (out,) | None) of an nn.Linear or of its dynamic int8 twin, as float tensors
+    (the int8 weight dequantized): what a shortlist gathers its rows of the output projection from."""
+    if isinstance(linear, nn.Linear):
+        return linear.weight.detach(), None if linear.bias is None else linear.bias.detach()
+    if isinstance(linear, torch.ao.nn.quantized.dynamic.Linear):
+        return linear.weight().dequantize(), linear.bias()
+    raise TypeError(f"float_weight: {type(linear).__name__} is neither nn.Linear nor its dynamic int8 twin")
+
+
 def float_modules_left(model: nn.Module) -> list[str]:
     """Names of Linear/GRU/GRUCell modules that are still float (empty after quantize_dynamic_int8)."""
     return [name for name, m in model.named_modules() if type(m) in QUANTIZED]

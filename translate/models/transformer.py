@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from translate.attention import KVCache
@@ -29,6 +30,7 @@ from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State, concat, reorder
+from translate.models.quantize import float_weight
 from translate.models.transformer_layers import DecoderLayer, EncoderLayer
 
 
@@ -149,8 +151,17 @@ class Transformer(Seq2Seq):
             x, _ = layer(x, cross_cache, self_cache=self_cache, cross_group=group or 1)
         if paged:
             state["self_caches"].end_step()
-        logits = self.output(self.decoder_norm(x[:, 0]))  # (B,V)
+        h = self.decoder_norm(x[:, 0])  # (B,E)
+        rows = state.get("output_rows")  # a shortlist's rows of the output projection, restrict_output
+        logits = self.output(h) if rows is None else F.linear(h, *rows)  # (B,V) or (B,Vs)
         return logits, {**state, "position": pos + 1}
+
+    def restrict_output(self, state: State, vocab: torch.Tensor) -> State:
+        """step() then projects onto the target ids `vocab` (Vs,) only: their rows of the output weight (and
+        bias), gathered once per batch (float, also when dynamic int8 has quantized the projection)."""
+        weight, bias = float_weight(self.output)  # (V,E), (V,) | None
+        rows = (weight.index_select(0, vocab), None if bias is None else bias.index_select(0, vocab))
+        return {**state, "output_rows": rows}  # (Vs,E), (Vs,) | None; batch-independent: reorders keep it
 
     def reorder_state(self, state: State, index: torch.Tensor) -> State:
         """Rows `index` (B',) of the state. The source side (one cross-attention row per source) is not

@@ -186,19 +186,19 @@ def best_first(hyps: list[Hypothesis], nbest: int) -> list[Hypothesis]:
 
 @torch.no_grad()
 def beam_search(
-    model, src: torch.Tensor, search: SearchConfig, *, use_cache: bool = True
-) -> list[list[Hypothesis]]:
+    model, src: torch.Tensor, search: SearchConfig, *, use_cache: bool = True,
+    vocab: torch.Tensor | None = None,
+) -> list[list[Hypothesis]]:  # fmt: skip
     """src (B, S) -> per sentence its search.nbest best hypotheses, best first (score = logprob / lp).
 
     search.beam_size beams (1 is beam search too, not greedy_search), length penalty search.alpha, length
     limit max_len_a * source length + max_len_b, search's repetition controls (step_logp). Raises SearchError
-    when a sentence ends with no hypothesis
-    (NaN or infinite logits).
+    when a sentence ends with no hypothesis (NaN or infinite logits). vocab: a shortlist's ids (Stepper).
     """
     K, alpha, nbest, dev = search.beam_size, search.alpha, search.nbest, src.device
     B = src.size(0)
     limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)
-    stepper = Stepper(model, src, use_cache=use_cache)
+    stepper = Stepper(model, src, use_cache=use_cache, vocab=vocab)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     scores = first_scores(B, K, dev)  # (B, K) raw log-probabilities of live beams
     best = torch.full((B, nbest), float("-inf"), device=dev)  # (B, N) normalised scores of the N best ended

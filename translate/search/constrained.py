@@ -159,7 +159,7 @@ def sentence_step(
 @torch.no_grad()
 def constrained_beam_search(
     model, src: torch.Tensor, search: SearchConfig, constraints: Sequence[Sequence[Sequence[int]]], *,
-    use_cache: bool = True,
+    use_cache: bool = True, vocab: torch.Tensor | None = None,
 ) -> list[list[Hypothesis]]:  # fmt: skip
     """src (B, S), constraints per sentence (target id sequences, each non-empty) -> per sentence its
     search.nbest best hypotheses that hold every constraint, best first (see the module docstring)."""
@@ -174,7 +174,7 @@ def constrained_beam_search(
     need = torch.tensor([sum(len(c) for c in cs) for cs in cons], device=dev)  # (B,) the terms' tokens
     cap = sequence_limit(model)
     limit = torch.maximum(limit, need if cap is None else need.clamp(max=cap))  # room for every term
-    stepper = Stepper(model, src, use_cache=use_cache)
+    stepper = Stepper(model, src, use_cache=use_cache, vocab=vocab)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     beams = [[Beam([], 0.0 if k == 0 else float("-inf"), Progress(tuple(False for _ in cs)))
               for k in range(K)] for cs in cons]  # fmt: skip; only beam 0 is alive at first

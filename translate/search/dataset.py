@@ -16,6 +16,7 @@ from translate.data.batching import TokenBatchSampler, pad_sources
 from translate.search.beam import Hypothesis, SearchError
 from translate.search.config import SearchConfig
 from translate.search.decode import decode
+from translate.search.shortlist import Shortlist
 from translate.search.stepper import sequence_limit
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,14 @@ def translate_ids(
     progress: bool = False,
     desc: str = "translate",
     constraints: Sequence[Sequence[Sequence[int]]] | None = None,
+    shortlist: Shortlist | None = None,
 ) -> list[list[Hypothesis]]:
     """Source id lists (no EOS) -> per sentence, in input order, its n-best hypotheses.
 
     Each batch goes through decode (the strategy's search; greedy and sampling give one hypothesis with
     score NaN: they do not rank); constraints: per sentence the target id sequences its translation must
-    hold (a glossary's terms, lexically constrained beam search). Sources longer
+    hold (a glossary's terms, lexically constrained beam search); shortlist: each batch decodes over its
+    candidate target pieces only (search/shortlist.py). Sources longer
     than the model's positions are cut (logged once with the count). A batch holds at most
     search.batch_tokens padded source tokens. Raises SearchError naming the sentences (indices into src_ids)
     for which beam search found no hypothesis with a finite score (NaN or infinite logits).
@@ -58,7 +61,8 @@ def translate_ids(
             src = pad_sources([src_ids[i] for i in idx], device)  # (B, S)
             batch_constraints = None if constraints is None else [constraints[i] for i in idx]
             try:
-                hyps = decode(model, src, search, use_cache=use_cache, constraints=batch_constraints)
+                hyps = decode(model, src, search, use_cache=use_cache, constraints=batch_constraints,
+                              shortlist=shortlist)
             except SearchError as e:  # batch rows -> indices into src_ids
                 raise SearchError([idx[r] for r in e.rows], "source sentence") from None
             for i, h in zip(idx, hyps):

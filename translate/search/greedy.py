@@ -42,13 +42,13 @@ def source_rows(src: torch.Tensor) -> list[list[int]]:
     return [[t for t in row if t not in (EOS_ID, PAD_ID)] for row in src.tolist()]
 
 
-def decode_loop(model, src, search: SearchConfig, use_cache: bool) -> list[list[int]]:
+def decode_loop(model, src, search: SearchConfig, use_cache: bool, vocab=None) -> list[list[int]]:
     """Greedy or sampling (search.strategy): per row the chooser picks the next token from its logits."""
     B = src.size(0)
     limit = max_lengths(src, search.max_len_a, search.max_len_b, sequence_limit(model))  # (B,)
     choose = token_chooser(search, src.device)
     choose.add(source_rows(src))
-    stepper = Stepper(model, src, use_cache=use_cache)
+    stepper = Stepper(model, src, use_cache=use_cache, vocab=vocab)
     out: list[list[int]] = [[] for _ in range(B)]
     alive = torch.arange(B, device=src.device)  # (B,) original row of each live row
     history = src.new_empty(B, 0)  # (B, T) live rows' tokens, kept when a repetition control needs them

@@ -36,14 +36,29 @@ def sequence_limit(model) -> int | None:
 
 
 class Stepper:
-    """Feeds one token per live row and returns next-token logits; rows can be reordered or dropped."""
+    """Feeds one token per live row and returns next-token logits; rows can be reordered or dropped.
 
-    def __init__(self, model, src: torch.Tensor, *, use_cache: bool = True):
+    vocab (Vs,) sorted target ids (a shortlist, search/shortlist.py): the model projects onto them only
+    (model.restrict_output) and step() puts their logits back into the full vocabulary, -inf elsewhere, so
+    every search runs unchanged on the restricted distribution. Needs the cache (the model's state holds it).
+    """
+
+    def __init__(self, model, src: torch.Tensor, *, use_cache: bool = True, vocab: torch.Tensor | None = None
+                 ):  # fmt: skip
         self.model = model
         self.use_cache = use_cache
+        self.vocab = vocab
         if use_cache:
             self.state = model.encode(src)
+            if vocab is not None:
+                state = model.restrict_output(self.state, vocab)
+                if state is None:
+                    raise ValueError(f"{type(model).__name__} cannot restrict its output projection "
+                                     "(restrict_output): decode it without a shortlist")  # fmt: skip
+                self.state = state
         else:
+            if vocab is not None:
+                raise ValueError("a shortlist needs the incremental cache (use_cache=True)")
             self.src = src  # (B, S)
             self.prefix = src.new_empty(src.size(0), 0)  # (B, T)
 
@@ -51,7 +66,10 @@ class Stepper:
         """tokens (B,) -> logits (B, V) for the next position."""
         if self.use_cache:
             logits, self.state = self.model.step(tokens, self.state)
-            return logits
+            if self.vocab is None:
+                return logits
+            full = logits.new_full((logits.size(0), self.model.tgt_vocab_size), float("-inf"))  # (B, V)
+            return full.index_copy_(1, self.vocab, logits)  # (B, Vs) -> (B, V)
         self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)  # (B, T+1)
         return self.model(self.src, self.prefix)[:, -1]  # (B, T+1, V) -> (B, V)
 
