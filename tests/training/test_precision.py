@@ -107,6 +107,39 @@ def test_the_benchmark_measures_the_model_shapes():
     assert math.isfinite(ratio) and ratio > 0
 
 
+class ScriptedMatmul:
+    """A clock and a product for bf16_speedup: fp32 products take 1 s; a bf16 product takes `first` s on its
+    first call (oneDNN generating its kernel) and `then` s on every later call."""
+
+    def __init__(self, first: float, then: float) -> None:
+        self.now, self.first, self.then, self.seen = 0.0, first, then, set()
+
+    def clock(self) -> float:
+        return self.now
+
+    def mm(self, a, b):
+        if a.dtype == torch.bfloat16:
+            key = (tuple(a.shape), tuple(b.shape))
+            self.now += self.then if key in self.seen else self.first
+            self.seen.add(key)
+        else:
+            self.now += 1.0
+        return a @ b
+
+
+@pytest.mark.parametrize(
+    "first, then, expected",
+    [(50.0, 0.5, 2.0), (50.0, 50.0, 1 / 50), (0.5, 0.5, 2.0)],
+    ids=["native bf16, slow first call (kernel generation)", "fallback path", "native bf16"],
+)
+def test_a_slow_first_bf16_call_is_not_taken_for_the_fallback(first, then, expected):
+    """The warm-up call of a new bf16 kernel can be 10x an fp32 product without bf16 being slow: the ratio
+    comes from the calls after it; only a bf16 product slow on its second call too is the fallback path."""
+    script = ScriptedMatmul(first, then)
+    ratio = bf16_speedup([(8, 4)], rows=2, repeats=2, budget_s=1e9, mm=script.mm, clock=script.clock)
+    assert ratio == pytest.approx(expected)
+
+
 def test_the_checkpoint_and_config_record_the_resolved_precision(smoke_cfg, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(
         precision_module, "probe_bf16", lambda device: Probe(False, "cpu without native bf16")
