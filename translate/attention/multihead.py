@@ -49,11 +49,13 @@ class MultiHeadAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B,L,E) -> (B,H,L,D)
 
-    def _stacked(self, x: Tensor, *linears: nn.Linear) -> list[Tensor]:
-        """Training: several projections of x in one matmul over their stacked weights, as torch.nn.
-        MultiheadAttention's packed in_proj does -> one (B,H,L,D) per projection. The same numbers as
-        separate projections in one larger product (under autocast one cast of the stacked weights instead
-        of one each); the parameters stay q_proj, k_proj and v_proj."""
+    def _projections(self, x: Tensor, *linears: nn.Linear, stack: bool) -> list[Tensor]:
+        """x (B,L,E) -> one (B,H,L,D) per projection. stack (training): one matmul over their stacked weights,
+        as torch.nn.MultiheadAttention's packed in_proj does; the same numbers as separate projections in one
+        larger product (under autocast one cast of the stacked weights instead of one each); the parameters
+        stay q_proj, k_proj and v_proj."""
+        if not stack:
+            return [self._split(lin(x)) for lin in linears]
         weight = torch.cat([lin.weight for lin in linears])  # (n*E, E)
         bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])  # (n*E,)
         parts = F.linear(x, weight, bias).chunk(len(linears), dim=-1)  # n x (B,L,E) views
@@ -87,22 +89,18 @@ class MultiHeadAttention(nn.Module):
         batch, queries, _ = query.shape
         if memory is not None and cache is not None:
             raise ValueError("cache serves self-attention; cross-attention takes memory=cache_memory(memory)")
-        if self.training and cache is None and memory is None:
-            q, k, v = self._stacked(query, self.q_proj, self.k_proj, self.v_proj)  # (B,H,T,D) each
-        elif self.training and cache is None and not isinstance(memory, KVCache):
-            q = self._split(self.q_proj(query))  # (B,H,T,D)
-            k, v = self._stacked(memory, self.k_proj, self.v_proj)  # (B,H,S,D) each
-        elif isinstance(memory, KVCache):
+        stack = self.training and cache is None  # training: one matmul for the projections of one input
+        if isinstance(memory, KVCache):
             if key_padding_mask is not None:
                 raise ValueError("a cached memory carries its own key_padding_mask")
             q = self._split(self.q_proj(query))  # (B,H,T,D)
             k, v, key_padding_mask = memory.k, memory.v, memory.key_padding_mask  # (B,H,S,D), (B,S)
         elif memory is not None:
             q = self._split(self.q_proj(query))  # (B,H,T,D)
-            k, v = self._split(self.k_proj(memory)), self._split(self.v_proj(memory))  # (B,H,S,D)
+            k, v = self._projections(memory, self.k_proj, self.v_proj, stack=stack)  # (B,H,S,D) each
         else:
-            q = self._split(self.q_proj(query))  # (B,H,T,D)
-            k, v = self._split(self.k_proj(query)), self._split(self.v_proj(query))  # (B,H,T,D)
+            projections = (self.q_proj, self.k_proj, self.v_proj)
+            q, k, v = self._projections(query, *projections, stack=stack)  # (B,H,T,D) each
             if isinstance(cache, PagedLayer):  # writes k, v into the rows' blocks, reads through the tables
                 if self.training or self.window is not None or key_padding_mask is not None:
                     raise ValueError("a paged cache serves decoding only: eval mode, no window, no mask")
