@@ -7,6 +7,8 @@ with --engines, our engine against CTranslate2 on one Transformer checkpoint, si
     .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --sentences 0 --threads 1 2 \
         --out reports/bench_engines.json                              # the engine comparison (see below)
     .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --repeat-guard 0  # plain search
+    .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --repeat-guard 0 --stopping k_ended
+                                                # ... with CTranslate2's stopping rule: the same algorithm
 
 Models: the given checkpoints; by default the newest best.pt per model class under runs/, and for a class
 with no checkpoint an untrained model of conf/model/<name>.yaml (marked "untrained": it always decodes to
@@ -73,6 +75,7 @@ from translate.machine import describe_cpu, peak_rss_mib  # noqa: E402
 from translate.models.build import build_model  # noqa: E402
 from translate.models.checkpoint import load_checkpoint, load_model, model_label  # noqa: E402
 from translate.search import SearchConfig, translate_ids  # noqa: E402
+from translate.search.config import STOPPINGS  # noqa: E402
 
 DEFAULT_MODELS = ("rnnencdec", "rnnsearch", "transformer")
 
@@ -382,7 +385,7 @@ def engines_markdown(report: dict) -> str:
         f"{report['torch']}, CTranslate2 {report['ctranslate2']}; best of {report['repeats']}; "
         f"alpha {s['alpha']}, "
         f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['batch_tokens']} source tokens per batch, "
-        f"repeat_guard {s['repeat_guard']}; "
+        f"repeat_guard {s['repeat_guard']}, stopping {s.get('stopping', 'exact')}; "
         f"load average {report['load_average'][0]:.1f} at the end.",
         "",
         "| threads | search | engine | sent/s | target tok/s | BLEU | BLEU diff | chrF "
@@ -459,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-guard", type=int, default=None, metavar="R",
                    help="--engines: SearchConfig.repeat_guard for every engine (0 = plain search, the same "
                    "algorithm in CTranslate2's beam; default: SearchConfig's)")  # fmt: skip
+    p.add_argument("--stopping", choices=STOPPINGS, default=None,
+                   help="--engines: SearchConfig.stopping for every engine (k_ended: CTranslate2's own rule in "
+                   "ours too; default: SearchConfig's)")  # fmt: skip
     p.add_argument("--marian", nargs="?", const="", default=None, metavar="DIR",
                    help="compare engines on a Marian model (default: random, OPUS-MT-sized)")  # fmt: skip
     p.add_argument("--max-len-b", type=int, default=32, help="--marian: the fixed output length limit")
@@ -486,8 +492,8 @@ def main(argv=None) -> int:
             p.error("--engines: include torch (ours fp32): the BLEU diff and same-output columns use it")
         if args.shortlist:  # ours fp32 and int8 a second time, over the shortlist
             args.engine_list += [f"{e}-shortlist" for e in ("torch", "torch-int8") if e in args.engine_list]
-        guard = None if args.repeat_guard is None else {"repeat_guard": args.repeat_guard}
-        report = bench_engines(args, search=guard)
+        fields = {"repeat_guard": args.repeat_guard, "stopping": args.stopping}
+        report = bench_engines(args, search={k: v for k, v in fields.items() if v is not None})
         write_engines_report(report, Path(args.out if args.out != p.get_default("out")
                                           else "reports/bench_engines.json"))  # fmt: skip
         return 0

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 
 from translate.data.pipeline import prepare_data
 from translate.data.vocab import BOS_ID, EOS_ID
-from translate.engines import EngineError, load_engine
+from translate.engines import CT2_STOPPING, EngineError, load_engine
 from translate.engines import ct2 as ct2_engine
 from translate.engines.ct2 import CT2Engine, runs_as_exported
 from translate.engines.ct2_export import ExportError, export_ct2, transformer_spec
@@ -281,6 +281,28 @@ def test_native_stopping_is_ctranslate2s_own_rule_and_never_beats_exact(copy_che
     assert sum(a[0].tokens == b[0].tokens for a, b in zip(fast, full)) >= len(rows) // 2
     with pytest.raises(EngineError, match="--ct2-stopping"):
         load_engine("ct2", out, ct2_stopping="sometimes")
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_k_ended_is_ctranslate2s_native_search(copy_checkpoint, tmp_path, alpha):
+    """SearchConfig.stopping k_ended in our beam search is CTranslate2's own algorithm (patience 1): the same
+    n-best lists wherever no hypothesis reaches the length limit (ours forces </s> there, CTranslate2 stops
+    without it); CTranslate2 runs it whatever --ct2-stopping says."""
+    ours = load_engine("torch", copy_checkpoint)
+    out = export_ct2(copy_checkpoint, tmp_path / "ct2", "float32")
+    rows = copy_rows(24, seed=1000)
+    beam = SearchConfig(beam_size=4, nbest=2, alpha=alpha, max_len_a=2.0, max_len_b=6, stopping="k_ended",
+                        **REPETITION_OFF)  # fmt: skip
+    mine = translate_ids(ours.model, rows, beam)
+    native, exact = (load_engine("ct2", out, ct2_stopping=s).translate_ids(rows, beam) for s in CT2_STOPPING)
+    compared = 0
+    for row, a, b, c in zip(rows, mine, native, exact):
+        assert [h.tokens for h in b] == [h.tokens for h in c]  # k_ended maps to patience 1 in either mode
+        if any(len(h.tokens) >= math.floor(2.0 * (len(row) + 1) + 6) for h in a + b):
+            continue
+        compared += 1
+        assert_nbest_agrees(a, b)
+    assert compared >= len(rows) // 2
 
 
 # What each export runs as on this CPU (CTranslate2's documented fallbacks, "Implicit type conversion on

@@ -85,6 +85,17 @@ def test_early_endings_do_not_stop_the_search(beam_size):
     assert hyps[0][0].score == pytest.approx(best_score, abs=1e-5)
 
 
+@pytest.mark.parametrize("beam_size", [2, 8])
+def test_k_ended_stops_once_k_hypotheses_ended(beam_size):
+    """stopping k_ended (CTranslate2's rule) stops once K hypotheses ended, and early endings (the empty
+    translation, "5" then EOS, ...) fill them before 4 4 4 4 4 (-0.835) can end: it returns the empty one
+    (-0.916), which the exact rule searches past."""
+    hyps = beam_search(Scripted(), SRC, to_limit(beam_size=beam_size, alpha=0.6, stopping="k_ended"))[0]
+    exact = beam_search(Scripted(), SRC, to_limit(beam_size=beam_size, alpha=0.6))[0]
+    assert exact[0].tokens == [4] * 5
+    assert hyps[0].tokens == [] and hyps[0].score == pytest.approx(logprob(()) / length_penalty(1, 0.6))
+
+
 def test_greedy_stops_at_the_first_eos_where_beam_one_goes_on():
     """Greedy ends with the likeliest first token (EOS); beam 1 keeps its best non-EOS beam alive while it can
     still win, so with alpha > 0 it may return a longer, better-scored translation than greedy."""
@@ -113,6 +124,9 @@ def test_the_bound_is_the_raw_score_over_the_longest_penalty():
     assert best_possible(scores, limit, 0.0)[:2].tolist() == [-1.0, -2.0]
     finished = torch.tensor([[-0.7], [-1.2], [float("-inf")]])  # (B, N=1): bounds -0.74, -1.15, -inf
     assert can_stop(scores, finished, limit, 0.6).tolist() == [True, False, True]
+    # k_ended: the K-th column of best filled, whatever the live beams could still reach
+    ended = torch.tensor([[-1.0, float("-inf")], [-1.0, -2.0], [-3.0, -4.0]])
+    assert can_stop(scores[:, :2], ended, limit, 0.6, stopping="k_ended").tolist() == [False, True, True]
 
 
 def test_step_functions_take_per_sentence_steps_and_limits():

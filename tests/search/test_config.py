@@ -97,6 +97,8 @@ def test_the_benchmarks_decode_with_the_defaults():
         ({"max_len_a": 0.0, "max_len_b": 0}, "must not both be 0"),
         ({"batch_tokens": 0}, "batch_tokens must be between 1 and 1000000"),
         ({"batch_tokens": 10**400}, "batch_tokens must be between 1 and 1000000"),
+        ({"stopping": "sometimes"}, "stopping must be one of exact|k_ended, got 'sometimes'"),
+        ({"stopping": None}, "stopping must be one of exact|k_ended"),
     ],
 )
 def test_every_field_is_bounded_and_finite(changes, message):
@@ -108,7 +110,8 @@ def test_the_bounds_reach_every_entry_point(capsys):
     """The CLI, the server's flags and Hydra all build SearchConfig, so each refuses what it refuses."""
     for argv, message in [(["--alpha", "nan"], "--alpha must be a finite number, got nan"),
                           (["--alpha=-inf"], "--alpha must be a finite number, got -inf"),
-                          (["--beam", "1000"], "--beam must be between 1 and 256, got 1000")]:  # fmt: skip
+                          (["--beam", "1000"], "--beam must be between 1 and 256, got 1000"),
+                          (["--stopping", "early"], "--stopping must be one of exact|k_ended")]:  # fmt: skip
         with pytest.raises(SystemExit):
             cli.main([*argv, "Hola."])
         assert message in capsys.readouterr().err

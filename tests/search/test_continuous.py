@@ -47,12 +47,13 @@ SAMPLE = SearchConfig(strategy="sample", nbest=1, sampling_topk=8, sampling_temp
 REPEATS = dict(no_repeat_ngram_size=3, repetition_penalty=1.5, repeat_guard=2)
 GREEDY_REP = SearchConfig(**{**GREEDY.__dict__, **REPEATS})
 BEAM_REP = SearchConfig(**{**BEAM.__dict__, **REPEATS})
+BEAM_K_ENDED = SearchConfig(**{**BEAM.__dict__, "stopping": "k_ended"})
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("paged", [False, True])
-@pytest.mark.parametrize("search", [GREEDY, BEAM, SAMPLE, GREEDY_REP, BEAM_REP],
-                         ids=["greedy", "beam", "sample", "greedy_repeats", "beam_repeats"])
+@pytest.mark.parametrize("search", [GREEDY, BEAM, SAMPLE, GREEDY_REP, BEAM_REP, BEAM_K_ENDED],
+                         ids=["greedy", "beam", "sample", "greedy_repeats", "beam_repeats", "beam_k_ended"])
 def test_joins_and_leaves_give_the_offline_translations(name, paged, search):
     torch.manual_seed(1)
     model = MODELS[name]().eval()
@@ -128,3 +129,5 @@ def test_a_decoder_refuses_settings_of_another_shape():
     decoder = ContinuousDecoder(model, BEAM)
     with pytest.raises(ValueError, match="shape"):
         decoder.add(0, [5, 6], SearchConfig(beam_size=4, batch_tokens=40))
+    with pytest.raises(ValueError, match="shape"):  # another stopping rule: best keeps other columns
+        decoder.add(0, [5, 6], BEAM_K_ENDED)

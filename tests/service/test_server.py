@@ -78,6 +78,13 @@ def test_v1_translate_nbest_scores_and_alignment(live):
     assert set(out["timing"]) == {"queue_ms", "decode_ms", "total_ms"}
     status, _, out = call(live.url, "/v1/translate", {"q": "Dios.", "model": "tiny", "beam": 1})
     assert status == 200 and out["translations"]["nbest"][0]["score"] is None  # greedy: unranked
+    status, _, out = call(live.url, "/v1/translate", {**body, "stopping": "k_ended"})  # CTranslate2's rule
+    assert status == 200 and out["search"]["stopping"] == "k_ended"
+    assert [a["text"] for a in out["translations"]["nbest"]] == offline(
+        live, body["q"], SearchConfig(beam_size=3, nbest=2, max_len_a=0, max_len_b=6, stopping="k_ended")
+    )
+    status, _, err = call(live.url, "/v1/translate", {**body, "stopping": "never"})
+    assert status == 400 and "stopping must be one of exact|k_ended" in err["error"], err
 
 
 def test_v1_translate_samples_with_a_seed_and_controls_repetition(live):

@@ -10,10 +10,12 @@ run the same search:
 | beam_size 1  | beam_size=1: greedy, the same tokens as ours                                           |
 | beam_size K  | beam_size=K: the same beam (the 2K best candidates; an EOS among the K best ends a     |
 |              | hypothesis, the best non-EOS candidates refill the beam)                               |
-| stopping     | "native" (default): CTranslate2's own rule, a sentence ends once K hypotheses ended     |
-|              | (patience 1, num_hypotheses K), ranked by GNMT below: fast, and the rule our beam used |
-|              | before it learned its bound. "exact": ours stops a sentence once no live beam can beat |
-|              | its nbest-th finished hypothesis (a bound CTranslate2 lacks); patience = limit + 1 and |
+| stopping     | SearchConfig.stopping k_ended is CTranslate2's own rule: patience 1, num_hypotheses K, |
+| k_ended      | ranked by GNMT below (the same algorithm as ours, whatever --ct2-stopping says)        |
+| stopping     | --ct2-stopping picks how CTranslate2 runs our exact bound, which it lacks. "native"    |
+| exact        | (default): its own rule, as for k_ended: fast, and a shorter search than ours. "exact": |
+|              | ours stops a sentence once no live beam can beat its nbest-th finished hypothesis;     |
+|              | patience = limit + 1 and                                                               |
 |              | num_hypotheses = K * (limit + 1) keep CTranslate2 searching to the length limit and    |
 |              | return every hypothesis it ended; the bound says none found after our stop can rank    |
 |              | above our n-best, so the lists agree, at 3-5x the cost (tests use it)                  |
@@ -106,7 +108,7 @@ def ct2_options(search: SearchConfig, limit: int, stopping: str = STOPPING[0]) -
     if search.strategy == "sample":
         return {**options, "beam_size": 1, "sampling_topk": search.sampling_topk,
                 "sampling_topp": search.sampling_topp, "sampling_temperature": search.sampling_temperature}
-    if stopping == "native":  # stop once K hypotheses ended; all K come back for our GNMT ranking
+    if stopping == "native" or search.stopping == "k_ended":  # stop once K hypotheses ended; all K come back
         return {**options, "beam_size": search.beam_size, "patience": 1.0, "num_hypotheses": search.beam_size,
                 "length_penalty": 0.0, "return_scores": True}  # fmt: skip
     ended = search.beam_size * (limit + 1)  # more than can end before the limit: search on, return them all

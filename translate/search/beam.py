@@ -5,10 +5,11 @@ model.reorder_state (the KV cache follows its beams). Each step takes the 2K bes
 the K best ends its hypothesis (it joins the sentence's finished list), and the K best that do not end
 become the next live beams, so a sentence always has K live beams.
 
-Stopping rule (exact for the beam): a sentence stops only when no live beam can still beat its nbest-th
-finished hypothesis. Log-probabilities only fall, so a live beam with raw log-probability s ends, at best,
-with s over the largest length penalty it can reach, lp(limit + 1) (alpha = 0: s itself). A sentence also
-stops when none of its beams is alive (at its length limit every beam must end).
+Stopping rule (search.stopping). exact (the default, exact for the beam): a sentence stops only when no live
+beam can still beat its nbest-th finished hypothesis. Log-probabilities only fall, so a live beam with raw
+log-probability s ends, at best, with s over the largest length penalty it can reach, lp(limit + 1) (alpha = 0:
+s itself). k_ended: a sentence stops once K hypotheses have ended (CTranslate2's and fairseq's rule). Either
+way a sentence also stops when none of its beams is alive (at its length limit every beam must end).
 
 The per-step pieces are small functions over per-sentence tensors (steps and limits are (B,) tensors), so
 a decoder whose sentences joined at different steps (continuous batching) can call them and reproduce
@@ -121,12 +122,17 @@ def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha) -> torch.Ten
 
 
 def can_stop(
-    scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha, steps: torch.Tensor | None = None
+    scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha, steps: torch.Tensor | None = None,
+    stopping: str = "exact",
 ) -> torch.Tensor:
-    """(B,) bool: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N)), or
-    the sentence has taken the step at its length limit (`steps` (B,) > limit: every beam had to end there),
-    which holds whatever the scores are (NaN included)."""
-    done = best_possible(scores, limit, alpha) <= best[:, -1]
+    """(B,) bool: exact: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N));
+    k_ended: best (B, K) is full, K hypotheses have ended; or the sentence has taken the step at its length
+    limit (`steps` (B,) > limit: every beam had to end there), which holds whatever the scores are (NaN
+    included)."""
+    if stopping == "k_ended":
+        done = best[:, -1] > float("-inf")  # (B,) the K-th ended hypothesis exists
+    else:
+        done = best_possible(scores, limit, alpha) <= best[:, -1]
     return done if steps is None else done | (steps > limit)
 
 
@@ -199,7 +205,7 @@ def beam_search(
     stepper = Stepper(model, src, use_cache=use_cache, vocab=vocab)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     scores = first_scores(B, K, dev)  # (B, K) raw log-probabilities of live beams
-    best = torch.full((B, nbest), float("-inf"), device=dev)  # (B, N) normalised scores of the N best ended
+    best = torch.full((B, search.ended_kept), float("-inf"), device=dev)  # (B, N) normalised, of the best ended
     history = torch.empty(B, K, 0, dtype=torch.long, device=dev)  # (B, K, T)
     sent = torch.arange(B, device=dev)  # (B,) original sentence of each live sentence
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
@@ -220,7 +226,7 @@ def beam_search(
         history = torch.cat([history, new_tok[:, :, None]], 2)  # (Bl, K, T+1)
         t += 1
 
-        done = can_stop(scores, best, limit[sent], alpha, steps + 1)  # (Bl,)
+        done = can_stop(scores, best, limit[sent], alpha, steps + 1, search.stopping)  # (Bl,)
         keep = (~done).nonzero().squeeze(1)  # (Bl',)
         rows = (keep[:, None] * K + beam_src[keep]).reshape(-1)  # (Bl'*K,) state rows of the kept beams
         sent, scores, best, history = sent[keep], scores[keep], best[keep], history[keep]

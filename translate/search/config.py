@@ -13,6 +13,9 @@ import math
 from dataclasses import dataclass
 
 STRATEGIES = ("beam", "greedy", "sample")
+# beam search's stopping rule, the default first: exact = a sentence stops when no live beam can beat its
+# nbest-th ended hypothesis; k_ended = once beam_size hypotheses have ended (CTranslate2's patience 1)
+STOPPINGS = ("exact", "k_ended")
 GUARD_NGRAM = 4  # repeat_guard watches n-grams of 1..GUARD_NGRAM tokens
 # The bounds of every field (inclusive). Each is far beyond any useful setting and keeps every number the
 # search computes finite: the length penalty ((5 + len) / 6) ** alpha stays below 1e30 for any length the
@@ -38,6 +41,11 @@ class SearchConfig:
     filtered by the sampling_* fields; CTranslate2's names and meanings). greedy and sample keep one
     hypothesis per sentence: beam_size does not apply to them and nbest must be 1.
 
+    stopping (beam): exact (the default) stops a sentence only when no live beam can still beat its nbest-th
+    ended hypothesis, so the beam's best is found whatever it would end later; k_ended stops it once
+    beam_size hypotheses have ended, the rule of CTranslate2 (patience 1) and fairseq: shorter searches, and
+    the same algorithm as CTranslate2's beam (translate/search/README.md#the-stopping-rule).
+
     Repetition controls (every strategy; CTranslate2's names and meanings, so its engine maps them one to
     one):
     no_repeat_ngram_size n > 0 forbids any n-gram of the target twice; repetition_penalty p > 1 divides the
@@ -49,6 +57,7 @@ class SearchConfig:
 
     strategy: str = "beam"  # beam | greedy | sample
     beam_size: int = 5  # strategy beam: 1 = greedy; 1..BEAM_MAX
+    stopping: str = "exact"  # strategy beam: exact | k_ended (STOPPINGS)
     nbest: int = 1  # hypotheses returned per sentence, 1..beam_size (1 for greedy and sample)
     alpha: float = 0.6  # GNMT length penalty ((5 + len) / 6) ** alpha, 0..ALPHA_MAX; 0 = raw log-probability
     max_len_a: float = 1.5  # output length limit: a * source length + b (subwords); a in 0..MAX_LEN_A_MAX
@@ -69,6 +78,8 @@ class SearchConfig:
         if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {'|'.join(STRATEGIES)}, got {self.strategy!r}")
         _integer("beam_size", self.beam_size, 1, BEAM_MAX)
+        if not isinstance(self.stopping, str) or self.stopping not in STOPPINGS:
+            raise ValueError(f"stopping must be one of {'|'.join(STOPPINGS)}, got {self.stopping!r}")
         if self.strategy != "beam" and self.nbest != 1:
             raise ValueError(f"nbest must be 1 with strategy {self.strategy}, got {self.nbest}")
         _integer("nbest", self.nbest, 1, self.beam_size, "beam_size")
@@ -102,6 +113,13 @@ class SearchConfig:
     def width(self) -> int:
         """Hypotheses (decoder rows) kept per sentence: beam_size for beam search, else 1."""
         return self.beam_size if self.strategy == "beam" and not self.greedy else 1
+
+    @property
+    def ended_kept(self) -> int:
+        """How many ended hypotheses' scores beam search keeps per sentence for its stopping rule: the nbest
+        best (exact: the nbest-th is the bound to beat), or beam_size (k_ended: the sentence stops at that
+        many)."""
+        return self.beam_size if self.stopping == "k_ended" else self.nbest
 
     @property
     def repetition(self) -> bool:

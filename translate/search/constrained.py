@@ -11,8 +11,9 @@ met them all gets its best unconstrained-ended hypothesis (logged). A sentence's
 terms' total length where it is below it.
 
 A constraint in progress that the next token does not continue is abandoned (its tokens count nothing). When
-two constraints start with the same token, the first unmet one is started. The stopping rule is beam.py's:
-a sentence stops when no live beam can beat its nbest-th finished (all-constraints-met) hypothesis.
+two constraints start with the same token, the first unmet one is started. The stopping rule is beam.py's
+(search.stopping): exact, a sentence stops when no live beam can beat its nbest-th finished
+(all-constraints-met) hypothesis; k_ended, once K of them have ended.
 
 Legend: B batch (live sentences), K beam size, V target vocabulary, C constraints of a sentence.
 """
@@ -199,7 +200,10 @@ def constrained_beam_search(
             beams[i] = new
             best = sorted(h.score for h in finished[i])[::-1]
             reach = max(b.score for b in new) / length_penalty(int(limit[i]) + 1, alpha)
-            if len(best) >= search.nbest and reach <= best[search.nbest - 1] or reach == float("-inf"):
+            if search.stopping == "k_ended":
+                if len(best) >= K or reach == float("-inf"):
+                    continue  # K hypotheses have ended (or no beam is alive)
+            elif len(best) >= search.nbest and reach <= best[search.nbest - 1] or reach == float("-inf"):
                 continue  # no live beam can beat the nbest-th finished one (or none is alive)
             keep.append(i)
             rows += [j * K + k for k in src_beam]

@@ -48,12 +48,12 @@ from translate.search.stepper import bos, length_limits, mask_specials, sequence
 
 
 def shape_of(search: SearchConfig) -> tuple:
-    """What a ContinuousDecoder's running batch is built for: the strategy, (beam size, nbest, token budget),
-    and the sampling and repetition settings its step applies to every row. Settings with the same shape
-    share one decoder; alpha and the length limit are per sentence."""
-    return (search.strategy, search.beam_size, search.nbest, search.batch_tokens, search.sampling_topk,
-            search.sampling_topp, search.sampling_temperature, search.seed, search.no_repeat_ngram_size,
-            search.repetition_penalty, search.repeat_guard)  # fmt: skip
+    """What a ContinuousDecoder's running batch is built for: the strategy, (beam size, nbest, stopping rule,
+    token budget), and the sampling and repetition settings its step applies to every row. Settings with the
+    same shape share one decoder; alpha and the length limit are per sentence."""
+    return (search.strategy, search.beam_size, search.nbest, search.stopping, search.batch_tokens,
+            search.sampling_topk, search.sampling_topp, search.sampling_temperature, search.seed,
+            search.no_repeat_ngram_size, search.repetition_penalty, search.repeat_guard)  # fmt: skip
 
 
 class ContinuousDecoder:
@@ -81,7 +81,7 @@ class ContinuousDecoder:
         # beam search: live beams' raw log-probabilities, their tokens (row b valid up to steps[b]; K = 1
         # keeps them too when a repetition control needs them), and the hypotheses that ended
         self.scores = torch.empty(0, self.K, device=self.device)  # (B, K)
-        self.best = torch.empty(0, search.nbest, device=self.device)  # (B, N) normalised, of the N best ended
+        self.best = torch.empty(0, search.ended_kept, device=self.device)  # (B, N) normalised, the best ended
         self.history = torch.zeros(0, self.K, 8, dtype=torch.long, device=self.device)  # (B, K, Tcap)
         self.finished: list[list[Hypothesis]] = []  # (B,)
         self.generated = 0  # target tokens produced (EOS included), for throughput figures
@@ -182,7 +182,7 @@ class ContinuousDecoder:
         self.steps += 1
         self.generated += B
         self.tokens = new_tok.reshape(-1)
-        done = can_stop(self.scores, self.best, self.limit, alpha, self.steps)  # (B,) none can still win
+        done = can_stop(self.scores, self.best, self.limit, alpha, self.steps, self.search.stopping)  # (B,)
         out = [(self.keys[b], best_first(self.finished[b], self.search.nbest))
                for b in done.nonzero().squeeze(1).tolist()]  # fmt: skip; [] = no finite hypothesis (NaN)
         keep = (~done).nonzero().squeeze(1)  # (B',)
@@ -240,7 +240,7 @@ class ContinuousDecoder:
         self.tokens = torch.cat([self.tokens, bos(n * self.K, self.device)])
         self.out += [[] for _ in range(n)]
         self.scores = torch.cat([self.scores, first_scores(n, self.K, self.device)])
-        self.best = torch.cat([self.best, self.best.new_full((n, self.search.nbest), float("-inf"))])
+        self.best = torch.cat([self.best, self.best.new_full((n, self.best.size(1)), float("-inf"))])
         self.history = torch.cat([self.history, self.history.new_zeros(n, *self.history.shape[1:])])
         self.finished += [[] for _ in range(n)]
         self.choose.add([ids for _, ids, _ in new])

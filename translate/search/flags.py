@@ -16,6 +16,7 @@ from translate.search.config import SearchConfig
 FLAGS = {
     "strategy": ("--strategy", str, "beam | greedy | sample"),
     "beam_size": ("--beam", int, "beam size; 1 = greedy"),
+    "stopping": ("--stopping", str, "beam: exact (no live beam can win) | k_ended (once K have ended)"),
     "nbest": ("--nbest", int, "translations per line, tab-separated"),
     "alpha": ("--alpha", float, "length penalty ((5+len)/6)^alpha"),
     "max_len_a": ("--max-len-a", float, "length limit a * src + b: a"),

@@ -34,7 +34,7 @@ from translate.search.glossary import Glossary, GlossaryError, glossary_from_val
 FIELDS = {"beam_size": "beam", "nbest": "nbest", "alpha": "alpha", "max_len_a": "max_len_a",
           "max_len_b": "max_len_b", "batch_tokens": "batch_tokens"}  # fmt: skip
 # the decoding settings a /v1/translate request may send, each under its SearchConfig field's name
-REQUEST_FIELDS = ("strategy", "sampling_topk", "sampling_topp", "sampling_temperature", "seed",
+REQUEST_FIELDS = ("strategy", "stopping", "sampling_topk", "sampling_topp", "sampling_temperature", "seed",
                   "no_repeat_ngram_size", "repetition_penalty", "repeat_guard")  # fmt: skip
 
 
