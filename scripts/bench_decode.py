@@ -6,6 +6,7 @@ with --engines, our engine against CTranslate2 on one Transformer checkpoint, si
     .venv/bin/python scripts/bench_decode.py --sentences 0 --beams 1 5 10 --device cuda
     .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --sentences 0 --threads 1 2 \
         --out reports/bench_engines.json                              # the engine comparison (see below)
+    .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --repeat-guard 0  # plain search
 
 Models: the given checkpoints; by default the newest best.pt per model class under runs/, and for a class
 with no checkpoint an untrained model of conf/model/<name>.yaml (marked "untrained": it always decodes to
@@ -380,7 +381,8 @@ def engines_markdown(report: dict) -> str:
         f"Decoding {report['sentences']} test sentences of {report['checkpoint']} on {report['cpu']}; torch "
         f"{report['torch']}, CTranslate2 {report['ctranslate2']}; best of {report['repeats']}; "
         f"alpha {s['alpha']}, "
-        f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['batch_tokens']} source tokens per batch; "
+        f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['batch_tokens']} source tokens per batch, "
+        f"repeat_guard {s['repeat_guard']}; "
         f"load average {report['load_average'][0]:.1f} at the end.",
         "",
         "| threads | search | engine | sent/s | target tok/s | BLEU | BLEU diff | chrF "
@@ -454,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-dir", help="--engines: keep the CTranslate2 exports here (default: a temp dir)")
     p.add_argument("--shortlist", metavar="FILE",
                    help="--engines: ours fp32 and int8 once more over this vocabulary shortlist")  # fmt: skip
+    p.add_argument("--repeat-guard", type=int, default=None, metavar="R",
+                   help="--engines: SearchConfig.repeat_guard for every engine (0 = plain search, the same "
+                   "algorithm in CTranslate2's beam; default: SearchConfig's)")  # fmt: skip
     p.add_argument("--marian", nargs="?", const="", default=None, metavar="DIR",
                    help="compare engines on a Marian model (default: random, OPUS-MT-sized)")  # fmt: skip
     p.add_argument("--max-len-b", type=int, default=32, help="--marian: the fixed output length limit")
@@ -481,7 +486,8 @@ def main(argv=None) -> int:
             p.error("--engines: include torch (ours fp32): the BLEU diff and same-output columns use it")
         if args.shortlist:  # ours fp32 and int8 a second time, over the shortlist
             args.engine_list += [f"{e}-shortlist" for e in ("torch", "torch-int8") if e in args.engine_list]
-        report = bench_engines(args)
+        guard = None if args.repeat_guard is None else {"repeat_guard": args.repeat_guard}
+        report = bench_engines(args, search=guard)
         write_engines_report(report, Path(args.out if args.out != p.get_default("out")
                                           else "reports/bench_engines.json"))  # fmt: skip
         return 0

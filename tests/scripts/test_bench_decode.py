@@ -11,7 +11,8 @@ def row(engine: str, compute_type: str | None) -> dict:
 
 def test_engine_rows_name_the_compute_type_only_where_ctranslate2_fell_back():
     report = {"sentences": 2, "checkpoint": "c.pt", "cpu": "AMD EPYC", "torch": "2.13", "ctranslate2": "4.8",
-              "repeats": 1, "search": {"alpha": 0.6, "max_len_a": 1.5, "max_len_b": 10, "batch_tokens": 4096},
+              "repeats": 1, "search": {"alpha": 0.6, "max_len_a": 1.5, "max_len_b": 10, "batch_tokens": 4096,
+                         "repeat_guard": 3},
               "load_average": [0.5], "notes": [],
               "rows": [row("torch", None), row("ct2-int8", "int8_float32"), row("ct2-int16", "int8_float32"),
                        row("ct2-float32", "float32")]}  # fmt: skip

@@ -10,7 +10,7 @@ from tests.search.test_search import SRC, ToySeq2Seq
 from translate.data.vocab import EOS_ID
 from translate.search import SearchConfig, beam_search, greedy_search, sample
 from translate.search.config import REPETITION_OFF
-from translate.search.repetition import block_ngrams, control_repetition, end_repeats, repeated_tail
+from translate.search.repetition import block_ngrams, control_repetition, end_repeats, only_eos, repeated_tail
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -45,7 +45,7 @@ def test_repeated_tail_finds_copies_of_one_ngram():
 def test_repeat_guard_leaves_only_eos_with_its_own_score():
     logp = torch.log_softmax(torch.randn(2, 6), -1)
     history = torch.tensor([[4, 4, 4], [4, 5, 4]])
-    out = end_repeats(logp, history, torch.tensor([3, 3]), SearchConfig(repeat_guard=3))
+    out = end_repeats(logp.clone(), history, torch.tensor([3, 3]), SearchConfig(repeat_guard=3))
     assert torch.isfinite(out[0]).nonzero().squeeze(1).tolist() == [EOS_ID]
     assert out[0, EOS_ID] == logp[0, EOS_ID]
     assert torch.equal(out[1], logp[1])
@@ -109,3 +109,15 @@ def test_the_defaults_end_a_loop_at_three_copies():
         out, free = ([h[0].tokens for h in beam_search(model, SRC, s)] if strategy == "beam"
                      else greedy_search(model, SRC, s) for s in (search, plain))  # fmt: skip
         assert out != free and not any(has_run(t[:-1], 3) for t in out)
+
+
+def test_only_eos_edits_the_caught_rows_as_the_masked_sum_does():
+    """only_eos against the plain form torch.where(caught, scores + eos_only, scores), NaN rows included."""
+    scores = torch.randn(6, 3, 50).log_softmax(-1)  # (B, K, V) as force_eos_at_limit passes it
+    scores[4, 1, 7] = float("nan")
+    caught = torch.tensor([False, True, False, False, True, False])
+    eos_only = torch.full((50,), float("-inf"))
+    eos_only[EOS_ID] = 0.0
+    expected = torch.where(caught[:, None, None], scores + eos_only, scores)
+    out = only_eos(scores.clone(), caught.nonzero().squeeze(1))
+    assert torch.equal(out.nan_to_num(-9.0), expected.nan_to_num(-9.0))

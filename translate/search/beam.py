@@ -28,8 +28,9 @@ import torch
 
 from translate.data.vocab import EOS_ID
 from translate.search.config import SearchConfig
-from translate.search.repetition import control_repetition, end_repeats
+from translate.search.repetition import control_repetition, end_repeats, only_eos
 from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
+from translate.search.topk import candidates_topk
 
 
 @dataclass
@@ -72,21 +73,18 @@ def length_penalty(length, alpha):
 
 def force_eos_at_limit(logp: torch.Tensor, steps: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
     """logp (B, K, V), steps (B,) tokens generated so far, limit (B,) -> logp where sentences that reached
-    their limit can only pick EOS (every other token -inf)."""
+    their limit can only pick EOS (every other token -inf); edited in place, only those sentences' rows."""
     at_limit = limit <= steps  # (B,)
     if not at_limit.any():
         return logp
-    eos_only = torch.full_like(logp[0, 0], float("-inf"))  # (V,)
-    eos_only[EOS_ID] = 0.0
-    return torch.where(at_limit[:, None, None], logp + eos_only, logp)
+    return only_eos(logp, at_limit.nonzero().squeeze(1))
 
 
 def top_candidates(scores: torch.Tensor, logp: torch.Tensor):
     """scores (B, K) raw log-probabilities of the live beams, logp (B, K, V) of their next tokens ->
     (top_scores, top_beam, top_tok), each (B, 2K), best first: at most K of them end, K stay alive."""
-    B, K, V = logp.shape
-    cand = (scores[:, :, None] + logp).view(B, K * V)  # (B, K*V)
-    top_scores, top_idx = cand.topk(2 * K, dim=-1)  # (B, 2K)
+    V = logp.size(2)
+    top_scores, top_idx = candidates_topk(scores, logp, 2 * scores.size(1))  # (B, 2K) of the K*V sums
     top_scores = top_scores.nan_to_num(nan=float("-inf"), posinf=float("-inf"))  # broken logits end nothing
     return top_scores, top_idx // V, top_idx % V
 

@@ -39,7 +39,8 @@ def control_repetition(
 def end_repeats(
     logp: torch.Tensor, history: torch.Tensor, lengths: torch.Tensor, search: SearchConfig
 ) -> torch.Tensor:
-    """logp (R, V) log-probabilities (or logits) -> the same, rows caught by repeat_guard only able to end."""
+    """logp (R, V) log-probabilities (or logits) -> the same, rows caught by repeat_guard only able to end
+    (edited in place: every caller passes the step's own logits)."""
     if not search.repeat_guard or history.size(1) == 0:
         return logp
     return guard_repeats(logp, history, lengths, search.repeat_guard)
@@ -95,9 +96,16 @@ def guard_repeats(logits: torch.Tensor, history: torch.Tensor, lengths: torch.Te
             stuck |= repeated_tail(history, lengths, copies, n)
     if not stuck.any():
         return logits
-    eos_only = torch.full_like(logits[0], float("-inf"))  # (V,)
+    return only_eos(logits, stuck.nonzero().squeeze(1))
+
+
+def only_eos(scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """scores (R, ...V) edited in place and returned: rows `rows` (n,) may only end, every token but EOS -inf
+    and EOS keeping its score. The same numbers as torch.where(caught, scores + eos_only, scores), which
+    reads and writes all R rows where this touches the n caught ones."""
+    eos_only = torch.full_like(scores[(0,) * (scores.dim() - 1)], float("-inf"))  # (V,)
     eos_only[EOS_ID] = 0.0
-    return torch.where(stuck[:, None], logits + eos_only, logits)
+    return scores.index_copy_(0, rows, scores.index_select(0, rows) + eos_only)
 
 
 def cut_at_repeats(tokens: list[int], copies: int) -> list[int]:
