@@ -13,7 +13,8 @@ step time (robust to other processes on the same cores).
 (tied embeddings, sinusoidal positions, post-norm, relu), so our Transformer can be compared in the same run.
 A model name `<config>/<backend>` runs that config with model.attention_backend=<backend> (math, sdpa, ...);
 `+fused` adds fused AdamW, `+compile` torch.compile of the model (the warm-up steps compile; their time is in
-the JSON), e.g. `transformer/math+fused+compile`.
+the JSON), `+torch_dropout` runs torch's own dropout instead of translate/models/dropout.py's, e.g.
+`transformer/math+fused+compile`.
 It first prints what this CPU can do (its flags, PyTorch's view, the bf16 probe and matmul benchmark that
 `trainer.precision=auto` uses, and what auto resolves to), so every table says which machine it came from.
 
@@ -55,11 +56,13 @@ from torch import nn  # noqa: E402
 from translate.data.vocab import BOS_ID, PAD_ID  # noqa: E402
 from translate.files import write_text  # noqa: E402
 from translate.machine import ISA_LIMITS  # noqa: E402
+from translate.models.dropout import Dropout  # noqa: E402
 from translate.training.flops import matmul_peak  # noqa: E402
 from translate.training.loss import label_smoothed_loss  # noqa: E402
 
 REFERENCE = "nn_transformer"
-OPTIONS = {"fused": "fused AdamW (torch.optim.AdamW(fused=True))", "compile": "torch.compile(model)"}
+OPTIONS = {"fused": "fused AdamW (torch.optim.AdamW(fused=True))", "compile": "torch.compile(model)",
+           "torch_dropout": "torch's own dropout (nn.Dropout) in place of translate.models.dropout's"}
 GOALS = {"bf16": 0.60, "fp32": 0.75}  # share of the measured matmul peak (issue 21)
 NN_GOAL = 1.2  # ours / torch.nn.Transformer, same precision, same run
 SYSTEM_LIBS = Path("/usr/lib") / f"{platform.machine()}-linux-gnu"
@@ -146,6 +149,10 @@ def measure(name: str, precision: str, args) -> dict:
         choices = ", ".join(OPTIONS)
         raise SystemExit(f"{name}: unknown option {', '.join(sorted(unknown))} (choose from {choices})")
     model = build(base, args.vocab).to(device).train()
+    if "torch_dropout" in options:  # the reference, to measure the cheaper mask against
+        for module in model.modules():
+            if isinstance(module, Dropout):
+                module.__class__ = nn.Dropout
     fused = "fused" in options or None  # None: torch's default (foreach)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), fused=fused)
     if "compile" in options:  # as trainer.compile=true does: the module, inductor's defaults

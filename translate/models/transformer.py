@@ -28,6 +28,7 @@ from torch import nn
 from translate.attention import KVCache
 from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
+from translate.models.dropout import Dropout
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State, concat, reorder
 from translate.models.quantize import float_weight
@@ -81,7 +82,7 @@ class Transformer(Seq2Seq):
         )
         self.src_positions = build_positions(positions, d_model, max_positions)
         self.tgt_positions = build_positions(positions, d_model, max_positions)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         layer_args = (d_model, num_heads, ffn_dim, dropout, attention_dropout, activation, norm_first)
         self.encoder_layers = nn.ModuleList(
             EncoderLayer(*layer_args, backend=attention_backend) for _ in range(encoder_layers)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.attention import KVCache, MultiHeadAttention
+from translate.models.dropout import Dropout
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "swish": F.silu}  # swish = SiLU, x * sigmoid(x) (Marian)
 
@@ -48,7 +49,7 @@ class EncoderLayer(nn.Module):
         self.ffn = FeedForward(embed_dim, ffn_dim, activation)
         self.norm1 = nn.LayerNorm(embed_dim)
         self.norm2 = nn.LayerNorm(embed_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _sa(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
         return self.dropout(self.self_attn(x, key_padding_mask=pad_mask)[0])
@@ -77,7 +78,7 @@ class DecoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(embed_dim)
         self.norm2 = nn.LayerNorm(embed_dim)
         self.norm3 = nn.LayerNorm(embed_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _sa(self, x: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         return self.dropout(self.self_attn(x, causal=True, cache=cache)[0])
