@@ -7,8 +7,8 @@ with --engines, our engine against CTranslate2 on one Transformer checkpoint, si
     .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --sentences 0 --threads 1 2 \
         --out reports/bench_engines.json                              # the engine comparison (see below)
     .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --repeat-guard 0  # plain search
-    .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --repeat-guard 0 --stopping k_ended
-                                                # ... with CTranslate2's stopping rule: the same algorithm
+    .venv/bin/python scripts/bench_decode.py --engines --checkpoints best.pt --repeat-guard 0 \
+        --stopping k_ended                                            # ... and CTranslate2's stopping rule
 
 Models: the given checkpoints; by default the newest best.pt per model class under runs/, and for a class
 with no checkpoint an untrained model of conf/model/<name>.yaml (marked "untrained": it always decodes to
@@ -463,8 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--engines: SearchConfig.repeat_guard for every engine (0 = plain search, the same "
                    "algorithm in CTranslate2's beam; default: SearchConfig's)")  # fmt: skip
     p.add_argument("--stopping", choices=STOPPINGS, default=None,
-                   help="--engines: SearchConfig.stopping for every engine (k_ended: CTranslate2's own rule in "
-                   "ours too; default: SearchConfig's)")  # fmt: skip
+                   help="--engines: SearchConfig.stopping for every engine (k_ended: CTranslate2's own rule "
+                   "in ours too; default: SearchConfig's)")  # fmt: skip
     p.add_argument("--marian", nargs="?", const="", default=None, metavar="DIR",
                    help="compare engines on a Marian model (default: random, OPUS-MT-sized)")  # fmt: skip
     p.add_argument("--max-len-b", type=int, default=32, help="--marian: the fixed output length limit")

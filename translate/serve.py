@@ -40,8 +40,9 @@ from translate.service import ServerConfig, ServiceConfig, Translator
 from translate.service.config import KV_CACHES, SCHEDULERS
 
 PROG = "translate serve"
+# the server's decoding defaults (a request may change them)
 SEARCH_FIELDS = ("beam_size", "stopping", "alpha", "batch_tokens", "no_repeat_ngram_size",
-                 "repetition_penalty", "repeat_guard")  # the server's decoding defaults (a request may change them)
+                 "repetition_penalty", "repeat_guard")
 
 
 # ServerConfig field -> (help, choices); each is the flag --field-name with ServerConfig's default

@@ -6,7 +6,14 @@ import torch
 import translate.search.beam as beam_module
 from tests.search.test_search import ToySeq2Seq, make_src
 from translate.search import SearchConfig, beam_search
-from translate.search.topk import CHUNK, candidates_topk, candidates_topk_reference, chunk_size
+from translate.search.topk import (
+    CHUNK,
+    argmax,
+    argmax_reference,
+    candidates_topk,
+    candidates_topk_reference,
+    chunk_size,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -60,3 +67,27 @@ def test_beam_search_finds_the_same_hypotheses(monkeypatch, guard):
     monkeypatch.setattr(beam_module, "candidates_topk", candidates_topk_reference)
     ref = beam_search(model, src, search)
     assert [[(h.tokens, h.score) for h in s] for s in fast] == [[(h.tokens, h.score) for h in s] for s in ref]
+
+
+@pytest.mark.parametrize("R,V", [(100, 8000), (1, 8000), (7, 640), (5, 96 * 70)])
+def test_greedy_argmax_is_torchs(R, V):
+    """The chunked arg-max returns torch's: random rows, exact ties (the first wins), a maximum at each end
+    of a chunk, -inf rows, NaN rows (the first NaN, as torch's argmax)."""
+    assert chunk_size(V, 1, 1) is not None  # the chunked path runs
+    logits = torch.randn(R, V)
+    assert torch.equal(argmax(logits), argmax_reference(logits))
+    C = chunk_size(V, 1, 1)
+    tied = torch.zeros(R, V)
+    tied[:, [3, C - 1, C, V - 1]] = 5.0  # ties inside a chunk, across chunks, at the last index
+    tied[0] = float("-inf")  # no finite token
+    if R > 1:
+        tied[1, [C + 2, 2 * C - 1]] = float("nan")  # NaN rows: the first NaN
+        tied[-1, V - 1] = 9.0  # the maximum alone in the last chunk
+    assert torch.equal(argmax(tied), argmax_reference(tied))
+
+
+def test_greedy_argmax_keeps_torchs_for_other_shapes():
+    odd = torch.randn(3, 1009)  # a prime vocabulary: no chunk size, torch's argmax
+    assert chunk_size(1009, 1, 1) is None and torch.equal(argmax(odd), odd.argmax(-1))
+    strided = torch.randn(8000, 4).t()  # not contiguous: torch's argmax
+    assert torch.equal(argmax(strided), strided.argmax(-1))

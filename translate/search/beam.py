@@ -7,9 +7,10 @@ become the next live beams, so a sentence always has K live beams.
 
 Stopping rule (search.stopping). exact (the default, exact for the beam): a sentence stops only when no live
 beam can still beat its nbest-th finished hypothesis. Log-probabilities only fall, so a live beam with raw
-log-probability s ends, at best, with s over the largest length penalty it can reach, lp(limit + 1) (alpha = 0:
-s itself). k_ended: a sentence stops once K hypotheses have ended (CTranslate2's and fairseq's rule). Either
-way a sentence also stops when none of its beams is alive (at its length limit every beam must end).
+log-probability s ends, at best, with s over the largest length penalty it can reach, lp(limit + 1)
+(alpha = 0: s itself). k_ended: a sentence stops once K hypotheses have ended (CTranslate2's and fairseq's
+rule). Either way a sentence also stops when none of its beams is alive (at its length limit every beam must
+end).
 
 The per-step pieces are small functions over per-sentence tensors (steps and limits are (B,) tensors), so
 a decoder whose sentences joined at different steps (continuous batching) can call them and reproduce
@@ -205,7 +206,7 @@ def beam_search(
     stepper = Stepper(model, src, use_cache=use_cache, vocab=vocab)
     stepper.reorder(torch.arange(B, device=dev).repeat_interleave(K))  # B rows -> B*K rows
     scores = first_scores(B, K, dev)  # (B, K) raw log-probabilities of live beams
-    best = torch.full((B, search.ended_kept), float("-inf"), device=dev)  # (B, N) normalised, of the best ended
+    best = torch.full((B, search.ended_kept), float("-inf"), device=dev)  # (B, N) normalised, best ended
     history = torch.empty(B, K, 0, dtype=torch.long, device=dev)  # (B, K, T)
     sent = torch.arange(B, device=dev)  # (B,) original sentence of each live sentence
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]

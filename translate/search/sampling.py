@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from translate.search.config import SearchConfig
+from translate.search.topk import argmax
 
 
 def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
@@ -81,7 +82,7 @@ class Greedy:
         """Stateless: nothing follows the rows."""
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.argmax(-1)
+        return argmax(logits)  # (B,): torch's argmax, from chunk maxima on the CPU (topk.py)
 
 
 def token_chooser(search: SearchConfig, device) -> Greedy | Sampler:

@@ -1,4 +1,5 @@
-"""Beam search's top-k over every live beam's next tokens, without sorting K x V candidates per sentence.
+"""Beam search's top-k over every live beam's next tokens, without sorting K x V candidates per sentence; and
+greedy search's arg-max, by the same chunk maxima.
 
 Each step beam search wants the 2K best of scores[b, k] + logp[b, k, v] over k and v (K beams, V tokens). The
 plain way (`candidates_topk_reference`) adds the scores to all K x V log-probabilities and takes topk over
@@ -11,7 +12,13 @@ maximum, and topk over the k x C values of those chunks only. The k best candida
 same float sum scores + logp as the reference computes, so the top values are identical and the indices are
 the same up to the order of exactly tied values.
 
-Legend: B sentences, K beams, V target vocabulary, C chunk, n = V / C chunks per beam, k candidates kept.
+`argmax` is greedy search's choice: torch's CPU argmax over a row is a scalar loop (1.0 ms for (100, 8000)
+on the AMD EPYC Zen 2 against 0.06 ms for the vectorized amax), so it takes the first chunk holding the
+row's maximum (amax per chunk, then argmax over n chunk maxima) and the first maximum inside it: the first
+maximal index of the row, as torch's argmax returns (NaN counts as the maximum in both).
+
+Legend: B sentences, K beams, V target vocabulary, C chunk, n = V / C chunks per beam, k candidates kept,
+R rows.
 """
 
 from __future__ import annotations
@@ -55,3 +62,21 @@ def candidates_topk(scores: torch.Tensor, logp: torch.Tensor, k: int):
     values, pos = picked.view(B, k * C).topk(k, dim=-1)  # (B, k)
     index = best_chunk.gather(1, pos // C) * C + pos % C  # (B, k) into K*V: chunk * C + offset
     return values, index
+
+
+def argmax_reference(logits: torch.Tensor) -> torch.Tensor:
+    """(R, V) -> (R,) torch's argmax over the last dimension: the first maximal index of each row."""
+    return logits.argmax(-1)
+
+
+def argmax(logits: torch.Tensor) -> torch.Tensor:
+    """(R, V) -> (R,) the same indices as argmax_reference (ties: the first; NaN: the first NaN), from the
+    chunk maxima on the CPU; torch's own argmax elsewhere and for shapes without a chunk size."""
+    R, V = logits.shape
+    C = chunk_size(V, 1, 1)
+    if C is None or logits.device.type != "cpu" or not logits.is_contiguous():
+        return argmax_reference(logits)
+    chunks = logits.view(R, V // C, C)  # (R, n, C)
+    first = chunks.amax(-1).argmax(-1)  # (R,) the first chunk holding the row's maximum (or first NaN)
+    inside = chunks[torch.arange(R, device=logits.device), first].argmax(-1)  # (R,) its first maximum
+    return first * C + inside
