@@ -28,6 +28,7 @@ from torch import nn
 from translate.attention import KVCache
 from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
+from translate.models import packed
 from translate.models.dropout import Dropout
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State, concat, reorder
@@ -154,7 +155,7 @@ class Transformer(Seq2Seq):
             state["self_caches"].end_step()
         h = self.decoder_norm(x[:, 0])  # (B,E)
         rows = state.get("output_rows")  # a shortlist's rows of the output projection, restrict_output
-        logits = self.output(h) if rows is None else F.linear(h, *rows)  # (B,V) or (B,Vs)
+        logits = packed.linear(self.output, h) if rows is None else F.linear(h, *rows)  # (B,V) or (B,Vs)
         return logits, {**state, "position": pos + 1}
 
     def restrict_output(self, state: State, vocab: torch.Tensor) -> State:
