@@ -2,8 +2,7 @@
 
 Legend: B batch, H heads, T queries, S keys, D head dim, A additive hidden dim, Dk value dim.
 Backends: "math" (functional.py: the reference; under autograd its one-bias form, scaled_dot_product_biased,
-unless weights are asked for or a query row sees no key), "sdpa" (F.scaled_dot_product_attention); both
-run few_queries.py's two batched matmuls for CPU decoding's few queries per row (inference, no weights),
+unless weights are asked for or a query row sees no key), "sdpa" (F.scaled_dot_product_attention),
 "triton" (our fused kernels, triton_flash.py / triton_additive.py), "auto". A fast path that cannot serve a
 call falls back and says why, once, in the log. Triton is imported only when it is chosen, so the CPU default
 path never imports it.
@@ -28,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from translate.attention import few_queries
 from translate.attention.functional import (
     additive_math,
     attention_bias,
@@ -223,9 +221,6 @@ def scaled_dot_product(
     facts = dict(need_weights=need_weights, dropout_p=dropout_p, dtype=q.dtype)
     facts.update(head_dim=head_dim, value_dim=v.shape[-1])
     resolved, lengths = resolve_with_lengths(backend, q.device, key_padding_mask, **facts)
-    few = resolved in ("math", "sdpa") and not need_weights
-    if few and few_queries.applies(q, k, causal, window, dropout_p):  # CPU decoding: a few queries per row
-        return few_queries.scaled_dot_product_few(q, k, v, key_padding_mask, scale), None
     if resolved == "math":
         if _under_autograd(q, k, v) and not need_weights:  # training: the same maths in fewer passes
             allowed = attention_mask(queries, keys, key_padding_mask, causal, window, device=q.device)

@@ -63,13 +63,9 @@ class MultiHeadAttention(nn.Module):
 
     def cache_memory(self, memory: Tensor, key_padding_mask: Tensor | None = None) -> KVCache:
         """memory (B,S,E) and its mask (B,S) -> a KVCache of its keys and values (B,H,S,D), projected once for
-        a whole decoding: pass it as forward's `memory` at every step (it follows reorder() and join()).
-        Stored contiguous (one copy per decoding), so that each step reads them as (B*H,S,D) views
-        (few_queries.py) instead of copying the strided (B,S,H,D) layout."""
+        a whole decoding: pass it as forward's `memory` at every step (it follows reorder() and join())."""
         cache = KVCache()
-        k = self._split(self.k_proj(memory)).contiguous()  # (B,H,S,D)
-        v = self._split(self.v_proj(memory)).contiguous()
-        cache.store(k, v, key_padding_mask)
+        cache.store(self._split(self.k_proj(memory)), self._split(self.v_proj(memory)), key_padding_mask)
         return cache
 
     def forward(
