@@ -25,12 +25,11 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from translate.attention import KVCache, MultiHeadAttention, few_queries
 from translate.data.config import CACHE_DIR
 from translate.data.pipeline import prepare_data
 from translate.engines.pytorch import TorchEngine
-from translate.models import packed
 from translate.machine import describe_cpu
+from translate.models import packed
 from translate.search import SearchConfig
 
 
@@ -59,22 +58,9 @@ def only_eos_where(scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.where(caught.view(-1, *[1] * (scores.dim() - 1)), scores + eos_only, scores)
 
 
-def strided_memory(self, memory: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> KVCache:
-    """MultiHeadAttention.cache_memory without its .contiguous(): the strided (B,H,S,D) view."""
-    cache = KVCache()
-    cache.store(self._split(self.k_proj(memory)), self._split(self.v_proj(memory)), key_padding_mask)
-    return cache
-
-
 def variants() -> dict:
     """{name: a context manager factory that runs the code without that fast path}."""
     from translate.search import beam, repetition, sampling, topk
-
-    def plain_attention():  # SDPA's kernel (or math's reference) for decoding too, over the strided keys
-        stack = contextlib.ExitStack()
-        stack.enter_context(_swap(few_queries, "applies", lambda *a: False)())
-        stack.enter_context(_swap(MultiHeadAttention, "cache_memory", strided_memory)())
-        return stack
 
     def both_only_eos():
         stack = contextlib.ExitStack()
@@ -84,7 +70,6 @@ def variants() -> dict:
 
     return {
         "packed-output": _swap(packed, "applies", lambda *a: False),  # F.linear for the output projection
-        "few-queries": plain_attention,
         "argmax": _swap(sampling, "argmax", topk.argmax_reference),  # greedy: torch's argmax
         "topk": _swap(beam, "candidates_topk", topk.candidates_topk_reference),
         "eos-rows": both_only_eos,
