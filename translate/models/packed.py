@@ -4,8 +4,9 @@ Why: on an x86 CPU torch's F.linear is MKL's sgemm, which packs the whole right-
 call. At a decoding step's few rows the (V, E) output weight is the largest operand by far, and repacking it
 costs as much as the product. oneDNN's inner product over a weight packed once for it (`torch.ops.mkldnn`'s
 `_reorder_linear_weight` and `_linear_pointwise`, what inductor's CPU freezing uses) skips that: on the 2-core
-AMD EPYC (Zen 2, AVX2) the default model's (100, 256) x (256, 8000) step product took 6.4 ms against 8.8 ms,
-and a whole greedy step 7% less (translate/search/README.md, "Where a decoding step's time goes").
+AMD EPYC (Zen 2, AVX2) the default model's (100, 256) x (256, 8000) product took 6.2 ms against 8.2 ms, and
+greedy decoding of 500 test verses ran 6.5% faster (translate/search/README.md, "Where a decoding step's time
+goes").
 
 The packed copy is made on first use and kept per layer until its weight changes (another tensor, or an
 in-place update such as an optimizer step or load_state_dict: the tensor's version counter), so validation
