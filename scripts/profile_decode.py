@@ -26,14 +26,10 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from decode_setup import add_decode_args, decode_setup
 
-from translate.data.config import CACHE_DIR
-from translate.data.pipeline import prepare_data
-from translate.engines.pytorch import TorchEngine
 from translate.files import write_text
 from translate.machine import describe_cpu
-from translate.search import SearchConfig
 
 STAGES = (  # (label, file suffix, function name) as cProfile names them
     ("model step (Stepper.step)", "search/stepper.py", "step"),
@@ -62,24 +58,11 @@ def stage_table(stats: pstats.Stats, total: float) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--sentences", type=int, default=300, help="first test verses (0 = all)")
-    p.add_argument("--beam", type=int, default=5, help="1 = greedy")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quantize", default="none", help="none | int8 (ours dynamic int8)")
-    p.add_argument("--repeat-guard", type=int, default=SearchConfig.repeat_guard)
+    add_decode_args(p)
     p.add_argument("--rows", type=int, default=25, help="rows of each torch.profiler table")
-    p.add_argument("--cache-dir", default=CACHE_DIR)
     p.add_argument("--out", default="reports/profile_decode.txt")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    engine = TorchEngine(args.checkpoint, quantize=args.quantize)
-    data_cfg = OmegaConf.create(engine.ckpt["config"]["data"])
-    data = prepare_data(data_cfg, args.cache_dir, splits=("test",), tokenizer=engine.tokenizer)
-    test = data.datasets["test"]
-    src = [list(r) for r in test["src_ids"][: args.sentences or None]]
-    search = SearchConfig(beam_size=args.beam, repeat_guard=args.repeat_guard)
-    engine.translate_ids(src[:8], search)  # warm-up
+    engine, src, search = decode_setup(args)
 
     start = time.perf_counter()
     plain = engine.translate_ids(src, search)

@@ -71,6 +71,18 @@ def tiny_data_config():
     return cfg
 
 
+@pytest.fixture(scope="module")
+def copy_checkpoint(tmp_path_factory):
+    """The committed copy-task Transformer (tests/fixtures/make_copy_model.py), data path made absolute."""
+    from translate.models.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(FIXTURES / "copy_transformer.pt")
+    ckpt["config"]["data"]["path"] = str(FIXTURES / "bible_tiny")
+    path = tmp_path_factory.mktemp("copy") / "copy.pt"
+    save_checkpoint(path, ckpt)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint():
     """Factory: write a tiny untrained checkpoint of conf/model/<name>.yaml the way training writes one.

@@ -22,7 +22,7 @@ import os
 
 import pytest
 import torch
-from conftest import FIXTURES, ROOT, TINY_MODELS, tiny_data_config
+from conftest import ROOT, TINY_MODELS, tiny_data_config
 from fixtures.make_copy_model import copy_rows
 from omegaconf import OmegaConf
 
@@ -33,7 +33,7 @@ from translate.engines import ct2 as ct2_engine
 from translate.engines.ct2 import CT2Engine, runs_as_exported
 from translate.engines.ct2_export import ExportError, export_ct2, transformer_spec
 from translate.models.build import build_model
-from translate.models.checkpoint import load_checkpoint, save_checkpoint
+from translate.models.checkpoint import save_checkpoint
 from translate.search import Hypothesis, SearchConfig, length_penalty, pad_sources, translate_ids
 from translate.search.config import REPETITION_OFF
 from translate.search.stepper import bos, mask_specials
@@ -83,16 +83,6 @@ def random_checkpoint(path, cache, name="transformer", **overrides):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
     return write_checkpoint(path, model, mc, tok, data)
-
-
-@pytest.fixture(scope="module")
-def copy_checkpoint(tmp_path_factory):
-    """The committed copy-task Transformer (tests/fixtures/make_copy_model.py), data path made absolute."""
-    ckpt = load_checkpoint(FIXTURES / "copy_transformer.pt")
-    ckpt["config"]["data"]["path"] = str(FIXTURES / "bible_tiny")
-    path = tmp_path_factory.mktemp("copy") / "copy.pt"
-    save_checkpoint(path, ckpt)
-    return path
 
 
 # Log-probability (nats) within which two candidates tie up to the rounding of two float32 implementations:
