@@ -60,3 +60,12 @@ def test_f_linear_wherever_it_does_not_apply():
         model = torch.ao.quantization.quantize_dynamic(nn.Sequential(layer()), {nn.Linear}, torch.qint8)
         assert not packed.applies(model[0], x)
         same(packed.linear(model[0], x), model[0](x))  # dynamic int8: its own product
+
+
+@torch.no_grad()
+def test_onednn_switched_off_by_the_user_is_respected():
+    lin, x = layer(), torch.randn(4, 32)
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert not packed.applies(lin, x)
+        same(packed.linear(lin, x), packed.linear_reference(lin, x))
+    assert packed.applies(lin, x)

@@ -51,6 +51,7 @@ def applies(layer: nn.Module, x: Tensor) -> bool:
         and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
         and not torch.is_autocast_enabled("cpu")
         and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled  # a user's torch.backends.mkldnn.flags(enabled=False) holds
     )
 
 
