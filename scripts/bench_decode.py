@@ -385,7 +385,7 @@ def engines_markdown(report: dict) -> str:
         f"{report['torch']}, CTranslate2 {report['ctranslate2']}; best of {report['repeats']}; "
         f"alpha {s['alpha']}, "
         f"limit {s['max_len_a']} * source + {s['max_len_b']}, {s['batch_tokens']} source tokens per batch, "
-        f"repeat_guard {s['repeat_guard']}, stopping {s.get('stopping', 'exact')}; "
+        f"repeat_guard {s['repeat_guard']}, stopping {s.get('stopping', SearchConfig.stopping)}; "
         f"load average {report['load_average'][0]:.1f} at the end.",
         "",
         "| threads | search | engine | sent/s | target tok/s | BLEU | BLEU diff | chrF "

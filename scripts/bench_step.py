@@ -56,12 +56,11 @@ def theirs(translator, pieces: list[list[str]], steps: int) -> None:
                                max_input_length=0)  # fmt: skip
 
 
-def measure(engine: TorchEngine, translator, rows: int, args) -> dict:
-    """{rows, ours / ct2: (encode + 1 step ms, ms per step)} for one row count."""
+def measure(engine: TorchEngine, translator, vocab: list[str], rows: int, args) -> dict:
+    """{rows, ours / ct2: (encode + 1 step ms, ms per step)} for one row count; vocab: the source pieces."""
     g = torch.Generator().manual_seed(rows)
-    src = torch.randint(10, engine.tokenizer.src_vocab_size, (rows, args.src_len), generator=g)
+    src = torch.randint(10, len(vocab), (rows, args.src_len), generator=g)
     src[:, -1] = EOS_ID
-    vocab = [engine.tokenizer.id_to_piece(i, "src") for i in range(engine.tokenizer.src_vocab_size)]
     pieces = [[vocab[i] for i in row[:-1].tolist()] for row in src]
     out = {"rows": rows}
     runs = {"ours": lambda n: ours(engine.model, src, n), "ct2": lambda n: theirs(translator, pieces, n)}
@@ -116,7 +115,8 @@ def main(argv=None) -> int:
         out = export_ct2(Path(args.checkpoint), Path(tmp) / "ct2", "float32")
         translator = ctranslate2.Translator(str(out), device="cpu", intra_threads=args.threads,
                                             inter_threads=1)  # fmt: skip
-        rows = [measure(engine, translator, r, args) for r in args.rows]
+        vocab = [engine.tokenizer.id_to_piece(i, "src") for i in range(engine.tokenizer.src_vocab_size)]
+        rows = [measure(engine, translator, vocab, r, args) for r in args.rows]
     report = {"cpu": describe_cpu(), "torch": torch.__version__, "ctranslate2": ctranslate2.__version__,
               "threads": args.threads, "checkpoint": args.checkpoint, "src_len": args.src_len,
               "steps": args.steps, "repeats": args.repeats, "rows": rows}  # fmt: skip

@@ -13,12 +13,12 @@ run the same search:
 | stopping     | SearchConfig.stopping k_ended is CTranslate2's own rule: patience 1, num_hypotheses K, |
 | k_ended      | ranked by GNMT below (the same algorithm as ours, whatever --ct2-stopping says)        |
 | stopping     | --ct2-stopping picks how CTranslate2 runs our exact bound, which it lacks. "native"    |
-| exact        | (default): its own rule, as for k_ended: fast, and a shorter search than ours. "exact": |
+| exact        | (default): its own rule, as for k_ended: fast, a shorter search than ours. "exact":    |
 |              | ours stops a sentence once no live beam can beat its nbest-th finished hypothesis;     |
-|              | patience = limit + 1 and                                                               |
-|              | num_hypotheses = K * (limit + 1) keep CTranslate2 searching to the length limit and    |
-|              | return every hypothesis it ended; the bound says none found after our stop can rank    |
-|              | above our n-best, so the lists agree, at 3-5x the cost (tests use it)                  |
+|              | patience = limit + 1 and num_hypotheses = K * (limit + 1) keep CTranslate2 searching   |
+|              | to the length limit and return every hypothesis it ended; the bound says none found    |
+|              | after our stop can rank above our n-best, so the lists agree, at 3-5x the cost (tests  |
+|              | use it)                                                                                |
 | alpha (GNMT) | CTranslate2 only divides by length**penalty: we pass 0 (raw log-probabilities back)    |
 |              | and rank by ((5 + L) / 6) ** alpha ourselves, L = tokens + EOS (return_end_token)      |
 | nbest        | the first nbest of that ranking                                                        |

@@ -10,8 +10,9 @@ goes").
 
 The packed copy is made on first use and kept per layer until its weight changes (another tensor, or an
 in-place update such as an optimizer step or load_state_dict: the tensor's version counter), so validation
-during training repacks once per validation. `linear_reference` is F.linear; the tests compare them. Anything
-else (CUDA, another dtype, autograd, autocast, a torch without oneDNN) takes F.linear.
+during training repacks once per validation. `linear_reference` is the layer's own product (F.linear); the
+tests compare them. Anything else (CUDA, another dtype, autograd, autocast, dynamic int8's quantized layer, a
+torch without oneDNN or with it switched off) takes the layer's own product.
 
 Legend: R rows, E input features, V output features.
 """
@@ -67,7 +68,7 @@ def _weight(layer: nn.Linear) -> Tensor:
 
 
 def linear(layer: nn.Module, x: Tensor) -> Tensor:
-    """x (R, E) -> (R, V): layer(x), through the packed weight where `applies`, else F.linear."""
+    """x (R, E) -> (R, V): layer(x), through the packed weight where `applies`, else the layer's own."""
     if not applies(layer, x):
         return linear_reference(layer, x)
     try:

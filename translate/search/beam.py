@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from translate.data.vocab import EOS_ID
-from translate.search.config import SearchConfig
+from translate.search.config import STOPPINGS, SearchConfig
 from translate.search.repetition import control_repetition, end_repeats, only_eos
 from translate.search.stepper import Stepper, bos, mask_specials, max_lengths, sequence_limit
 from translate.search.topk import candidates_topk
@@ -124,7 +124,7 @@ def best_possible(scores: torch.Tensor, limit: torch.Tensor, alpha) -> torch.Ten
 
 def can_stop(
     scores: torch.Tensor, best: torch.Tensor, limit: torch.Tensor, alpha, steps: torch.Tensor | None = None,
-    stopping: str = "exact",
+    stopping: str = STOPPINGS[0],
 ) -> torch.Tensor:
     """(B,) bool: exact: no live beam (scores (B, K)) can beat the nbest-th finished hypothesis (best (B, N));
     k_ended: best (B, K) is full, K hypotheses have ended; or the sentence has taken the step at its length
