@@ -145,6 +145,18 @@ def post(url: str, path: str, body, **kwargs):
          "application/x-www-form-urlencoded", "glossary must be an object"),
         ("/v1/translate", b'{"q": "Dios", "strategy": ["beam"]}', "application/json",
          "strategy must be a string, got ['beam']"),
+        ("/v1/translate", b'{"q": "Dios", "stopping": ["exact"]}', "application/json",
+         "stopping must be a string, got ['exact']"),
+        ("/v1/translate", b'{"q": "Dios", "stopping": null}', "application/json",
+         "stopping must be a string, got None"),
+        ("/v1/translate", b'{"q": "Dios", "stopping": NaN}', "application/json", "NaN is not a JSON number"),
+        ("/v1/translate", b'{"q": "Dios", "stopping": 1e999}', "application/json", "must be finite"),
+        ("/v1/translate", b'{"q": "Dios", "stopping": ""}', "application/json",
+         "stopping must be one of exact|k_ended, got ''"),
+        ("/v1/translate", b'{"q": "Dios", "stopping": "%s"}' % (b"x" * 15_000), "application/json",
+         "stopping must be one of exact|k_ended"),
+        ("/v1/translate", b"q=Dios&stopping=", "application/x-www-form-urlencoded",
+         "stopping must be one of exact|k_ended"),
     ],
 )  # fmt: skip
 def test_malformed_requests_are_400s_naming_the_field(hostile, caplog, path, raw, content_type, words):
@@ -198,6 +210,27 @@ def test_a_poisoned_request_fails_alone_beside_good_ones(hostile):
     for (status, _, out), (_, _, want) in zip(answers, alone):
         assert status == 200 and out["translations"]["nbest"] == want["translations"]["nbest"]
     assert post(url, "/v1/translate", bodies[0])[2]["translations"] == alone[0][2]["translations"]
+
+
+def test_bad_stopping_values_fail_alone_beside_good_ones(hostile):
+    """Requests with a hostile `stopping` arrive while good ones (both rules) decode: each bad one is a 400
+    naming the field, with a bounded message (a body over the size limit is a 413 before that); each good one
+    gets the translations it gets alone."""
+    url, _, _ = hostile
+    bodies = [{"q": GOOD[i % 4], "beam": 3, "stopping": ("exact", "k_ended")[i % 2]} for i in range(6)]
+    alone = [post(url, "/v1/translate", b) for b in bodies]
+    assert [a[0] for a in alone] == [200] * 6
+    bad = [None, 3, "", "x" * 15_000, ["k_ended"], {"rule": "exact"}, "K_ENDED"]
+    with ThreadPoolExecutor(len(bodies) + len(bad)) as pool:
+        good = [pool.submit(post, url, "/v1/translate", b) for b in bodies]
+        refused = [pool.submit(post, url, "/v1/translate", {"q": GOOD[0], "stopping": v}) for v in bad]
+        answers, refusals = [g.result(60) for g in good], [r.result(60) for r in refused]
+    for status, _, out in refusals:
+        assert status == 400 and out["error"].startswith("stopping must be") and len(out["error"]) < 300, out
+    for (status, _, out), (_, _, want) in zip(answers, alone):  # scores: batched float sums, to rounding
+        got, exp = out["translations"]["nbest"], want["translations"]["nbest"]
+        assert status == 200 and [h["text"] for h in got] == [h["text"] for h in exp]
+        assert [h["score"] for h in got] == pytest.approx([h["score"] for h in exp], rel=1e-4)
 
 
 # ------------------------------------------------------------------------------------ alignment bounds
