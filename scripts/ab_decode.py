@@ -25,6 +25,7 @@ import time
 import torch
 from decode_setup import add_decode_args, decode_setup
 
+from translate.attention import cpu_decode
 from translate.machine import describe_cpu
 from translate.models import packed
 
@@ -69,6 +70,7 @@ def variants() -> dict:
         "argmax": _swap(sampling, "argmax", topk.argmax_reference),  # greedy: torch's argmax
         "topk": _swap(beam, "candidates_topk", topk.candidates_topk_reference),
         "eos-rows": both_only_eos,
+        "cpu-attention": _swap(cpu_decode, "applies", lambda *a: False),  # PyTorch's SDPA for decoding
     }
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from translate.attention import cpu_decode
 from translate.attention.functional import (
     additive_math,
     attention_bias,
@@ -230,6 +231,8 @@ def scaled_dot_product(
         out, weights = scaled_dot_product_math(q, k, v, key_padding_mask, causal, window, dropout_p, scale)
         return out, (weights if need_weights else None)
     if resolved == "sdpa":
+        if cpu_decode.applies(q, k, v, key_padding_mask, causal, window, dropout_p):  # decoding on a CPU
+            return cpu_decode.attend(q, k, v, key_padding_mask, scale), None
         return _sdpa(q, k, v, key_padding_mask, causal, window, dropout_p, scale), None
     from translate.attention.triton_flash import flash_attention
 
