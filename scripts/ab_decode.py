@@ -27,7 +27,7 @@ from decode_setup import add_decode_args, decode_setup
 
 from translate.attention import cpu_decode
 from translate.machine import describe_cpu
-from translate.models import packed
+from translate.models import decoding_step, packed
 
 
 def _swap(module, name: str, value):
@@ -71,6 +71,7 @@ def variants() -> dict:
         "topk": _swap(beam, "candidates_topk", topk.candidates_topk_reference),
         "eos-rows": both_only_eos,
         "cpu-attention": _swap(cpu_decode, "applies", lambda *a: False),  # PyTorch's SDPA for decoding
+        "layer-step": _swap(decoding_step, "applies", lambda *a: False),  # the decoder layer modules
     }
 
 

@@ -7,12 +7,12 @@ small GEMM calls and its buffers per (row, head) there: on the 2-core AMD EPYC (
 (translate/attention/README.md, "Decoding attention on a CPU").
 
 The C source is compiled on first use with the host's compiler for the host's own instruction set
-(`cc -O3 -march=native -fopenmp`) into a per-user cache (TRANSLATE_KERNEL_CACHE, else translate/kernels under
-$XDG_CACHE_HOME or the home directory's .cache; not the project's data cache), keyed by the source, the compiler, its
-flags and the CPU's flags, written atomically (temp file + rename), then loaded with ctypes (which releases
-the GIL during the call) and checked once against `attend_reference` on a small problem. Where any of that
-fails (no compiler, no OpenMP, a read-only cache, a failed check), or TRANSLATE_CPU_KERNEL=0 is set, the
-reason is logged once and PyTorch's SDPA serves every call, as before.
+(`cc -O3 -march=native -fopenmp`) into a per-user cache (TRANSLATE_KERNEL_CACHE, else translate/kernels
+under $XDG_CACHE_HOME or the home directory's .cache; not the project's data cache), keyed by the source,
+the compiler, its flags and the CPU's flags, written atomically (temp file + rename), then loaded with
+ctypes (which releases the GIL during the call) and checked once against `attend_reference` on a small
+problem. Where any of that fails (no compiler, no OpenMP, a read-only cache, a failed check), or
+TRANSLATE_CPU_KERNEL=0 is set, the reason is logged once and PyTorch's SDPA serves every call, as before.
 
 backend.scaled_dot_product takes this path for the "sdpa" backend when `applies`: a CPU, float32,
 inference (autograd not recording), at most MAX_QUERIES queries, no causal mask or window, no dropout.

@@ -28,7 +28,7 @@ from torch import nn
 from translate.attention import KVCache
 from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
-from translate.models import packed
+from translate.models import decoding_step, packed
 from translate.models.dropout import Dropout
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State, concat, reorder
@@ -149,11 +149,12 @@ class Transformer(Seq2Seq):
         cross, group = state["cross_caches"], source_groups(state["src_rows"], sources(state))
         if group is None:  # rows in another layout: each row gets a copy of its source's keys/values
             cross = [select(c, state["src_rows"]) for c in cross]
-        for layer, self_cache, cross_cache in zip(self.decoder_layers, caches, cross):
-            x, _ = layer(x, cross_cache, self_cache=self_cache, cross_group=group or 1)
+        fast = decoding_step.applies(self, caches)
+        run = decoding_step.run_layers if fast else decoding_step.run_layers_reference
+        h = run(self.decoder_layers, x[:, 0], caches, cross, group or 1)  # (B,E)
         if paged:
             state["self_caches"].end_step()
-        h = self.decoder_norm(x[:, 0])  # (B,E)
+        h = self.decoder_norm(h)  # (B,E)
         rows = state.get("output_rows")  # a shortlist's rows of the output projection, restrict_output
         logits = packed.linear(self.output, h) if rows is None else F.linear(h, *rows)  # (B,V) or (B,Vs)
         return logits, {**state, "position": pos + 1}
