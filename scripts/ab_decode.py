@@ -72,6 +72,7 @@ def variants() -> dict:
         "eos-rows": both_only_eos,
         "cpu-attention": _swap(cpu_decode, "applies", lambda *a: False),  # PyTorch's SDPA for decoding
         "layer-step": _swap(decoding_step, "applies", lambda *a: False),  # the decoder layer modules
+        "kn-weights": _swap(decoding_step, "kn_weights", lambda *a: None),  # the layers' own (N,K) weights
     }
 
 

@@ -1,5 +1,6 @@
-"""decoding_step.run_layers against the decoder layer modules: bitwise the same logits, step by step, in every
-layout decoding meets (greedy rows, beams sharing a source, rows leaving, rows joining a running batch)."""
+"""decoding_step.run_layers against the decoder layer modules, step by step, in every layout decoding meets
+(greedy rows, beams sharing a source, rows leaving, rows joining a running batch): with the layers' own
+weights bitwise the same logits; with the (K,N) weight copies the same to float rounding."""
 
 import pytest
 import torch
@@ -30,6 +31,15 @@ def _sources(lengths):
         src[i, :n] = torch.randint(4, V, (n,))
         src[i, n - 1] = EOS_ID
     return src
+
+
+def _same(ref, got, bitwise: bool):
+    assert len(ref) == len(got) > 0
+    for a, b in zip(ref, got):
+        if bitwise:
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def _run(model, src, script, fast: bool, monkeypatch, beam: int = 1):
@@ -67,17 +77,19 @@ def _script(rows: int, beam: int):
     ]
 
 
+@pytest.mark.parametrize("kn", [True, False], ids=["kn-weights", "own-weights"])
 @pytest.mark.parametrize("backend", ["sdpa", "math"])
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("beam", [1, 3])
-def test_the_same_logits_as_the_layer_modules(config, backend, beam, monkeypatch):
+def test_the_same_logits_as_the_layer_modules(config, backend, beam, kn, monkeypatch):
     model = _model(config, backend)
     src, script = _sources([5, 9, 3]), _script(3, beam)
     ref = _run(model, src, script, False, monkeypatch, beam)
+    if not kn:
+        monkeypatch.setattr(decoding_step, "kn_weights", lambda layer: None)
     got = _run(model, src, script, True, monkeypatch, beam)
-    assert len(ref) == len(got) == 5
-    for a, b in zip(ref, got):
-        assert torch.equal(a, b)
+    _same(ref, got, bitwise=not kn)
+    assert len(got) == 5
 
 
 def test_rows_joining_a_running_batch_give_the_same_logits(monkeypatch):
@@ -94,7 +106,8 @@ def test_rows_joining_a_running_batch_give_the_same_logits(monkeypatch):
     ]
     ref = _run(model, first, script, False, monkeypatch)
     got = _run(model, first, script, True, monkeypatch)
-    assert all(torch.equal(a, b) for a, b in zip(ref, got)) and len(got) == 4
+    _same(ref, got, bitwise=False)
+    assert len(got) == 4
 
 
 def test_applies_to_inference_only():
@@ -114,6 +127,28 @@ def test_dynamic_int8_layers_keep_their_own_product(monkeypatch):
 
     model = quantize_dynamic_int8(_model("post-norm relu", "sdpa"))
     src, script = _sources([5, 2]), _script(2, 1)
+    assert all(decoding_step.kn_weights(layer) is None for layer in model.decoder_layers)  # own products
     ref = _run(model, src, script, False, monkeypatch)
     got = _run(model, src, script, True, monkeypatch)
-    assert all(torch.equal(a, b) for a, b in zip(ref, got)) and len(got) == 5
+    _same(ref, got, bitwise=True)
+    assert len(got) == 5
+
+
+def test_kn_copies_follow_the_weights():
+    """Made once, remade after an in-place update (an optimizer step, load_state_dict) or a new tensor."""
+    model = _model("post-norm relu", "sdpa")
+    layer = model.decoder_layers[0]
+    first = decoding_step.kn_weights(layer)
+    assert decoding_step.kn_weights(layer) is first
+    w, b = first["qkv"]
+    torch.testing.assert_close(w, torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
+                                             layer.self_attn.v_proj.weight]).t())  # fmt: skip
+    assert w.shape == (16, 48) and w.is_contiguous() and b.shape == (48,)
+    with torch.no_grad():
+        layer.ffn.linear1.weight.mul_(2)
+    second = decoding_step.kn_weights(layer)
+    assert second is not first
+    torch.testing.assert_close(second["ffn1"][0], layer.ffn.linear1.weight.t())
+    layer.cross_attn.q_proj.weight = torch.nn.Parameter(torch.ones(16, 16))
+    torch.testing.assert_close(decoding_step.kn_weights(layer)["cross_q"][0], torch.ones(16, 16))
+    assert decoding_step.kn_weights(_model("post-norm relu", "sdpa").double().decoder_layers[0]) is None
