@@ -6,13 +6,9 @@ small GEMM calls and its buffers per (row, head) there: on the 2-core AMD EPYC (
 97 rows x 4 heads over 41 keys, where reading the keys and values once takes 0.47 ms and this kernel 0.63 ms
 (translate/attention/README.md, "Decoding attention on a CPU").
 
-The C source is compiled on first use with the host's compiler for the host's own instruction set
-(`cc -O3 -march=native -fopenmp`) into a per-user cache (TRANSLATE_KERNEL_CACHE, else translate/kernels
-under $XDG_CACHE_HOME or the home directory's .cache; not the project's data cache), keyed by the source,
-the compiler, its flags and the CPU's flags, written atomically (temp file + rename), then loaded with
-ctypes (which releases the GIL during the call) and checked once against `attend_reference` on a small
-problem. Where any of that fails (no compiler, no OpenMP, a read-only cache, a failed check), or
-TRANSLATE_CPU_KERNEL=0 is set, the reason is logged once and PyTorch's SDPA serves every call, as before.
+The C source is built and loaded by translate/native.py (the host's compiler for the host's own
+instruction set, a per-user cache) and checked once against `attend_reference` on a small problem. Where that
+fails, or TRANSLATE_CPU_KERNEL=0 is set, the reason is logged once and PyTorch's SDPA serves every call.
 
 backend.scaled_dot_product takes this path for the "sdpa" backend when `applies`: a CPU, float32,
 inference (autograd not recording), at most MAX_QUERIES queries, no causal mask or window, no dropout.
@@ -24,38 +20,22 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
 import math
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from translate.machine import cpu_flags
+from translate import native
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("cpu_decode.c")
 MAX_QUERIES = 16  # decoding's shapes (1 query, or a beam's G); teacher forcing's T queries keep SDPA
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC")
-# Tried in order: with glibc's vector expf, then without it (musl, older glibc, other architectures).
-VARIANTS = (("-lmvec", "-lm"), ("-DTRANSLATE_NO_MVEC", "-lm"))
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _ARGTYPES = [_PTR, _I64, _I64, _I64] * 3 + [_PTR, _I64, _PTR] + [_I64] * 5 + [ctypes.c_float, ctypes.c_int]
-
-
-def cache_dir() -> Path:
-    if os.environ.get("TRANSLATE_KERNEL_CACHE"):
-        return Path(os.environ["TRANSLATE_KERNEL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "translate" / "kernels"
 
 
 def attend_reference(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None = None,
@@ -68,31 +48,6 @@ def attend_reference(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor |
     empty = ~allowed.any(dim=-1, keepdim=True)  # (B,1,1,1)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | empty, scale=scale)
     return out.masked_fill(empty, 0.0)
-
-
-def _compile(so: Path) -> str | None:
-    """Build cpu_decode.c into `so` -> None, or the reason it could not."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        return "no C compiler (cc, gcc or $CC) on PATH"
-    so.parent.mkdir(parents=True, exist_ok=True)
-    reason = "unknown"
-    for extra in VARIANTS:
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=so.parent)
-        os.close(fd)
-        cmd = [compiler, *FLAGS, str(SOURCE), "-o", tmp, *extra]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            os.unlink(tmp)
-            return f"{compiler} failed to run: {e}"
-        if done.returncode == 0:
-            os.replace(tmp, so)  # atomic: another process sees no .so or a whole one
-            return None
-        os.unlink(tmp)
-        first = (done.stderr.strip().splitlines() or ["?"])[0][:200]
-        reason = f"{compiler} {' '.join(FLAGS[:3])} failed: {first}"
-    return reason
 
 
 def _self_test(lib) -> str | None:
@@ -112,40 +67,15 @@ def _self_test(lib) -> str | None:
 @functools.cache
 def _library() -> tuple[ctypes.CDLL | None, str]:
     """(the loaded kernel or None, what happened): built and checked once per process; logged once."""
-    lib, reason = None, None
-    if os.environ.get("TRANSLATE_CPU_KERNEL", "1") == "0":
-        reason = "switched off (TRANSLATE_CPU_KERNEL=0)"
-    else:
-        lib, reason = _load()
+    lib, reason = native.load(SOURCE)
+    if lib is not None:
+        lib.translate_attend.argtypes, lib.translate_attend.restype = _ARGTYPES, ctypes.c_int
+        reason = _self_test(lib)
     if reason is not None:
         log.info("decoding attention: PyTorch SDPA (the compiled CPU kernel is unavailable: %s)", reason)
         return None, reason
     log.info("decoding attention: the compiled CPU kernel %s", lib._name)
     return lib, f"compiled ({lib._name})"
-
-
-def _load() -> tuple[ctypes.CDLL | None, str | None]:
-    """Build (once per source, compiler and CPU) and load the kernel -> (library, None) or (None, reason)."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or ""
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        version = ""
-    key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), compiler, version, " ".join(FLAGS), repr(VARIANTS),
-                   " ".join(sorted(cpu_flags())), platform.machine()]).encode()  # fmt: skip
-    ).hexdigest()[:16]
-    so = cache_dir() / f"cpu_decode-{key}.so"
-    try:
-        reason = None if so.exists() else _compile(so)
-        if reason is not None:
-            return None, reason
-        lib = ctypes.CDLL(str(so))
-        lib.translate_attend.argtypes, lib.translate_attend.restype = _ARGTYPES, ctypes.c_int
-        reason = _self_test(lib)
-    except OSError as e:
-        return None, f"{so}: {e}"
-    return (None, reason) if reason else (lib, None)
 
 
 def status() -> str:
