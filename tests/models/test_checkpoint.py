@@ -62,6 +62,8 @@ def test_round_trip_rebuilds_the_same_model(tmp_path, tokenizer, name):
     assert [p.name for p in path.parent.iterdir()] == ["best.pt"]  # no temp file left behind
     loaded, tok, ckpt = load_model(path)
     assert not loaded.training and ckpt["step"] == 12 and type(loaded) is type(model)
+    assert not any(p.requires_grad for p in loaded.parameters())  # for inference (packed copies need it)
+    model.eval().requires_grad_(False)  # the same inference paths as the loaded model
     assert tok.src_vocab_size == tokenizer.src_vocab_size and tok.encode("la tierra", "src")
     src = torch.tensor([tokenizer.encode("la tierra y los cielos", "src") + [EOS_ID]])
     tgt_in = torch.tensor([[BOS_ID] + tokenizer.encode("the earth", "tgt")])

@@ -1,12 +1,13 @@
 """decoding_step.run_layers against the decoder layer modules, step by step, in every layout decoding meets
 (greedy rows, beams sharing a source, rows leaving, rows joining a running batch): with the layers' own
-weights bitwise the same logits; with the (K,N) weight copies the same to float rounding."""
+weights bitwise the same logits; with the products through the compiled kernel (models/cpu_linear.py) the same
+to float rounding."""
 
 import pytest
 import torch
 
 from translate.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from translate.models import decoding_step
+from translate.models import cpu_linear, decoding_step
 from translate.models.transformer import Transformer
 
 V = 23
@@ -22,7 +23,7 @@ def _model(config: str, backend: str) -> Transformer:
     torch.manual_seed(0)
     kw = CONFIGS[config]
     return Transformer(V, V, d_model=16, ffn_dim=32, encoder_layers=2, decoder_layers=3,
-                       attention_backend=backend, **kw).eval()  # fmt: skip
+                       attention_backend=backend, **kw).eval().requires_grad_(False)  # fmt: skip
 
 
 def _sources(lengths):
@@ -77,18 +78,20 @@ def _script(rows: int, beam: int):
     ]
 
 
-@pytest.mark.parametrize("kn", [True, False], ids=["kn-weights", "own-weights"])
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "own-weights"])
 @pytest.mark.parametrize("backend", ["sdpa", "math"])
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("beam", [1, 3])
-def test_the_same_logits_as_the_layer_modules(config, backend, beam, kn, monkeypatch):
+def test_the_same_logits_as_the_layer_modules(config, backend, beam, kernel, monkeypatch):
     model = _model(config, backend)
     src, script = _sources([5, 9, 3]), _script(3, beam)
     ref = _run(model, src, script, False, monkeypatch, beam)
-    if not kn:
-        monkeypatch.setattr(decoding_step, "kn_weights", lambda layer: None)
+    if kernel and decoding_step.packed_products(model.decoder_layers[0]) is None:
+        pytest.skip(f"no compiled kernel here: {cpu_linear.status()}")
+    if not kernel:
+        monkeypatch.setattr(decoding_step, "packed_products", lambda layer: None)
     got = _run(model, src, script, True, monkeypatch, beam)
-    _same(ref, got, bitwise=not kn)
+    _same(ref, got, bitwise=not kernel)
     assert len(got) == 5
 
 
@@ -127,28 +130,26 @@ def test_dynamic_int8_layers_keep_their_own_product(monkeypatch):
 
     model = quantize_dynamic_int8(_model("post-norm relu", "sdpa"))
     src, script = _sources([5, 2]), _script(2, 1)
-    assert all(decoding_step.kn_weights(layer) is None for layer in model.decoder_layers)  # own products
+    assert all(decoding_step.packed_products(layer) is None for layer in model.decoder_layers)  # own products
     ref = _run(model, src, script, False, monkeypatch)
     got = _run(model, src, script, True, monkeypatch)
     _same(ref, got, bitwise=True)
     assert len(got) == 5
 
 
-def test_kn_copies_follow_the_weights():
-    """Made once, remade after an in-place update (an optimizer step, load_state_dict) or a new tensor."""
+def test_packed_products_stack_qkv_and_follow_the_weights():
     model = _model("post-norm relu", "sdpa")
     layer = model.decoder_layers[0]
-    first = decoding_step.kn_weights(layer)
-    assert decoding_step.kn_weights(layer) is first
-    w, b = first["qkv"]
-    torch.testing.assert_close(w, torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
-                                             layer.self_attn.v_proj.weight]).t())  # fmt: skip
-    assert w.shape == (16, 48) and w.is_contiguous() and b.shape == (48,)
+    first = decoding_step.packed_products(layer)
+    if first is None:
+        pytest.skip(f"no compiled kernel here: {cpu_linear.status()}")
+    assert decoding_step.packed_products(layer) is first
+    assert sorted(first) == ["cross_out", "cross_q", "ffn1", "ffn2", "qkv", "self_out"]
+    assert (first["qkv"].out_features, first["qkv"].in_features) == (48, 16)
     with torch.no_grad():
         layer.ffn.linear1.weight.mul_(2)
-    second = decoding_step.kn_weights(layer)
-    assert second is not first
-    torch.testing.assert_close(second["ffn1"][0], layer.ffn.linear1.weight.t())
-    layer.cross_attn.q_proj.weight = torch.nn.Parameter(torch.ones(16, 16))
-    torch.testing.assert_close(decoding_step.kn_weights(layer)["cross_q"][0], torch.ones(16, 16))
-    assert decoding_step.kn_weights(_model("post-norm relu", "sdpa").double().decoder_layers[0]) is None
+        second = decoding_step.packed_products(layer)
+        assert second is not first
+        x = torch.randn(3, 16)
+        torch.testing.assert_close(cpu_linear.linear(x, second["ffn1"]), layer.ffn.linear1(x))
+    assert decoding_step.packed_products(_model("post-norm relu", "sdpa").double().decoder_layers[0]) is None

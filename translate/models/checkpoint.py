@@ -87,6 +87,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Seq2Seq, Any, dict[str, Any]]:
     """Rebuild from the checkpoint alone -> (model in eval mode on `device`, tokenizer, ckpt).
 
+    The model is for inference: eval mode and its parameters frozen (requires_grad False), which is what lets
+    decoding on a CPU keep packed copies of its weights (models/cpu_linear.py, packed.py). To train it, call
+    model.train().requires_grad_(True).
+
     Every malformed checkpoint gives one CheckpointError naming the path. model_config can only name one of
     the project's model classes (translate.models.build), so loading never calls arbitrary code.
     """
@@ -112,7 +116,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Se
         lines = str(e).strip().splitlines()
         reason = " ".join(" ".join(lines[:2]).split()) or type(e).__name__
         raise CheckpointError(f"{path}: weights do not fit the model config ({reason})") from e
-    return model.to(device).eval(), tokenizer, ckpt
+    return model.to(device).eval().requires_grad_(False), tokenizer, ckpt
 
 
 def model_label(ckpt: dict, path: str | Path) -> str:

@@ -4,9 +4,11 @@ Why: a decoding step is a few dozen rows, so what it costs beyond its matrix pro
 through the layer modules (DecoderLayer -> MultiHeadAttention -> nn.Linear, each call with its hooks, the
 (B,1,E) shapes split and merged per projection, identity dropouts) a step of the default model ran some 700
 aten calls. `run_layers` computes the same maths on (B,E) rows, calling F.linear, F.layer_norm and the
-attention dispatcher (backend.scaled_dot_product, with each module's backend) directly: the same kernels on
-the same values in the same order, so the logits are bitwise those of the modules' path
-(`run_layers_reference`, which the tests compare it with, and which training and teacher forcing keep).
+attention dispatcher (backend.scaled_dot_product, with each module's backend) directly, and on a CPU runs
+the layers' products through the compiled kernel of models/cpu_linear.py (`packed_products`). With the
+layers' own weights (no kernel) the logits are bitwise those of the modules' path (`run_layers_reference`,
+which the tests compare it with, and which training and teacher forcing keep); through the kernel they
+match to float rounding.
 
 It serves inference only (`applies`: eval mode, autograd off); anything else takes the modules.
 
@@ -15,14 +17,13 @@ Legend: B decoder rows, G rows per source (beam), E model dim, H heads, D head d
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from translate.attention import KVCache
 from translate.attention.backend import scaled_dot_product
+from translate.models import cpu_linear
 
 
 def applies(model: nn.Module, caches) -> bool:
@@ -48,95 +49,85 @@ def _linear(layer: nn.Module, x: Tensor) -> Tensor:
     return F.linear(x, layer.weight, layer.bias) if type(layer) is nn.Linear else layer(x)
 
 
-def _norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
-    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+def children(module: nn.Module, *names: str) -> list[nn.Module]:
+    """Submodules from the module's own table: nn.Module.__getattr__ costs about 1 us a lookup (torch 2.13),
+    and a step of the default model made some 200 of them."""
+    table = module._modules
+    return [table[name] for name in names]
 
 
-# Per decoder layer: the key of the weights it was made from, and the (K,N) copies.
-_kn_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, dict]] = weakref.WeakKeyDictionary()
+def norm(layer: nn.LayerNorm, x: Tensor) -> Tensor:
+    params = layer._parameters  # (as _children: no __getattr__ per step)
+    return F.layer_norm(x, layer.normalized_shape, params["weight"], params["bias"], layer.eps)
 
 
-def kn_weights(layer: nn.Module) -> dict[str, tuple[Tensor, Tensor | None]] | None:
-    """The layer's products with their weights as (K,N) copies (in features x out features, contiguous), the
-    self-attention's q, k and v stacked into one: {name: (weight (K,N), bias (N,) | None)}, made once per
-    weight version (another tensor or an in-place update: the tensor's version counter). None off a CPU, for
-    other dtypes and for dynamic int8's quantized layers (their own products).
+def packed_products(layer: nn.Module) -> dict[str, cpu_linear.Panels] | None:
+    """The layer's products with their weights packed for the compiled kernel (models/cpu_linear.py), the
+    self-attention's q, k and v stacked into one product: {name: Panels}, made once per weight version; None
+    where the kernel does not serve them (not built, off a CPU, another dtype, dynamic int8's layers).
 
-    Why: MKL's sgemm reads a (K,N) right-hand matrix faster than the (N,K) one F.linear hands it, most at few
-    rows (one row, 256 -> 1024: 70 against 125 us; 100 rows, the stacked 256 -> 768: 581 against 634 us, on
-    the 2-core AMD EPYC); the FFN's second product (1024 -> 256) is as fast either way and keeps its weight.
-    From 4 rows on MKL's kernel and its sums are the same (bitwise the same outputs); at 1 and 2 rows it
-    takes a matrix-vector path whose sums are ordered differently (about 1e-7 relative).
+    Why: at a decoding step's rows the kernel ran these products 1.2-1.4x faster than MKL's sgemm on one
+    thread of the 2-core AMD EPYC and 1.4-6x on two (translate/models/README.md, "Small products on a CPU").
     """
-    sa, ca, ffn = layer.self_attn, layer.cross_attn, layer.ffn
-    parts = {"qkv": (sa.q_proj, sa.k_proj, sa.v_proj), "self_out": (sa.out_proj,), "cross_q": (ca.q_proj,),
-             "cross_out": (ca.out_proj,), "ffn1": (ffn.linear1,)}  # fmt: skip
-    linears = [linear for group in parts.values() for linear in group]
-    if any(type(linear) is not nn.Linear for linear in linears):
-        return None
-    if linears[0].weight.device.type != "cpu" or any(lin.weight.dtype != torch.float32 for lin in linears):
-        return None
-    tensors = [t for linear in linears for t in (linear.weight, linear.bias) if t is not None]
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
-    cached = _kn_cache.get(layer)
-    if cached is None or cached[0] != key:
-        weights = {}
-        for name, group in parts.items():
-            weight = torch.cat([linear.weight.detach() for linear in group]).t().contiguous()  # (K,N)
-            bias = None if group[0].bias is None else torch.cat([linear.bias.detach() for linear in group])
-            weights[name] = (weight, bias)
-        cached = (key, weights)
-        _kn_cache[layer] = cached
-    return cached[1]
+    sa, ca, ffn = children(layer, "self_attn", "cross_attn", "ffn")
+    q, k, v, self_out = children(sa, "q_proj", "k_proj", "v_proj", "out_proj")
+    cross_q, cross_out = children(ca, "q_proj", "out_proj")
+    parts = {"qkv": (q, k, v), "self_out": (self_out,), "cross_q": (cross_q,), "cross_out": (cross_out,),
+             "ffn1": children(ffn, "linear1"), "ffn2": children(ffn, "linear2")}  # fmt: skip
+    return cpu_linear.panel_set(layer, parts)
 
 
-def _mm(x: Tensor, product: tuple[Tensor, Tensor | None]) -> Tensor:
-    """x (R,K) @ weight (K,N) + bias -> (R,N)."""
-    weight, bias = product
-    return torch.mm(x, weight) if bias is None else torch.addmm(bias, x, weight)
+def product(x: Tensor, packed: cpu_linear.Panels, relu: bool = False) -> Tensor:
+    """x (R,K) -> (R,N) through the compiled kernel; a view with strided rows is copied first."""
+    return cpu_linear.linear(x if cpu_linear.applies(x) else x.contiguous(), packed, relu)
 
 
-def _self_attention(attn: nn.Module, x: Tensor, cache: KVCache, kn: dict | None) -> Tensor:
+def _self_attention(attn: nn.Module, x: Tensor, cache: KVCache, packed: dict | None) -> Tensor:
     """x (B,E) -> (B,E): this step's query over the cached keys and its own, appended to the cache."""
     rows, heads, dim = x.shape[0], attn.num_heads, attn.head_dim
-    if kn is None:
+    if packed is None:
         q, k, v = (_linear(p, x).view(rows, heads, 1, dim) for p in (attn.q_proj, attn.k_proj, attn.v_proj))
     else:
-        q, k, v = _mm(x, kn["qkv"]).view(rows, 3, heads, 1, dim).unbind(1)  # (B,3E) -> 3 x (B,H,1,D)
+        q, k, v = product(x, packed["qkv"]).view(rows, 3, heads, 1, dim).unbind(1)  # (B,3E) -> 3 x (B,H,1,D)
     k, v, mask = cache.append(k, v)  # (B,H,S,D), mask (B,S) | None (rows joined a running batch)
     out, _ = scaled_dot_product(q, k, v, key_padding_mask=mask, causal=True, window=attn.window,
                                 backend=attn.backend)  # fmt: skip
     out = out.reshape(rows, heads * dim)  # (B,H,1,D) -> (B,E)
-    return _linear(attn.out_proj, out) if kn is None else _mm(out, kn["self_out"])
+    return _linear(attn.out_proj, out) if packed is None else product(out, packed["self_out"])
 
 
-def _cross_attention(attn: nn.Module, x: Tensor, memory: KVCache, group: int, kn: dict | None) -> Tensor:
+def _cross_attention(attn: nn.Module, x: Tensor, memory: KVCache, group: int, packed: dict | None) -> Tensor:
     """x (B,E) -> (B,E): rows as G queries of their source's cached keys (B/G,H,S,D)."""
     rows, heads, dim = x.shape[0], attn.num_heads, attn.head_dim
-    q = _linear(attn.q_proj, x) if kn is None else _mm(x, kn["cross_q"])  # (B,E)
+    q = _linear(attn.q_proj, x) if packed is None else product(x, packed["cross_q"])  # (B,E)
     q = q.view(rows // group, group, heads, dim).transpose(1, 2)  # (B/G,H,G,D)
     out, _ = scaled_dot_product(q, memory.k, memory.v, key_padding_mask=memory.key_padding_mask,
                                 window=attn.window, backend=attn.backend)  # fmt: skip
     out = out.transpose(1, 2).reshape(rows, heads * dim)  # (B/G,H,G,D) -> (B,E)
-    return _linear(attn.out_proj, out) if kn is None else _mm(out, kn["cross_out"])
+    return _linear(attn.out_proj, out) if packed is None else product(out, packed["cross_out"])
 
 
-def _ffn(ffn: nn.Module, x: Tensor, kn: dict | None) -> Tensor:
-    hidden = _linear(ffn.linear1, x) if kn is None else _mm(x, kn["ffn1"])  # (B,F)
-    return _linear(ffn.linear2, ffn.activation(hidden))  # (B,E)
+def ffn_block(ffn: nn.Module, x: Tensor, packed: dict | None) -> Tensor:
+    if packed is None:
+        return _linear(ffn.linear2, ffn.activation(_linear(ffn.linear1, x)))  # (B,F) -> (B,E)
+    if ffn.activation is F.relu:
+        return product(product(x, packed["ffn1"], relu=True), packed["ffn2"])  # ReLU fused into the first
+    return product(ffn.activation(product(x, packed["ffn1"])), packed["ffn2"])
 
 
 def run_layers(layers: nn.ModuleList, x: Tensor, caches: list[KVCache], cross: list[KVCache],
                group: int) -> Tensor:  # fmt: skip
     """x (B,E) -> (B,E): the decoder layers' step, post-norm or pre-norm as each layer is."""
     for layer, self_cache, cross_cache in zip(layers, caches, cross):
-        kn = kn_weights(layer)
+        packed = packed_products(layer)
+        names = ("self_attn", "cross_attn", "ffn", "norm1", "norm2", "norm3")
+        sa, ca, ffn, norm1, norm2, norm3 = children(layer, *names)
         if layer.norm_first:
-            x = x + _self_attention(layer.self_attn, _norm(layer.norm1, x), self_cache, kn)
-            x = x + _cross_attention(layer.cross_attn, _norm(layer.norm2, x), cross_cache, group, kn)
-            x = x + _ffn(layer.ffn, _norm(layer.norm3, x), kn)
+            x = x + _self_attention(sa, norm(norm1, x), self_cache, packed)
+            x = x + _cross_attention(ca, norm(norm2, x), cross_cache, group, packed)
+            x = x + ffn_block(ffn, norm(norm3, x), packed)
         else:
-            x = _norm(layer.norm1, x + _self_attention(layer.self_attn, x, self_cache, kn))
-            x = _norm(layer.norm2, x + _cross_attention(layer.cross_attn, x, cross_cache, group, kn))
-            x = _norm(layer.norm3, x + _ffn(layer.ffn, x, kn))
+            x = norm(norm1, x + _self_attention(sa, x, self_cache, packed))
+            x = norm(norm2, x + _cross_attention(ca, x, cross_cache, group, packed))
+            x = norm(norm3, x + ffn_block(ffn, x, packed))
     return x

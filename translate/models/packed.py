@@ -1,4 +1,4 @@
-"""Decoding's output projection through oneDNN with its weight packed once (CPU, fp32, inference).
+"""Decoding's output projection with its weight packed once: our kernel's panels, else oneDNN's (CPU, fp32).
 
 Why: on an x86 CPU torch's F.linear is MKL's sgemm, which packs the whole right-hand matrix again on every
 call. At a decoding step's few rows the (V, E) output weight is the largest operand by far, and repacking it
@@ -9,10 +9,13 @@ greedy decoding of 500 test verses ran 6.5% faster (translate/search/README.md, 
 goes").
 
 The packed copy is made on first use and kept per layer until its weight changes (another tensor, or an
-in-place update such as an optimizer step or load_state_dict: the tensor's version counter), so validation
-during training repacks once per validation. `linear_reference` is the layer's own product (F.linear); the
-tests compare them. Anything else (CUDA, another dtype, autograd, autocast, dynamic int8's quantized layer, a
-torch without oneDNN or with it switched off) takes the layer's own product.
+in-place update such as load_state_dict: the tensor's version counter). Only a frozen weight is packed
+(requires_grad False, what load_model returns): a fused optimizer step (AdamW(fused=True), the training
+default) updates weights without moving their version counter, so validation during training keeps
+F.linear. Our compiled kernel (models/cpu_linear.py) serves before oneDNN where it built; `linear_reference`
+is the layer's own product (F.linear); the tests compare them. Anything else (CUDA, another dtype,
+autograd, autocast, dynamic int8's quantized layer, a torch without oneDNN or with it switched off) takes
+the layer's own product.
 
 Legend: R rows, E input features, V output features.
 """
@@ -24,6 +27,8 @@ import weakref
 
 import torch
 from torch import Tensor, nn
+
+from translate.models import cpu_linear
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,9 @@ def linear_reference(layer: nn.Module, x: Tensor) -> Tensor:
 
 
 def applies(layer: nn.Module, x: Tensor) -> bool:
-    """Whether `linear` takes the packed path: fp32 inference on a CPU with oneDNN, a plain nn.Linear."""
+    """Whether `linear` takes the packed path: fp32 inference on a CPU with oneDNN, a plain nn.Linear with a
+    frozen weight (requires_grad False, as load_model gives: a fused optimizer's in-place update does not move
+    the version counter the packed copy is keyed by)."""
     if _broken or type(layer) is not nn.Linear:
         return False  # e.g. dynamic int8's quantized Linear keeps its own product
     w = layer.weight
@@ -49,7 +56,8 @@ def applies(layer: nn.Module, x: Tensor) -> bool:
         x.device.type == "cpu"
         and x.dtype == w.dtype == torch.float32
         and x.dim() == 2
-        and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
+        and not w.requires_grad
+        and not (torch.is_grad_enabled() and x.requires_grad)
         and not torch.is_autocast_enabled("cpu")
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled  # a user's torch.backends.mkldnn.flags(enabled=False) holds
@@ -68,7 +76,12 @@ def _weight(layer: nn.Linear) -> Tensor:
 
 
 def linear(layer: nn.Module, x: Tensor) -> Tensor:
-    """x (R, E) -> (R, V): layer(x), through the packed weight where `applies`, else the layer's own."""
+    """x (R, E) -> (R, V): layer(x), through our compiled kernel's panels where it serves
+    (models/cpu_linear.py), else oneDNN's packed weight where `applies`, else the layer's own product."""
+    if cpu_linear.applies(x):
+        panels = cpu_linear.panel_set(layer, {"output": (layer,)})
+        if panels is not None:
+            return cpu_linear.linear(x, panels["output"])
     if not applies(layer, x):
         return linear_reference(layer, x)
     try:
