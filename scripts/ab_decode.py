@@ -27,7 +27,7 @@ from decode_setup import add_decode_args, decode_setup
 
 from translate.attention import cpu_decode
 from translate.machine import describe_cpu
-from translate.models import cpu_linear, decoding_step, packed
+from translate.models import cpu_linear, decoding_step, encoder_inference, packed
 
 
 def _swap(module, name: str, value):
@@ -72,6 +72,7 @@ def variants() -> dict:
         "eos-rows": both_only_eos,
         "cpu-attention": _swap(cpu_decode, "applies", lambda *a: False),  # PyTorch's SDPA for decoding
         "layer-step": _swap(decoding_step, "applies", lambda *a: False),  # the decoder layer modules
+        "encoder-kernel": _swap(encoder_inference, "applies", lambda *a: False),  # the encoder layer modules
         "cpu-linear": _swap(cpu_linear, "panel_set", lambda *a: None),  # F.linear (oneDNN for the output)
     }
 

@@ -28,7 +28,7 @@ from torch import nn
 from translate.attention import KVCache
 from translate.attention.paged import BlockPool, PagedKVCache
 from translate.data.vocab import PAD_ID
-from translate.models import decoding_step, packed
+from translate.models import decoding_step, encoder_inference, packed
 from translate.models.dropout import Dropout
 from translate.models.embedding import ScaledEmbedding, build_positions
 from translate.models.interface import Seq2Seq, State, concat, reorder
@@ -105,9 +105,9 @@ class Transformer(Seq2Seq):
         """src (B,S) -> memory (B,S,E), pad mask (B,S)."""
         pad_mask = src.eq(PAD_ID)
         x = self.dropout(self.src_embedding(src) + self.src_positions(src.size(1)))  # (B,S,E)
-        for layer in self.encoder_layers:
-            x = layer(x, pad_mask)
-        return self.encoder_norm(x), pad_mask
+        fast = encoder_inference.applies(self)  # inference on a CPU: the products through our kernel
+        run = encoder_inference.run_layers if fast else encoder_inference.run_layers_reference
+        return self.encoder_norm(run(self.encoder_layers, x, pad_mask)), pad_mask
 
     def _decode(
         self, tgt_in: torch.Tensor, memory: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False
@@ -129,7 +129,9 @@ class Transformer(Seq2Seq):
         (serving), else one contiguous KVCache per layer."""
         memory, pad_mask = self._encode(src)  # (B,S,E), (B,S)
         batch = src.size(0)
-        cross = [layer.cross_attn.cache_memory(memory, pad_mask) for layer in self.decoder_layers]
+        fast = encoder_inference.applies(self)
+        caches = encoder_inference.memory_caches if fast else encoder_inference.memory_caches_reference
+        cross = caches(self.decoder_layers, memory, pad_mask)  # per decoder layer the source's keys/values
         return {
             "cross_caches": cross,  # per layer the source's keys/values (B,H,S,D) and mask, projected once
             "self_caches": PagedKVCache(paged, batch) if paged else [KVCache() for _ in self.decoder_layers],
