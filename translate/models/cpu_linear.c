@@ -6,8 +6,8 @@
  *
  * W (N, K) is packed once by cpu_linear.py into panels of WIDTH columns, (ceil(N / WIDTH), K, WIDTH), zero
  * padded, so each tile streams one contiguous panel. A tile keeps ROWS x WIDTH sums in registers over all K
- * (12 vector registers of 8 floats on AVX2, of 16 on AVX-512) and writes y once; each thread takes whole
- * (row chunk, panel) pairs. GCC/Clang vector types, so the same source builds for AVX2, AVX-512 or NEON
+ * (12 vector registers of 8 floats on AVX2, of 16 on AVX-512) and writes y once; each thread takes a run of
+ * panels over every row chunk. GCC/Clang vector types, so the same source builds for AVX2, AVX-512 or NEON
  * through -march=native. Compiled and loaded by translate/native.py.
  *
  * Layouts (strides in elements): x (M, K) rows ldx apart; bias (ceil(N / WIDTH) * WIDTH) or NULL;
@@ -23,7 +23,7 @@
 #endif
 #define WIDTH (2 * LANES) /* columns per panel: two vectors */
 #define ROWS 6            /* rows per tile */
-#define CHUNK 48          /* rows per work item: a panel is read from L1/L2 for 8 tiles */
+#define CHUNK 48          /* at most this many rows per work item */
 
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
@@ -71,12 +71,16 @@ static inline __attribute__((always_inline)) void tile(int rb, const float *x, i
 void translate_linear(const float *x, int64_t ldx, const float *w, const float *b, float *y, int64_t ldy,
                       int64_t M, int64_t K, int64_t N, int relu, int threads) {
     int64_t panels = (N + WIDTH - 1) / WIDTH, chunks = (M + CHUNK - 1) / CHUNK;
+    int64_t rows = (M + chunks - 1) / chunks;
+    rows = (rows + ROWS - 1) / ROWS * ROWS; /* chunks of equal whole tiles: no thread gets a short tail */
+    /* panel-major: each thread takes a run of panels over every chunk (equal shares, a panel read from L1/L2
+     * for all chunks in turn) */
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int64_t c = 0; c < chunks; c++)
-        for (int64_t p = 0; p < panels; p++) {
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t c = 0; c < chunks; c++) {
             const float *wp = w + p * K * WIDTH, *bp = b ? b + p * WIDTH : 0;
             int64_t cols = N - p * WIDTH < WIDTH ? N - p * WIDTH : WIDTH;
-            int64_t end = (c + 1) * CHUNK < M ? (c + 1) * CHUNK : M, r = c * CHUNK;
+            int64_t end = (c + 1) * rows < M ? (c + 1) * rows : M, r = c * rows;
             for (; r + ROWS <= end; r += ROWS)
                 tile(ROWS, x + r * ldx, ldx, wp, bp, y + r * ldy + p * WIDTH, ldy, K, cols, relu);
             const float *xr = x + r * ldx;
