@@ -4,38 +4,27 @@
         --rows 1 4 16 100 1000 --threads 1 2 --out reports/bench_products.json
 
 A shape is KxN: in features x out features (the default model's fused q, k, v 256x768, its other attention
-products 256x256, the FFN's 256x1024 and 1024x256, the output projection 256x8000). Each call reads distinct
-weights (three layers' worth, cycled), as a decoding step does; F.linear is what the layer modules call (MKL's
-sgemm on an x86 torch), ours is models/cpu_linear.py over its packed panels. Writes JSON and a markdown table
-(.md beside it).
+products 256x256, the FFN's 256x1024 and 1024x256, the output projection 256x8000). Each timing cycles three
+layers' weights; the smaller sets stay in the CPU's caches, where in a decoding step the KV cache read between
+two products evicts them, so in context a product costs more (both paths). F.linear is what the layer
+modules call (MKL's sgemm on an x86 torch), ours is models/cpu_linear.py over its packed panels. Writes JSON
+and a markdown table (.md beside it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_decode_attention import LAYERS, timed  # LAYERS weights cycled per timing
 from torch import nn
 
 from translate.files import write_json, write_text
 from translate.machine import describe_cpu
 from translate.models import cpu_linear
-
-LAYERS = 3  # distinct weights cycled per timing
-
-
-def timed(fn, min_time: float) -> float:
-    """Microseconds per product (one call of fn = LAYERS products), after two warm-up calls."""
-    fn(), fn()
-    calls, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < min_time or calls < 3:
-        fn()
-        calls += 1
-    return elapsed / calls / LAYERS * 1e6
 
 
 @torch.no_grad()

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from translate.machine import cpu_flags
@@ -92,3 +94,19 @@ def load(source: Path) -> tuple[ctypes.CDLL | None, str | None]:
         return (None, reason) if reason is not None else (ctypes.CDLL(str(so)), None)
     except OSError as e:
         return None, f"{so}: {e}"
+
+
+def checked(source: Path, bind: Callable[[ctypes.CDLL], None], self_test: Callable[[ctypes.CDLL], str | None],
+            log: logging.Logger, use: str, fallback: str) -> tuple[ctypes.CDLL | None, str]:  # fmt: skip
+    """load(source), then bind its argument types and run its self-test -> (library or None, what happened),
+    logged once on the kernel module's logger: "<use>: the compiled CPU kernel <path>" or "<use>: <fallback>
+    (the compiled CPU kernel is unavailable: <reason>)". Callers cache it per process (functools.cache)."""
+    lib, reason = load(source)
+    if lib is not None:
+        bind(lib)
+        reason = self_test(lib)
+    if reason is not None:
+        log.info("%s: %s (the compiled CPU kernel is unavailable: %s)", use, fallback, reason)
+        return None, reason
+    log.info("%s: the compiled CPU kernel %s", use, lib._name)
+    return lib, f"compiled ({lib._name})"

@@ -64,18 +64,14 @@ def _self_test(lib) -> str | None:
     return None
 
 
+def _bind(lib) -> None:
+    lib.translate_attend.argtypes, lib.translate_attend.restype = _ARGTYPES, ctypes.c_int
+
+
 @functools.cache
 def _library() -> tuple[ctypes.CDLL | None, str]:
     """(the loaded kernel or None, what happened): built and checked once per process; logged once."""
-    lib, reason = native.load(SOURCE)
-    if lib is not None:
-        lib.translate_attend.argtypes, lib.translate_attend.restype = _ARGTYPES, ctypes.c_int
-        reason = _self_test(lib)
-    if reason is not None:
-        log.info("decoding attention: PyTorch SDPA (the compiled CPU kernel is unavailable: %s)", reason)
-        return None, reason
-    log.info("decoding attention: the compiled CPU kernel %s", lib._name)
-    return lib, f"compiled ({lib._name})"
+    return native.checked(SOURCE, _bind, _self_test, log, "decoding attention", "PyTorch SDPA")
 
 
 def status() -> str:

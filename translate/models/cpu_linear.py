@@ -90,19 +90,15 @@ def _self_test(lib) -> str | None:
     return None
 
 
+def _bind(lib) -> None:
+    lib.translate_linear.argtypes, lib.translate_linear.restype = _ARGTYPES, None
+    lib.translate_linear_width.argtypes, lib.translate_linear_width.restype = [], _INT
+
+
 @functools.cache
 def _library() -> tuple[ctypes.CDLL | None, str]:
     """(the loaded kernel or None, what happened): built and checked once per process; logged once."""
-    lib, reason = native.load(SOURCE)
-    if lib is not None:
-        lib.translate_linear.argtypes, lib.translate_linear.restype = _ARGTYPES, None
-        lib.translate_linear_width.argtypes, lib.translate_linear_width.restype = [], _INT
-        reason = _self_test(lib)
-    if reason is not None:
-        log.info("CPU inference products: F.linear (the compiled kernel is unavailable: %s)", reason)
-        return None, reason
-    log.info("CPU inference products: the compiled kernel %s", lib._name)
-    return lib, f"compiled ({lib._name})"
+    return native.checked(SOURCE, _bind, _self_test, log, "CPU inference products", "F.linear")
 
 
 def status() -> str:
