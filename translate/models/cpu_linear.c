@@ -1,8 +1,9 @@
 /* A linear layer's product for inference on a CPU: y = x W^T + b (optionally ReLU), W packed in panels.
  *
- * Why: at a decoding step's rows (1 to a few hundred) MKL's sgemm on the 2-core AMD EPYC (Zen 2) runs one
- * thread below ~16 rows and repacks W at every call; a 256 -> 8000 product of 4 rows took 0.86 ms on two
- * threads where this loop takes 0.14 (translate/models/README.md, "Small products on a CPU").
+ * Why: at a decoding step's rows (1 to a few hundred) MKL's sgemm on the 2-core AMD EPYC (Zen 2) gains
+ * nothing from a second thread up to 4 rows and repacks W at every call; a 256 -> 8000 product of 4 rows
+ * took 1.70 ms on two threads where this loop takes 0.30 (translate/models/README.md, "Small products on a
+ * CPU").
  *
  * W (N, K) is packed once by cpu_linear.py into panels of WIDTH columns, (ceil(N / WIDTH), K, WIDTH), zero
  * padded, so each tile streams one contiguous panel. A tile keeps ROWS x WIDTH sums in registers over all K

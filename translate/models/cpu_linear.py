@@ -1,9 +1,9 @@
 """Inference products on a CPU through our compiled kernel (cpu_linear.c), the weight packed once in panels.
 
-Why: at a decoding step's rows MKL's sgemm, what F.linear calls on an x86 CPU, runs one thread below some 16
-rows and repacks its weight at every call. On the 2-core AMD EPYC (Zen 2) the kernel's plain register tiles
-over a packed weight ran a decoding step's products 1.2-1.4x faster on one thread and 1.4-6x on two
-(translate/models/README.md, "Small products on a CPU").
+Why: at a decoding step's rows MKL's sgemm, what F.linear calls on an x86 CPU, gains nothing from a second
+thread up to 4 rows and repacks its weight at every call. On the 2-core AMD EPYC (Zen 2) the kernel's plain
+register tiles over a packed weight ran the default model's products 0.9-2.7x as fast as F.linear on one
+thread and 1.1-5.7x on two, 1.35-1.8x at 100 rows (translate/models/README.md, "Small products on a CPU").
 
 `panel_set(owner, {name: linears})` packs each group's weights (stacked by output features, e.g. q, k and v
 into one product) once per weight version (another tensor, or an in-place update: the tensor's version

@@ -66,8 +66,8 @@ def packed_products(layer: nn.Module) -> dict[str, cpu_linear.Panels] | None:
     self-attention's q, k and v stacked into one product: {name: Panels}, made once per weight version; None
     where the kernel does not serve them (not built, off a CPU, another dtype, dynamic int8's layers).
 
-    Why: at a decoding step's rows the kernel ran these products 1.2-1.4x faster than MKL's sgemm on one
-    thread of the 2-core AMD EPYC and 1.4-6x on two (translate/models/README.md, "Small products on a CPU").
+    Why: at a decoding step's rows the kernel ran these products 0.9-2.7x as fast as MKL's sgemm on one
+    thread of the 2-core AMD EPYC and 1.1-5.7x on two (translate/models/README.md, "Small products on a CPU").
     """
     sa, ca, ffn = children(layer, "self_attn", "cross_attn", "ffn")
     q, k, v, self_out = children(sa, "q_proj", "k_proj", "v_proj", "out_proj")

@@ -2,7 +2,7 @@
 products through the compiled kernel of models/cpu_linear.py.
 
 Why: decoding spends about a quarter of its time encoding (greedy, the default model, the 2-core AMD EPYC),
-and there MKL's sgemm, what the layer modules' F.linear calls, ran the (B*S, E) products 1.1-1.4x slower than
+and there MKL's sgemm, what the layer modules' F.linear calls, ran (1000, E) products 1.07-1.34x slower than
 the kernel over its packed panels (translate/models/README.md, "Small products on a CPU"). `run_layers`
 computes the EncoderLayer modules' maths on (B*S, E) rows with each layer's q, k and v in one product, and
 `memory_caches` each decoder layer's cross-attention keys and values in one; the attention itself is the
