@@ -62,7 +62,7 @@ class KVCache:
         self, k: Tensor, v: Tensor, key_padding_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Append k, v (B,H,T,D) and their mask (B,T) | None; return the full k, v (B,H,S+T,D) and mask."""
-        if self.k is None:
+        if self._k is None:  # (not self.k: that slices the buffer, a few us per call in every decoding step)
             self.store(k, v, key_padding_mask)
             return k, v, key_padding_mask
         if self._k.shape[0] != k.shape[0]:

@@ -78,8 +78,9 @@ def packed_products(layer: nn.Module) -> dict[str, cpu_linear.Panels] | None:
 
 
 def product(x: Tensor, packed: cpu_linear.Panels, relu: bool = False) -> Tensor:
-    """x (R,K) -> (R,N) through the compiled kernel; a view with strided rows is copied first."""
-    return cpu_linear.linear(x if cpu_linear.applies(x) else x.contiguous(), packed, relu)
+    """x (R,K) float32 on a CPU, autograd off (what `packed_products` and the callers' `applies` ensure) ->
+    (R,N) through the compiled kernel; a view whose columns are strided is copied first."""
+    return cpu_linear.linear(x if x.stride(-1) == 1 else x.contiguous(), packed, relu)
 
 
 def _self_attention(attn: nn.Module, x: Tensor, cache: KVCache, packed: dict | None) -> Tensor:
@@ -118,8 +119,9 @@ def ffn_block(ffn: nn.Module, x: Tensor, packed: dict | None) -> Tensor:
 def run_layers(layers: nn.ModuleList, x: Tensor, caches: list[KVCache], cross: list[KVCache],
                group: int) -> Tensor:  # fmt: skip
     """x (B,E) -> (B,E): the decoder layers' step, post-norm or pre-norm as each layer is."""
+    kernel = not torch.is_autocast_enabled("cpu")  # under autocast: the products autocast chooses
     for layer, self_cache, cross_cache in zip(layers, caches, cross):
-        packed = packed_products(layer)
+        packed = packed_products(layer) if kernel else None
         names = ("self_attn", "cross_attn", "ffn", "norm1", "norm2", "norm3")
         sa, ca, ffn, norm1, norm2, norm3 = children(layer, *names)
         if layer.norm_first:

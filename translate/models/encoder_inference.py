@@ -44,10 +44,12 @@ def memory_products(layer: nn.Module) -> cpu_linear.Panels | None:
 
 
 def applies(model: nn.Module) -> bool:
-    """Inference on a CPU with every encoder product and cross-attention memory product packed."""
+    """Inference on a CPU with every encoder product and cross-attention memory product packed (no autocast:
+    its products are autocast's)."""
     return (
         not model.training
         and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
         and all(encoder_products(layer) is not None for layer in model.encoder_layers)
         and all(memory_products(layer) is not None for layer in model.decoder_layers)
     )
