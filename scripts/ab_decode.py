@@ -72,7 +72,7 @@ def variants() -> dict:
         "eos-rows": both_only_eos,
         "cpu-attention": _swap(cpu_decode, "applies", lambda *a: False),  # PyTorch's SDPA for decoding
         "layer-step": _swap(decoding_step, "applies", lambda *a: False),  # the decoder layer modules
-        "encoder-kernel": _swap(encoder_inference, "applies", lambda *a: False),  # the encoder layer modules
+        "encoder-kernel": _swap(encoder_inference, "packed", lambda *a: None),  # the encoder layer modules
         "cpu-linear": _swap(cpu_linear, "panel_set", lambda *a: None),  # F.linear (oneDNN for the output)
     }
 

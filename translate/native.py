@@ -15,6 +15,7 @@ failed check) or TRANSLATE_CPU_KERNEL=0 is set.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -49,6 +50,15 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
+@functools.cache
+def _version(compiler: str) -> str:
+    """`compiler --version` (part of a kernel's cache key), asked once per process for all kernels."""
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 def _compile(source: Path, so: Path) -> str | None:
     """Build `source` into `so` -> None, or the reason it could not."""
     compiler = _compiler()
@@ -80,12 +90,8 @@ def load(source: Path) -> tuple[ctypes.CDLL | None, str | None]:
     if reason is not None:
         return None, reason
     compiler = _compiler() or ""
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        version = ""
     key = hashlib.sha256(
-        "\0".join([source.read_text(), compiler, version, " ".join(FLAGS), repr(VARIANTS),
+        "\0".join([source.read_text(), compiler, _version(compiler), " ".join(FLAGS), repr(VARIANTS),
                    " ".join(sorted(cpu_flags())), platform.machine()]).encode()  # fmt: skip
     ).hexdigest()[:16]
     so = cache_dir() / f"{source.stem}-{key}.so"

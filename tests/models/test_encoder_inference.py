@@ -35,7 +35,8 @@ def _sources(lengths):
 
 
 def _encode_and_step(model, src, fast: bool, monkeypatch):
-    monkeypatch.setattr(encoder_inference, "applies", (lambda m: True) if fast else (lambda m: False))
+    if not fast:
+        monkeypatch.setattr(encoder_inference, "packed", lambda m: None)
     with torch.no_grad():
         state = model.encode(src)
         logits, _ = model.step(torch.full((src.size(0),), BOS_ID), state)
@@ -61,7 +62,8 @@ def test_run_layers_matches_the_modules_on_padded_rows():
     model, src = _model("post-norm relu"), _sources([3, 8])
     x = torch.randn(2, 8, 16)
     with torch.no_grad():
-        got = encoder_inference.run_layers(model.encoder_layers, x, src.eq(PAD_ID))
+        products = encoder_inference.packed(model)[0]
+        got = encoder_inference.run_layers(model.encoder_layers, x, src.eq(PAD_ID), products)
         want = encoder_inference.run_layers_reference(model.encoder_layers, x, src.eq(PAD_ID))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 

@@ -9,7 +9,7 @@ computes the EncoderLayer modules' maths on (B*S, E) rows with each layer's q, k
 dispatcher's (backend.scaled_dot_product with each module's backend), as in the modules. The results match
 the modules' (`run_layers_reference`, `memory_caches_reference`; the tests compare them) to float rounding.
 
-It serves inference only (`applies`: eval mode, autograd off, every product served by the kernel); anything
+It serves inference only (`packed`: eval mode, autograd off, every product served by the kernel); anything
 else (training, teacher forcing, CUDA, dynamic int8, no kernel) takes the modules.
 
 Legend: B batch, S source length, E model dim, H heads, D head dim.
@@ -43,16 +43,20 @@ def memory_products(layer: nn.Module) -> cpu_linear.Panels | None:
     return None if packed is None else packed["kv"]
 
 
+def packed(model: nn.Module) -> tuple[list[dict], list[cpu_linear.Panels]] | None:
+    """(each encoder layer's products, each decoder layer's memory product), packed for the kernel, for one
+    encode: None unless it is inference on a CPU with every product served (no autocast: its products are
+    autocast's). The callers take it once per call and hand it on, so the weights' keys are checked once."""
+    if model.training or torch.is_grad_enabled() or torch.is_autocast_enabled("cpu"):
+        return None
+    encoder = [encoder_products(layer) for layer in model.encoder_layers]
+    memory = [memory_products(layer) for layer in model.decoder_layers]
+    return None if any(p is None for p in encoder + memory) else (encoder, memory)
+
+
 def applies(model: nn.Module) -> bool:
-    """Inference on a CPU with every encoder product and cross-attention memory product packed (no autocast:
-    its products are autocast's)."""
-    return (
-        not model.training
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and all(encoder_products(layer) is not None for layer in model.encoder_layers)
-        and all(memory_products(layer) is not None for layer in model.decoder_layers)
-    )
+    """Whether `packed` serves this model now."""
+    return packed(model) is not None
 
 
 def _heads(x: Tensor, batch: int, parts: int, heads: int) -> tuple[Tensor, ...]:
@@ -74,13 +78,12 @@ def run_layers_reference(layers: nn.ModuleList, x: Tensor, pad_mask: Tensor) -> 
     return x
 
 
-def run_layers(layers: nn.ModuleList, x: Tensor, pad_mask: Tensor) -> Tensor:
-    """x (B,S,E), pad_mask (B,S) True at PAD -> (B,S,E): the encoder layers, post-norm or pre-norm as each is
-    (call where `applies`)."""
+def run_layers(layers: nn.ModuleList, x: Tensor, pad_mask: Tensor, products: list[dict]) -> Tensor:
+    """x (B,S,E), pad_mask (B,S) True at PAD -> (B,S,E): the encoder layers, post-norm or pre-norm as each is,
+    with `products` = packed(model)[0]."""
     batch, length, dim = x.shape
     h = x.reshape(batch * length, dim)  # (B*S,E)
-    for layer in layers:
-        packed = encoder_products(layer)
+    for layer, packed in zip(layers, products, strict=True):
         sa, ffn, norm1, norm2 = children(layer, "self_attn", "ffn", "norm1", "norm2")
         if layer.norm_first:
             h = h + _self_attention(sa, norm(norm1, h), batch, pad_mask, packed)
@@ -96,15 +99,16 @@ def memory_caches_reference(layers: nn.ModuleList, memory: Tensor, pad_mask: Ten
     return [layer.cross_attn.cache_memory(memory, pad_mask) for layer in layers]
 
 
-def memory_caches(layers: nn.ModuleList, memory: Tensor, pad_mask: Tensor) -> list[KVCache]:
-    """memory_caches_reference's caches, each layer's keys and values from one product (call where
-    `applies`)."""
+def memory_caches(layers: nn.ModuleList, memory: Tensor, pad_mask: Tensor,
+                  products: list[cpu_linear.Panels]) -> list[KVCache]:  # fmt: skip
+    """memory_caches_reference's caches, each layer's keys and values from one product, with `products` =
+    packed(model)[1]."""
     batch, length, dim = memory.shape
     rows = memory.reshape(batch * length, dim)  # (B*S,E)
     caches = []
-    for layer in layers:
+    for layer, kv in zip(layers, products, strict=True):
         heads = layer.cross_attn.num_heads
-        k, v = _heads(product(rows, memory_products(layer)), batch, 2, heads)  # 2 x (B,H,S,D)
+        k, v = _heads(product(rows, kv), batch, 2, heads)  # 2 x (B,H,S,D)
         cache = KVCache()
         cache.store(k, v, pad_mask)
         caches.append(cache)

@@ -101,13 +101,16 @@ class Transformer(Seq2Seq):
         else:
             nn.init.normal_(self.output.weight, mean=0.0, std=d_model**-0.5)
 
-    def _encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (B,S) -> memory (B,S,E), pad mask (B,S)."""
+    def _encode(self, src: torch.Tensor, packed: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B,S) -> memory (B,S,E), pad mask (B,S); with `packed` (encoder_inference.packed: inference on
+        a CPU) the encoder's products run through our kernel, else the layer modules run."""
         pad_mask = src.eq(PAD_ID)
         x = self.dropout(self.src_embedding(src) + self.src_positions(src.size(1)))  # (B,S,E)
-        fast = encoder_inference.applies(self)  # inference on a CPU: the products through our kernel
-        run = encoder_inference.run_layers if fast else encoder_inference.run_layers_reference
-        return self.encoder_norm(run(self.encoder_layers, x, pad_mask)), pad_mask
+        if packed is None:
+            x = encoder_inference.run_layers_reference(self.encoder_layers, x, pad_mask)
+        else:
+            x = encoder_inference.run_layers(self.encoder_layers, x, pad_mask, packed[0])
+        return self.encoder_norm(x), pad_mask
 
     def _decode(
         self, tgt_in: torch.Tensor, memory: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False
@@ -121,17 +124,19 @@ class Transformer(Seq2Seq):
         return self.output(self.decoder_norm(x)), weights
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        memory, pad_mask = self._encode(src)
+        memory, pad_mask = self._encode(src, encoder_inference.packed(self))
         return self._decode(tgt_in, memory, pad_mask)[0]
 
     def encode(self, src: torch.Tensor, paged: BlockPool | None = None) -> State:
         """src (B,S) -> decoder state; with `paged` the self-attention cache is a PagedKVCache on that pool
         (serving), else one contiguous KVCache per layer."""
-        memory, pad_mask = self._encode(src)  # (B,S,E), (B,S)
+        products = encoder_inference.packed(self)  # inference on a CPU: the products through our kernel
+        memory, pad_mask = self._encode(src, products)  # (B,S,E), (B,S)
         batch = src.size(0)
-        fast = encoder_inference.applies(self)
-        caches = encoder_inference.memory_caches if fast else encoder_inference.memory_caches_reference
-        cross = caches(self.decoder_layers, memory, pad_mask)  # per decoder layer the source's keys/values
+        if products is None:  # per decoder layer the source's keys/values
+            cross = encoder_inference.memory_caches_reference(self.decoder_layers, memory, pad_mask)
+        else:
+            cross = encoder_inference.memory_caches(self.decoder_layers, memory, pad_mask, products[1])
         return {
             "cross_caches": cross,  # per layer the source's keys/values (B,H,S,D) and mask, projected once
             "self_caches": PagedKVCache(paged, batch) if paged else [KVCache() for _ in self.decoder_layers],
@@ -238,7 +243,7 @@ class Transformer(Seq2Seq):
 
     def attention_weights(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-attention of every decoder layer: {"layer0": (B,H,T,S), ...}."""
-        memory, pad_mask = self._encode(src)
+        memory, pad_mask = self._encode(src, encoder_inference.packed(self))
         weights = self._decode(tgt_in, memory, pad_mask, need_weights=True)[1]
         return {f"layer{i}": w for i, w in enumerate(weights)}
 
